@@ -1,0 +1,244 @@
+"""Reference Transformer LM building blocks (handout A1 §3).
+
+Written from torch primitives only: no torch.nn layers and no torch.nn.functional, as the
+handout demands. The normative text for every convention is in ``spec/nn.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Norm = Literal["pre", "post", "none"]
+FeedForward = Literal["swiglu", "silu"]
+
+
+class Linear(nn.Module):
+    """y = x Wᵀ, W stored (d_out, d_in), no bias; trunc-normal init (A1 §3.4.2)."""
+
+    def __init__(self, in_features: int, out_features: int, device=None, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device, dtype=dtype))
+        std = math.sqrt(2.0 / (in_features + out_features))
+        nn.init.trunc_normal_(self.weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight.T  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+
+
+class Embedding(nn.Module):
+    """Row lookup into a (vocab, d_model) matrix; N(0, 1) init cut at ±3 (A1 §3.4.3)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
+        nn.init.trunc_normal_(self.weight, mean=0.0, std=1.0, a=-3.0, b=3.0)
+
+    def forward(self, token_ids: Tensor) -> Tensor:
+        check_token_ids(token_ids, self.num_embeddings)
+        return self.weight[token_ids]  # (...) -> (..., d_model)
+
+
+def check_token_ids(token_ids: Tensor, vocab_size: int) -> None:
+    """Raise a clear error instead of an opaque index failure (a device assert on CUDA)."""
+    if token_ids.dtype.is_floating_point or token_ids.dtype == torch.bool:
+        raise TypeError(f"token ids must be an integer tensor, got {token_ids.dtype}")
+    if token_ids.numel() == 0 or torch.compiler.is_compiling():
+        return
+    low, high = int(token_ids.min()), int(token_ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise IndexError(f"token id {bad} is out of range for a vocabulary of {vocab_size} (valid: 0..{vocab_size - 1})")
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x²) + eps) · g, computed in float32, cast back (A1 §3.5.1)."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model, device=device, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        in_dtype = x.dtype
+        x = x.to(torch.float32)  # x² overflows in fp16 from |x| ≈ 256
+        inv_rms = torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (x * inv_rms * self.weight.to(torch.float32)).to(in_dtype)
+
+
+def silu(x: Tensor) -> Tensor:
+    """SiLU(x) = x · σ(x) (A1 eq. 5); torch.sigmoid is allowed by the handout for stability."""
+    return x * torch.sigmoid(x)
+
+
+class SwiGLU(nn.Module):
+    """FFN(x) = W2(SiLU(W1 x) ⊙ W3 x) (A1 eq. 7)."""
+
+    def __init__(self, d_model: int, d_ff: int, device=None, dtype=None):
+        super().__init__()
+        self.w1 = Linear(d_model, d_ff, device=device, dtype=dtype)
+        self.w2 = Linear(d_ff, d_model, device=device, dtype=dtype)
+        self.w3 = Linear(d_model, d_ff, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(silu(self.w1(x)) * self.w3(x))
+
+
+class SiLUFeedForward(nn.Module):
+    """Ungated ablation FFN(x) = W2 SiLU(W1 x) (A1 §7.3); use d_ff = 4 d_model to match SwiGLU's size."""
+
+    def __init__(self, d_model: int, d_ff: int, device=None, dtype=None):
+        super().__init__()
+        self.w1 = Linear(d_model, d_ff, device=device, dtype=dtype)
+        self.w2 = Linear(d_ff, d_model, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(silu(self.w1(x)))
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE on adjacent pairs (x₂ₖ, x₂ₖ₊₁), angle pos · θ^(−2k/d), k = 0…d/2−1 (A1 §3.5.3)."""
+
+    def __init__(self, theta: float, d_k: int, max_seq_len: int, device=None):
+        super().__init__()
+        if d_k % 2:
+            raise ValueError(f"RoPE needs an even head dimension, got d_k={d_k}")
+        self.theta, self.d_k, self.max_seq_len = theta, d_k, max_seq_len
+        inv_freq = theta ** (-torch.arange(0, d_k, 2, device=device, dtype=torch.float64) / d_k)  # (d_k/2,)
+        angles = torch.arange(max_seq_len, device=device, dtype=torch.float64)[:, None] * inv_freq  # (seq, d_k/2)
+        # Buffers, not parameters, and not persistent: they are derived from the config.
+        self.register_buffer("cos", angles.cos().to(torch.float32), persistent=False)
+        self.register_buffer("sin", angles.sin().to(torch.float32), persistent=False)
+
+    def forward(self, x: Tensor, token_positions: Tensor) -> Tensor:
+        if not torch.compiler.is_compiling() and token_positions.numel() and int(token_positions.max()) >= self.max_seq_len:
+            raise ValueError(
+                f"token position {int(token_positions.max())} is beyond RoPE's max_seq_len={self.max_seq_len}"
+            )
+        cos, sin = self.cos[token_positions], self.sin[token_positions]  # (..., seq, d_k/2)
+        pairs = x.float().unflatten(-1, (-1, 2))  # (..., seq, d_k) -> (..., seq, d_k/2, 2)
+        even, odd = pairs[..., 0], pairs[..., 1]
+        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., seq, d_k/2, 2)
+        return rotated.flatten(-2).to(x.dtype)  # interleaved again: (..., seq, d_k)
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    """exp(x − max) / Σ exp(x − max) along ``dim`` (A1 eq. 10)."""
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    exp = torch.exp(shifted)
+    return exp / exp.sum(dim=dim, keepdim=True)
+
+
+def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask: Tensor | None = None) -> Tensor:
+    """softmax(Q Kᵀ / √d_k) V with a boolean mask, True = may attend (A1 eq. 11)."""
+    scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])  # (..., n_q, n_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return softmax(scores, dim=-1) @ V  # (..., n_q, d_v)
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Causal multi-head self-attention, d_k = d_v = d_model / h, one fused QKV matmul (A1 §3.5.5)."""
+
+    def __init__(self, d_model: int, num_heads: int, rope: RotaryEmbedding | None = None, device=None, dtype=None):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads, self.d_head = num_heads, d_model // num_heads
+        if rope is not None and rope.d_k != self.d_head:
+            raise ValueError(f"RoPE was built for d_k={rope.d_k} but the head dimension is {self.d_head}")
+        self.rope = rope
+        self.q_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.k_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.v_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.output_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor, token_positions: Tensor | None = None) -> Tensor:
+        seq = x.shape[-2]
+        # Separate q/k/v parameters keep the course's state-dict keys; one matmul does all three.
+        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3 d_model, d_model)
+        qkv = (x @ w_qkv.T).unflatten(-1, (3, self.num_heads, self.d_head))  # (..., seq, 3, h, d_head)
+        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2)  # each (..., h, seq, d_head)
+        if self.rope is not None:
+            if token_positions is None:
+                token_positions = torch.arange(seq, device=x.device)
+            head_positions = token_positions.unsqueeze(-2)  # (..., seq) -> (..., 1, seq): same for every head
+            q, k = self.rope(q, head_positions), self.rope(k, head_positions)
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
+        heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
+        return self.output_proj(heads.transpose(-3, -2).flatten(-2))  # (..., seq, d_model)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: z = x + MHA(ln1(x)); y = z + FFN(ln2(z)) (A1 §3.5, eq. 15).
+
+    Ablations (A1 §7.3): ``norm="post"`` gives z = ln1(x + MHA(x)), y = ln2(z + FFN(z));
+    ``norm="none"`` drops both norms; ``ffn="silu"`` swaps in the ungated SiLU FFN.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, rope: RotaryEmbedding | None = None,
+                 norm: Norm = "pre", ffn: FeedForward = "swiglu", device=None, dtype=None):
+        super().__init__()
+        if norm not in ("pre", "post", "none"):
+            raise ValueError(f"norm must be 'pre', 'post' or 'none', got {norm!r}")
+        if ffn not in ("swiglu", "silu"):
+            raise ValueError(f"ffn must be 'swiglu' or 'silu', got {ffn!r}")
+        self.norm = norm
+        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, device=device, dtype=dtype)
+        self.ffn = (SwiGLU if ffn == "swiglu" else SiLUFeedForward)(d_model, d_ff, device=device, dtype=dtype)
+        if norm != "none":
+            self.ln1 = RMSNorm(d_model, device=device, dtype=dtype)
+            self.ln2 = RMSNorm(d_model, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor, token_positions: Tensor | None = None) -> Tensor:
+        if self.norm == "pre":
+            z = x + self.attn(self.ln1(x), token_positions)
+            return z + self.ffn(self.ln2(z))
+        if self.norm == "post":
+            z = self.ln1(x + self.attn(x, token_positions))
+            return self.ln2(z + self.ffn(z))
+        z = x + self.attn(x, token_positions)
+        return z + self.ffn(z)
+
+
+class TransformerLM(nn.Module):
+    """Embeddings → blocks → final RMSNorm → untied LM head; returns logits (A1 §3.1, §3.6).
+
+    Ablations (A1 §7.3): ``norm`` and ``ffn`` as in TransformerBlock (``norm="post"`` and
+    ``"none"`` also drop ``ln_final``); ``use_rope=False`` is NoPE.
+    """
+
+    def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
+                 d_ff: int, rope_theta: float = 10000.0, *, norm: Norm = "pre", ffn: FeedForward = "swiglu",
+                 use_rope: bool = True, device=None, dtype=None):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.vocab_size, self.context_length = vocab_size, context_length
+        self.token_embeddings = Embedding(vocab_size, d_model, device=device, dtype=dtype)
+        # One rotation table shared by every layer (A1 §3.5.3).
+        rope = RotaryEmbedding(rope_theta, d_model // num_heads, context_length, device=device) if use_rope else None
+        self.layers = nn.ModuleList(
+            TransformerBlock(d_model, num_heads, d_ff, rope, norm=norm, ffn=ffn, device=device, dtype=dtype)
+            for _ in range(num_layers)
+        )
+        if norm == "pre":
+            self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
+        self.lm_head = Linear(d_model, vocab_size, device=device, dtype=dtype)
+
+    def forward(self, token_ids: Tensor) -> Tensor:
+        seq = token_ids.shape[-1]
+        if seq > self.context_length:
+            raise ValueError(f"sequence length {seq} exceeds the model's context_length={self.context_length}")
+        x = self.token_embeddings(token_ids)  # (..., seq) -> (..., seq, d_model)
+        positions = torch.arange(seq, device=token_ids.device)
+        for layer in self.layers:
+            x = layer(x, positions)
+        if hasattr(self, "ln_final"):
+            x = self.ln_final(x)
+        return self.lm_head(x)  # (..., seq, vocab)

@@ -1,0 +1,156 @@
+"""Reference training utilities: loss, AdamW, schedule, clipping, batches, checkpoints (A1 §4–§5).
+
+No torch.nn.functional and no torch.optim beyond the Optimizer base class, as the handout
+demands. The normative text for every convention is in ``spec/train.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean of −log softmax(logits)[target] over every leading dim, via a max-shifted logsumexp (A1 §4.1)."""
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree: "
+                         "targets must have the shape of logits without its last (vocabulary) dim")
+    logits = logits.float()  # under bf16 autocast the logits arrive in bf16; the loss wants fp32
+    shifted = logits - logits.amax(dim=-1, keepdim=True)
+    log_normalizer = torch.log(torch.exp(shifted).sum(dim=-1))  # (...,)
+    target_logit = shifted.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (...,)
+    return (log_normalizer - target_logit).mean()
+
+
+class AdamW(torch.optim.Optimizer):
+    """AdamW as in the handout's Algorithm 1: bias-corrected step, then decoupled decay with base α."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        if lr < 0:
+            raise ValueError(f"invalid learning rate {lr}: must be >= 0")
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid betas {betas}: each must lie in [0, 1)")
+        if eps < 0:
+            raise ValueError(f"invalid eps {eps}: must be >= 0")
+        if weight_decay < 0:
+            raise ValueError(f"invalid weight_decay {weight_decay}: must be >= 0")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]  # everything lives here so that state_dict() checkpoints it
+                if not state:
+                    state["t"] = 0
+                    state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["t"] += 1
+                t, m, v, g = state["t"], state["m"], state["v"], p.grad
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                p.addcdiv_(m, v.sqrt().add_(eps), value=-lr_t)
+                p.mul_(1 - lr * decay)  # decoupled decay uses the base α, after the Adam step
+        return loss
+
+
+def lr_cosine_schedule(t: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
+                       cosine_cycle_iters: int) -> float:
+    """Linear warm-up to α_max, cosine decay to α_min at T_c, α_min after (A1 §4.4)."""
+    if warmup_iters < 0:
+        raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
+    if cosine_cycle_iters < warmup_iters:
+        raise ValueError(f"cosine_cycle_iters={cosine_cycle_iters} must be >= warmup_iters={warmup_iters}")
+    if t < warmup_iters:
+        return t / warmup_iters * max_learning_rate
+    if t > cosine_cycle_iters:
+        return min_learning_rate
+    if cosine_cycle_iters == warmup_iters:  # an empty cosine phase: t == T_w is its only point
+        return max_learning_rate
+    progress = (t - warmup_iters) / (cosine_cycle_iters - warmup_iters)
+    return min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (max_learning_rate - min_learning_rate)
+
+
+def clip_gradients(parameters: Iterable[nn.Parameter], max_l2_norm: float, eps: float = 1e-6) -> None:
+    """Scale all gradients by M / (‖g‖₂ + eps) when the global norm ‖g‖₂ exceeds M (A1 §4.5)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float32) for g in grads]))
+    if total_norm > max_l2_norm:
+        scale = max_l2_norm / (total_norm + eps)
+        for g in grads:
+            g.mul_(scale.to(g.dtype))
+
+
+def get_batch(dataset: np.ndarray, batch_size: int, context_length: int, device: str | torch.device,
+              rng: np.random.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """B windows with starts uniform on [0, n − m − 1]; targets are inputs shifted by one (A1 §5.1)."""
+    device = torch.device(device)  # raises on an unparsable device string
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} was requested but CUDA is not available")
+    if dataset.ndim != 1 or not np.issubdtype(dataset.dtype, np.integer):
+        raise ValueError(f"dataset must be a 1-D integer array of token ids, got shape {dataset.shape} {dataset.dtype}")
+    n_starts = len(dataset) - context_length  # starts 0 … n − m − 1 keep the shifted target inside
+    if n_starts < 1:
+        raise ValueError(f"dataset of {len(dataset)} tokens is too short for context_length={context_length}")
+    rng = rng if rng is not None else np.random.default_rng()
+    starts = rng.integers(0, n_starts, size=batch_size)
+    windows = np.asarray(dataset[starts[:, None] + np.arange(context_length + 1)], dtype=np.int64)  # (B, m+1)
+    windows = torch.from_numpy(windows)
+    if device.type == "cuda":
+        windows = windows.pin_memory().to(device, non_blocking=True)
+    else:
+        windows = windows.to(device)
+    return windows[:, :-1], windows[:, 1:]
+
+
+Destination = str | os.PathLike | BinaryIO | IO[bytes]
+
+
+def save_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, out: Destination) -> None:
+    """Model state, optimizer state and iteration to a path or a binary file object (A1 §5.2).
+
+    A path is written to a temporary file beside it and renamed, so a crash never leaves a
+    half-written checkpoint under the final name.
+    """
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration}
+    if not isinstance(out, (str, os.PathLike)):
+        torch.save(checkpoint, out)
+        return
+    path = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(src: Destination, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Restore model and optimizer from ``save_checkpoint``'s output; return the iteration."""
+    checkpoint = torch.load(src, map_location="cpu", weights_only=True)
+    missing = {"model", "optimizer", "iteration"} - set(checkpoint)
+    if missing:
+        raise ValueError(f"not a checkpoint written by save_checkpoint: missing {sorted(missing)}")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    return checkpoint["iteration"]

@@ -1,0 +1,54 @@
+"""Sessions of the CS336 spec kit: `nox -l` lists them, `nox -s NAME -- ARGS` passes ARGS on.
+
+On CPU machines each session installs the pinned CPU build of torch (torch==2.13.0, which
+pip takes from the machine's local wheel store); on GPU machines (nvidia-smi present) the
+session venv sees the system's own CUDA build of torch instead.
+"""
+
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+GPU_MACHINE = shutil.which("nvidia-smi") is not None
+VENV = {"venv_params": ["--system-site-packages"] if GPU_MACHINE else []}
+
+
+def install(session: nox.Session, *extras: str) -> None:
+    if not GPU_MACHINE:
+        session.install("torch==2.13.0")
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+@nox.session(**VENV)
+def tests(session: nox.Session) -> None:
+    """The whole suite on the reference: conformance, oracles, goldens, the kit's own tests (mutants)."""
+    install(session, "test", "oracles")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session(**VENV)
+def conformance(session: nox.Session) -> None:
+    """The main job: the compliance report of an implementation (default: the reference).
+
+    nox -s conformance -- --impl mypkg            # or --impl adapters:path/to/adapters.py
+    Writes reports/compliance.json beside the printed matrix.
+    """
+    install(session, "test", "oracles")
+    session.run("pytest", "tests/conformance", "--report-json", "reports/compliance.json", *session.posargs)
+
+
+@nox.session(**VENV)
+def fixtures(session: nox.Session) -> None:
+    """Regenerate the goldens from the reference; `-- --check` compares instead (CI)."""
+    install(session, "test")
+    session.run("python", "-m", "fixtures.generate", *session.posargs)
+
+
+@nox.session(**VENV)
+def gpu(session: nox.Session) -> None:
+    """The conformance suite on a CUDA device (GPU runners)."""
+    install(session, "test", "oracles")
+    session.run("pytest", "tests/conformance", "--device", "cuda", "--report-json", "reports/compliance-gpu.json",
+                *session.posargs)

@@ -1,0 +1,90 @@
+"""Training utilities (handout A1 §4–§5). The docstrings are normative."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import IO, BinaryIO, Protocol
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+Destination = str | os.PathLike | BinaryIO | IO[bytes]
+
+
+def cross_entropy(logits: Float[Tensor, "... vocab"], targets: Int[Tensor, "..."]) -> Float[Tensor, ""]:
+    """Mean over every leading dim of −log softmax(logits)[target] (A1 §4.1, eq. 16–17).
+
+    - Subtract the max before exponentiating and cancel log/exp: finite and exact for
+      logits scaled by 1000.
+    - ``targets`` must have the shape of ``logits`` without its last dim; any other shape
+      raises (ValueError, RuntimeError or IndexError), never broadcasts.
+    """
+    ...
+
+
+class AdamW(Protocol):
+    """AdamW, handout Algorithm 1 (Loshchilov & Hutter alg. 2); a torch.optim.Optimizer subclass.
+
+    - ``AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)``; parameter
+      groups work as in torch.optim.
+    - Per step, t from 1: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
+      α_t = α √(1−β₂ᵗ)/(1−β₁ᵗ); θ ← θ − α_t m/(√v + ε); then θ ← θ − αλθ with the base α
+      (decoupled decay, after the Adam step; PyTorch decays first, a ~1e-6 difference).
+    - All state lives in ``self.state[p]`` so that ``state_dict()`` checkpoints it.
+    - Negative lr, eps or weight_decay, or betas outside [0, 1), raise ValueError.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01): ...
+
+    def step(self, closure=None): ...
+
+
+def lr_cosine_schedule(t: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
+                       cosine_cycle_iters: int) -> float:
+    """Cosine schedule with linear warm-up (A1 §4.4).
+
+    t < T_w: α_max · t / T_w.  T_w ≤ t ≤ T_c: α_min + ½(1 + cos(π (t − T_w)/(T_c − T_w)))(α_max − α_min).
+    t > T_c: α_min. A negative warm-up, or T_c < T_w, raises ValueError.
+    """
+    ...
+
+
+def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_l2_norm: float) -> None:
+    """Clip in place by the global L2 norm (A1 §4.5).
+
+    - One norm over all non-None gradients together (not per tensor). If it exceeds M,
+      every gradient is scaled by M / (norm + 1e-6); otherwise gradients are untouched.
+    - Parameters without a gradient are skipped.
+    """
+    ...
+
+
+def get_batch(dataset: Int[np.ndarray, " n"], batch_size: int, context_length: int, device: str | torch.device,
+              rng: np.random.Generator | None = None) -> tuple[Int[Tensor, "B m"], Int[Tensor, "B m"]]:
+    """Sample B windows of m tokens from a 1-D token array (A1 §5.1).
+
+    - Starts uniform on [0, n − m − 1] (every valid start, including the last); targets are
+      the inputs shifted by one. int64 tensors on ``device``; works on np.memmap arrays.
+    - An invalid or unavailable device raises (RuntimeError or ValueError).
+    - ``rng`` makes the draw reproducible; None uses fresh entropy.
+    """
+    ...
+
+
+def save_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer, iteration: int,
+                    out: Destination) -> None:
+    """Save model state, optimizer state and iteration to a path or binary file object (A1 §5.2).
+
+    Loading the result into a fresh model and optimizer and training on must give exactly
+    what training on without the round trip gives.
+    """
+    ...
+
+
+def load_checkpoint(src: Destination, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Restore what ``save_checkpoint`` wrote into ``model`` and ``optimizer``; return the iteration."""
+    ...

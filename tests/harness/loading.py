@@ -1,0 +1,121 @@
+"""Resolve ``--impl`` into the bundle the suite checks, with missing members as stubs.
+
+Accepted forms: ``module`` (the module's attributes are the members), ``module:attr``
+(an attribute holding a module, an object or a ``spec.Implementation``) and
+``adapters:path/to/adapters.py`` (a course-style adapters file, through the bridge).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spec import COMPONENTS
+
+REFERENCE = "impl"
+ENV_VAR = "CS336_IMPL"
+
+
+class ComponentMissing(Exception):
+    """The implementation under test does not provide this component (or this feature of it)."""
+
+    def __init__(self, component: str, detail: str = ""):
+        self.component = component
+        super().__init__(f"{component} is missing" + (f": {detail}" if detail else ""))
+
+
+def needs(member: Any, feature: str, component: str) -> None:
+    """Raise ComponentMissing when ``member`` declares that it cannot provide ``feature``.
+
+    Members built by the adapters bridge declare ``kit_unsupported`` (for example
+    ``{"initialization"}``): the course's adapters expose no way to check those features.
+    """
+    if feature in getattr(member, "kit_unsupported", ()):
+        raise ComponentMissing(component, f"{feature} cannot be checked through this implementation's interface")
+
+
+@dataclass
+class Bundle:
+    """What conformance tests see as ``impl``: attribute access by component name."""
+
+    label: str  # what --impl said
+    source: Any
+    name: str
+    version: str
+    expected_failures: Path | None
+
+    def __getattr__(self, member: str) -> Any:
+        if member not in COMPONENTS:
+            raise AttributeError(f"{member!r} is not a component of the spec; the names are {list(COMPONENTS)}")
+        found = getattr(self.source, member, None)
+        if found is None:
+            raise ComponentMissing(member, f"{self.label} does not provide it")
+        return found
+
+    def provides(self, member: str) -> bool:
+        return getattr(self.source, member, None) is not None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.label == REFERENCE
+
+
+def load_implementation(label: str) -> Bundle:
+    if label.startswith("adapters:"):
+        from tests.harness.bridge import load_adapters
+
+        source = load_adapters(Path(label.removeprefix("adapters:")))
+    else:
+        module_name, _, attr = label.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ValueError(f"cannot import implementation module {module_name!r} (from --impl {label!r}): {error}") from error
+        if attr and not hasattr(module, attr):
+            raise ValueError(f"module {module_name!r} has no attribute {attr!r} (from --impl {label!r})")
+        source = getattr(module, attr) if attr else module
+    expected = getattr(source, "expected_failures", None)
+    return Bundle(
+        label=label,
+        source=source,
+        name=str(getattr(source, "name", None) or label),
+        version=str(getattr(source, "__version__", None) or getattr(source, "version", None) or _distribution_version(label)),
+        expected_failures=Path(expected) if expected else None,
+    )
+
+
+def _distribution_version(label: str) -> str:
+    top = label.partition(":")[0].split(".")[0]
+    try:
+        return importlib.metadata.version(top)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class ExpectedFailure:
+    pattern: str
+    reason: str
+    matched: bool = False
+
+    def matches(self, nodeid: str) -> bool:
+        # Only * and ? are wildcards: brackets in node ids (test_golden[linear]) are literal.
+        return fnmatch.fnmatchcase(nodeid, self.pattern.replace("[", "[[]"))
+
+
+def read_expected_failures(path: Path | None) -> list[ExpectedFailure]:
+    """One node-id glob per line, optional ``# reason``; blank and comment-only lines ignored."""
+    if path is None:
+        return []
+    if not path.is_file():
+        raise FileNotFoundError(f"expected-failures file {path} does not exist")
+    entries = []
+    for line in path.read_text().splitlines():
+        pattern, _, reason = line.partition("#")
+        if pattern.strip():
+            entries.append(ExpectedFailure(pattern.strip(), reason.strip() or "declared in " + path.name))
+    return entries

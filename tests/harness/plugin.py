@@ -1,0 +1,254 @@
+"""The kit's pytest plugin: implementation selection, markers, and the compliance report.
+
+Loaded by tests/conftest.py. Conformance tests (under tests/conformance/) carry one
+``component(name)`` marker and a docstring stating the spec clause they check; the run ends
+with a component x {pass, fail, missing, xfail, skip} matrix, as text and as JSON.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from spec import COMPONENTS
+from tests.harness.loading import (
+    ENV_VAR,
+    REFERENCE,
+    Bundle,
+    ComponentMissing,
+    ExpectedFailure,
+    load_implementation,
+    read_expected_failures,
+)
+
+STATUSES = ("pass", "fail", "missing", "xfail", "skip")
+MARKERS = {
+    "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
+    "gpu": "needs a CUDA device (run with --device cuda)",
+    "multi_gpu(n)": "needs n CUDA devices",
+    "distributed": "spawns several processes",
+    "slow": "takes more than a few seconds on a 2-core CPU",
+    "e2e": "end-to-end run of a program",
+}
+bundle_key = pytest.StashKey[Bundle]()
+expected_key = pytest.StashKey[list[ExpectedFailure]]()
+results_key = pytest.StashKey[list["Result"]]()
+notes_key = pytest.StashKey[list[str]]()  # warnings about the expected-failures file, shown with the matrix
+
+
+@dataclass
+class Result:
+    nodeid: str
+    component: str
+    status: str
+    clause: str = ""
+    message: str = ""
+    reproduce: str = ""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cs336", "CS336 spec kit")
+    group.addoption("--impl", default=os.environ.get(ENV_VAR, REFERENCE),
+                    help=f"implementation under test: module, module:attr or adapters:path/to/adapters.py "
+                         f"(default: ${ENV_VAR}, else the reference '{REFERENCE}')")
+    group.addoption("--device", default="cpu", help="torch device the conformance tests run on (cpu, cuda)")
+    group.addoption("--expected-failures", type=Path, default=None,
+                    help="file of known failures (overrides the implementation's own)")
+    group.addoption("--component", action="append", default=[],
+                    help="only run the tests of this component (repeatable)")
+    group.addoption("--report-json", type=Path, default=None, help="write the compliance matrix as JSON here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{marker}: {description}")
+    unknown = set(config.getoption("component")) - set(COMPONENTS)
+    if unknown:
+        raise pytest.UsageError(f"--component {sorted(unknown)}: not spec components; the names are {list(COMPONENTS)}")
+    try:
+        bundle = load_implementation(config.getoption("impl"))
+    except (ValueError, FileNotFoundError) as error:
+        raise pytest.UsageError(str(error)) from error
+    if getattr(config.option, "update_snapshots", False) and not bundle.is_reference:
+        raise pytest.UsageError(f"goldens are generated from the reference implementation only, not from {bundle.label!r}")
+    config.stash[bundle_key] = bundle
+    config.stash[expected_key] = read_expected_failures(config.getoption("expected_failures") or bundle.expected_failures)
+    config.stash[results_key] = []
+    config.stash[notes_key] = []
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    bundle = config.stash[bundle_key]
+    return [
+        f"implementation under test: {bundle.name} {bundle.version} (--impl {bundle.label})",
+        f"torch {torch.__version__}, triton {_version('triton')}, CUDA {torch.version.cuda or 'none'}, "
+        f"device {_device_name(config.getoption('device'))}, python {platform.python_version()}",
+    ]
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _device_name(device: str) -> str:
+    # CUDA is touched only when the user asked for it.
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+@pytest.fixture(scope="session")
+def impl(pytestconfig: pytest.Config) -> Bundle:
+    """The implementation under test; ``impl.Linear`` raises ComponentMissing when absent."""
+    return pytestconfig.stash[bundle_key]
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> torch.device:
+    device = torch.device(pytestconfig.getoption("device"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        pytest.exit("--device cuda was given but CUDA is not available", returncode=4)
+    return device
+
+
+def component_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("component")
+    return marker.args[0] if marker else None
+
+
+def is_conformance(item: pytest.Item) -> bool:
+    return "conformance" in Path(str(item.path)).parts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    expected = config.stash[expected_key]
+    for item in items:  # before --component deselects: an entry is stale only if it matches no test at all
+        component = component_of(item)
+        if is_conformance(item) and component not in COMPONENTS:
+            raise pytest.UsageError(f"{item.nodeid}: a conformance test needs one component(name) marker "
+                                    f"naming a spec component, got {component!r}")
+        for entry in expected:
+            if entry.matches(item.nodeid):
+                entry.matched = True
+                item.add_marker(pytest.mark.xfail(reason=f"expected failure: {entry.reason}", strict=False))
+    config.stash[notes_key] += [f"stale expected-failure entry {e.pattern!r}: it matches no test"
+                                for e in expected if not e.matched]
+    only = set(config.getoption("component"))
+    if only:
+        config.hook.pytest_deselected(items=[item for item in items if component_of(item) not in only])
+        items[:] = [item for item in items if component_of(item) in only]
+    if not config.getoption("device").startswith("cuda"):
+        for item in items:
+            if item.get_closest_marker("gpu"):
+                item.add_marker(pytest.mark.skip(reason="needs a GPU: run with --device cuda"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    component = component_of(item)
+    if component is None:
+        return report
+    missing = call.excinfo is not None and call.excinfo.errisinstance(ComponentMissing)
+    if missing and not hasattr(report, "wasxfail"):
+        report.longrepr = f"MISSING: {call.excinfo.value}"
+    status = _status(report, missing)
+    if status is None:
+        return report
+    if status == "pass" and hasattr(report, "wasxfail"):
+        item.config.stash[notes_key].append(f"stale expected-failure entry: {item.nodeid} passes")
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    reproduce = dict(item.user_properties).get("reproduce", "")
+    if status == "fail" and not reproduce:
+        reproduce = f"python -m pytest '{item.nodeid}' --impl {item.config.stash[bundle_key].label}"
+    message = _short_message(report) if status in ("fail", "missing", "skip", "xfail") else ""
+    item.config.stash[results_key].append(
+        Result(item.nodeid, component, status, doc.strip().split("\n\n")[0], message, reproduce))
+    return report
+
+
+def _status(report: pytest.TestReport, missing: bool) -> str | None:
+    """The matrix status once a test's outcome is known, else None (setup/teardown that passed)."""
+    if hasattr(report, "wasxfail"):
+        return "xfail" if report.skipped else "pass"
+    if report.failed:
+        return "missing" if missing else "fail"
+    if report.skipped:
+        return "skip"
+    return "pass" if report.when == "call" else None
+
+
+def _short_message(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    if hasattr(report, "wasxfail"):
+        return report.wasxfail
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return crash.message if crash is not None else str(report.longrepr)
+
+
+def matrix(results: list[Result]) -> dict[str, dict[str, int | str]]:
+    counts: dict[str, Counter] = {name: Counter() for name in COMPONENTS}
+    for result in results:
+        counts[result.component][result.status] += 1
+    rows = {}
+    for name, count in counts.items():
+        row: dict[str, int | str] = {status: count[status] for status in STATUSES}
+        # PARTIAL: some tests pass and others need what the implementation lacks (a course
+        # adapters file cannot expose initialization, for one); MISSING: nothing of it passes.
+        row["status"] = ("FAIL" if count["fail"] else
+                         "PARTIAL" if count["missing"] and count["pass"] else "MISSING" if count["missing"] else
+                         "PASS" if count["pass"] or count["xfail"] else "SKIP" if count["skip"] else "NOT RUN")
+        rows[name] = row
+    return rows
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash[results_key]
+    if not results:
+        return
+    bundle, rows = config.stash[bundle_key], matrix(results)
+    write = terminalreporter.write_line
+    terminalreporter.section(f"compliance matrix: {bundle.name} {bundle.version} (--impl {bundle.label})")
+    write(pytest_report_header(config)[1])
+    write(f"{'component':32}" + "".join(f"{s:>9}" for s in STATUSES) + "   status")
+    for name, row in rows.items():
+        write(f"{name:32}" + "".join(f"{row[s]:>9}" for s in STATUSES) + f"   {row['status']}")
+    totals = Counter(r.status for r in results)
+    write(f"{'TOTAL':32}" + "".join(f"{totals[s]:>9}" for s in STATUSES))
+    for result in results:
+        if result.status in ("fail", "skip", "missing"):
+            write(f"\n{result.status.upper()} [{result.component}] {result.nodeid}")
+            if result.clause and result.status == "fail":
+                write(f"  spec: {result.clause}")
+            write(f"  {result.message}")
+            if result.reproduce and result.status == "fail":
+                write(f"  reproduce: {result.reproduce}")
+    for note in config.stash[notes_key]:
+        write(f"\nWARNING: {note}")
+    path = config.getoption("report_json")
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "implementation": {"label": bundle.label, "name": bundle.name, "version": bundle.version},
+            "environment": {"torch": torch.__version__, "triton": _version("triton"), "cuda": torch.version.cuda,
+                            "device": _device_name(config.getoption("device")), "python": sys.version.split()[0]},
+            "components": rows,
+            "totals": {s: totals[s] for s in STATUSES},
+            "warnings": config.stash[notes_key],
+            "results": [asdict(r) for r in results],
+        }
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        write(f"\ncompliance matrix written to {path}")

@@ -1,0 +1,174 @@
+"""A course-style ``adapters.py`` that routes every function to the reference implementation.
+
+It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-basics) and,
+like a student's file, only glue: build the reference module, load the given weights,
+call it. The kit's own tests use it to check the adapters bridge
+(``--impl adapters:tests/kit/adapters_reference.py`` must pass the conformance suite, less
+what adapters cannot show). The tokenizer adapters belong to another area and are left out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import IO, Any, BinaryIO
+
+import numpy.typing as npt
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+import impl
+
+
+def _like(weights: Tensor) -> dict[str, Any]:
+    """Build the module on the weights' device and dtype, so that loading them changes neither."""
+    return {"device": weights.device, "dtype": weights.dtype}
+
+
+def run_linear(d_in: int, d_out: int, weights: Float[Tensor, " d_out d_in"],
+               in_features: Float[Tensor, " ... d_in"]) -> Float[Tensor, " ... d_out"]:
+    linear = impl.Linear(d_in, d_out, **_like(weights))
+    linear.load_state_dict({"weight": weights})
+    return linear(in_features)
+
+
+def run_embedding(vocab_size: int, d_model: int, weights: Float[Tensor, " vocab_size d_model"],
+                  token_ids: Int[Tensor, " ..."]) -> Float[Tensor, " ... d_model"]:
+    embedding = impl.Embedding(vocab_size, d_model, **_like(weights))
+    embedding.load_state_dict({"weight": weights})
+    return embedding(token_ids)
+
+
+def run_swiglu(d_model: int, d_ff: int, w1_weight: Float[Tensor, " d_ff d_model"],
+               w2_weight: Float[Tensor, " d_model d_ff"], w3_weight: Float[Tensor, " d_ff d_model"],
+               in_features: Float[Tensor, " ... d_model"]) -> Float[Tensor, " ... d_model"]:
+    swiglu = impl.SwiGLU(d_model, d_ff, **_like(w1_weight))
+    swiglu.load_state_dict({"w1.weight": w1_weight, "w2.weight": w2_weight, "w3.weight": w3_weight})
+    return swiglu(in_features)
+
+
+def run_scaled_dot_product_attention(
+    Q: Float[Tensor, " ... queries d_k"],
+    K: Float[Tensor, " ... keys d_k"],
+    V: Float[Tensor, " ... values d_v"],
+    mask: Bool[Tensor, " ... queries keys"] | None = None,
+) -> Float[Tensor, " ... queries d_v"]:
+    return impl.scaled_dot_product_attention(Q, K, V, mask)
+
+
+def _attention(d_model: int, num_heads: int, rope: impl.RotaryEmbedding | None, q_proj_weight: Tensor,
+               k_proj_weight: Tensor, v_proj_weight: Tensor, o_proj_weight: Tensor) -> impl.MultiHeadSelfAttention:
+    attention = impl.MultiHeadSelfAttention(d_model, num_heads, rope, **_like(q_proj_weight))
+    attention.load_state_dict({"q_proj.weight": q_proj_weight, "k_proj.weight": k_proj_weight,
+                               "v_proj.weight": v_proj_weight, "output_proj.weight": o_proj_weight})
+    return attention
+
+
+def run_multihead_self_attention(
+    d_model: int,
+    num_heads: int,
+    q_proj_weight: Float[Tensor, " d_k d_in"],
+    k_proj_weight: Float[Tensor, " d_k d_in"],
+    v_proj_weight: Float[Tensor, " d_v d_in"],
+    o_proj_weight: Float[Tensor, " d_model d_v"],
+    in_features: Float[Tensor, " ... sequence_length d_in"],
+) -> Float[Tensor, " ... sequence_length d_out"]:
+    attention = _attention(d_model, num_heads, None, q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight)
+    return attention(in_features)
+
+
+def run_multihead_self_attention_with_rope(
+    d_model: int,
+    num_heads: int,
+    max_seq_len: int,
+    theta: float,
+    q_proj_weight: Float[Tensor, " d_k d_in"],
+    k_proj_weight: Float[Tensor, " d_k d_in"],
+    v_proj_weight: Float[Tensor, " d_v d_in"],
+    o_proj_weight: Float[Tensor, " d_model d_v"],
+    in_features: Float[Tensor, " ... sequence_length d_in"],
+    token_positions: Int[Tensor, " ... sequence_length"] | None = None,
+) -> Float[Tensor, " ... sequence_length d_out"]:
+    if d_model % num_heads:  # before building RoPE, so that the error names the real cause
+        raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+    rope = impl.RotaryEmbedding(theta, d_model // num_heads, max_seq_len, device=in_features.device)
+    attention = _attention(d_model, num_heads, rope, q_proj_weight, k_proj_weight, v_proj_weight, o_proj_weight)
+    return attention(in_features, token_positions)
+
+
+def run_rope(d_k: int, theta: float, max_seq_len: int, in_query_or_key: Float[Tensor, " ... sequence_length d_k"],
+             token_positions: Int[Tensor, " ... sequence_length"]) -> Float[Tensor, " ... sequence_length d_k"]:
+    rope = impl.RotaryEmbedding(theta, d_k, max_seq_len, device=in_query_or_key.device)
+    return rope(in_query_or_key, token_positions)
+
+
+def run_transformer_block(d_model: int, num_heads: int, d_ff: int, max_seq_len: int, theta: float,
+                          weights: dict[str, Tensor],
+                          in_features: Float[Tensor, " batch sequence_length d_model"],
+                          ) -> Float[Tensor, " batch sequence_length d_model"]:
+    if d_model % num_heads:
+        raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+    weight = weights["attn.q_proj.weight"]
+    rope = impl.RotaryEmbedding(theta, d_model // num_heads, max_seq_len, device=weight.device)
+    block = impl.TransformerBlock(d_model, num_heads, d_ff, rope, **_like(weight))
+    block.load_state_dict(weights)
+    return block(in_features)
+
+
+def run_transformer_lm(vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int, d_ff: int,
+                       rope_theta: float, weights: dict[str, Tensor],
+                       in_indices: Int[Tensor, " batch_size sequence_length"],
+                       ) -> Float[Tensor, " batch_size sequence_length vocab_size"]:
+    model = impl.TransformerLM(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta,
+                               **_like(weights["lm_head.weight"]))
+    model.load_state_dict(weights)
+    return model(in_indices)
+
+
+def run_rmsnorm(d_model: int, eps: float, weights: Float[Tensor, " d_model"],
+                in_features: Float[Tensor, " ... d_model"]) -> Float[Tensor, " ... d_model"]:
+    norm = impl.RMSNorm(d_model, eps, **_like(weights))
+    norm.load_state_dict({"weight": weights})
+    return norm(in_features)
+
+
+def run_silu(in_features: Float[Tensor, " ..."]) -> Float[Tensor, " ..."]:
+    return impl.silu(in_features)
+
+
+def run_get_batch(dataset: npt.NDArray, batch_size: int, context_length: int, device: str
+                  ) -> tuple[Tensor, Tensor]:
+    return impl.get_batch(dataset, batch_size, context_length, device)
+
+
+def run_softmax(in_features: Float[Tensor, " ..."], dim: int) -> Float[Tensor, " ..."]:
+    return impl.softmax(in_features, dim)
+
+
+def run_cross_entropy(inputs: Float[Tensor, " batch_size vocab_size"], targets: Int[Tensor, " batch_size"]
+                      ) -> Float[Tensor, ""]:
+    return impl.cross_entropy(inputs, targets)
+
+
+def run_gradient_clipping(parameters: Iterable[torch.nn.Parameter], max_l2_norm: float) -> None:
+    impl.clip_gradients(parameters, max_l2_norm)
+
+
+def get_adamw_cls() -> type[torch.optim.Optimizer]:
+    return impl.AdamW
+
+
+def run_get_lr_cosine_schedule(it: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
+                               cosine_cycle_iters: int):
+    return impl.lr_cosine_schedule(it, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
+
+
+def run_save_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer, iteration: int,
+                        out: str | os.PathLike | BinaryIO | IO[bytes]):
+    impl.save_checkpoint(model, optimizer, iteration, out)
+
+
+def run_load_checkpoint(src: str | os.PathLike | BinaryIO | IO[bytes], model: torch.nn.Module,
+                        optimizer: torch.optim.Optimizer) -> int:
+    return impl.load_checkpoint(src, model, optimizer)

@@ -1,0 +1,459 @@
+"""Mutants: the reference with one component subtly broken. The conformance suite must reject each.
+
+Every mutant replaces exactly one spec component with a variant that subclasses or wraps the
+reference and changes one thing: a mistake someone building the course's system could make.
+The table ``MUTANTS`` lists them; ``tests/kit/test_mutants.py`` runs the conformance suite on
+each one, restricted to its component, and counts how many the suite rejects.
+
+Each mutant is also an implementation the suite can be pointed at by hand::
+
+    python -m pytest tests/conformance --impl tests.kit.mutants:rope_half_split --component RotaryEmbedding
+
+Mutants that are deliberately absent because no test can or should see them:
+- RoPE positions counted from 1 in the LM: RoPE is relative, so a constant shift of every
+  position leaves attention unchanged; it is not a behavioural bug.
+- clip with ``>=`` instead of ``>``: differs only when the norm equals M to the last bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import impl as reference
+from spec import COMPONENTS, Implementation
+
+__all__ = ["MUTANTS", "Mutant", "bundle"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # a Python identifier: ``--impl tests.kit.mutants:<name>``
+    component: str  # the spec component it breaks (and the only one)
+    description: str  # what is wrong, in the spec's terms
+    broken: Any  # replaces the reference's member for ``component``
+
+    def implementation(self) -> Implementation:
+        """The reference's members, with ``component`` replaced by the broken variant."""
+        members = {name: getattr(reference, name) for name in COMPONENTS}
+        members[self.component] = self.broken
+        return Implementation(name=f"mutant {self.name}", version=reference.__version__, members=members)
+
+
+# ================================================================================================ nn
+
+
+class LinearFanInStd(reference.Linear):
+    def __init__(self, in_features, out_features, device=None, dtype=None):
+        super().__init__(in_features, out_features, device=device, dtype=dtype)
+        std = 1 / math.sqrt(in_features)
+        nn.init.trunc_normal_(self.weight, std=std, a=-3 * std, b=3 * std)
+
+
+class LinearUntruncated(reference.Linear):
+    def __init__(self, in_features, out_features, device=None, dtype=None):
+        super().__init__(in_features, out_features, device=device, dtype=dtype)
+        nn.init.normal_(self.weight, std=math.sqrt(2 / (in_features + out_features)))
+
+
+class LinearTransposed(nn.Module):
+    """Stores Wᵀ (d_in, d_out) and computes x W: same function, wrong layout for the course's weights."""
+
+    def __init__(self, in_features, out_features, device=None, dtype=None):
+        super().__init__()
+        self.weight = nn.Parameter(reference.Linear(in_features, out_features, device, dtype).weight.detach().T.clone())
+
+    def forward(self, x):
+        return x @ self.weight
+
+
+class EmbeddingSmallStd(reference.Embedding):
+    def __init__(self, num_embeddings, embedding_dim, device=None, dtype=None):
+        super().__init__(num_embeddings, embedding_dim, device=device, dtype=dtype)
+        nn.init.trunc_normal_(self.weight, std=0.02, a=-0.06, b=0.06)
+
+
+class EmbeddingUnchecked(reference.Embedding):
+    def forward(self, token_ids):
+        return self.weight[token_ids]  # -1 silently wraps around to the last row
+
+
+class RMSNormInputDtype(reference.RMSNorm):
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+class RMSNormEpsOutsideSqrt(reference.RMSNorm):
+    def forward(self, x):
+        x32 = x.float()
+        rms = x32.pow(2).mean(dim=-1, keepdim=True).sqrt()
+        return (x32 / (rms + self.eps) * self.weight.float()).to(x.dtype)
+
+
+class RMSNormEps1e6(reference.RMSNorm):
+    def __init__(self, d_model, eps=1e-6, device=None, dtype=None):
+        super().__init__(d_model, eps=eps, device=device, dtype=dtype)
+
+
+def _silu_gelu_approx(x: Tensor) -> Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+class SwiGLUGateSwapped(reference.SwiGLU):
+    def forward(self, x):
+        return self.w2(reference.silu(self.w3(x)) * self.w1(x))
+
+
+class RoPEHalfSplit(reference.RotaryEmbedding):
+    def forward(self, x, token_positions):
+        cos, sin = self.cos[token_positions], self.sin[token_positions]
+        first, second = x.float().chunk(2, dim=-1)  # pairs (x_k, x_{k+d/2}) as in GPT-NeoX / HF Llama
+        return torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1).to(x.dtype)
+
+
+class RoPEKFromOne(reference.RotaryEmbedding):
+    def __init__(self, theta, d_k, max_seq_len, device=None):
+        super().__init__(theta, d_k, max_seq_len, device=device)
+        inv_freq = theta ** (-torch.arange(2, d_k + 1, 2, device=device, dtype=torch.float64) / d_k)  # k = 1 … d/2
+        angles = torch.arange(max_seq_len, device=device, dtype=torch.float64)[:, None] * inv_freq
+        self.cos, self.sin = angles.cos().float(), angles.sin().float()
+
+
+def _softmax_unshifted(x: Tensor, dim: int) -> Tensor:
+    exp = torch.exp(x)
+    return exp / exp.sum(dim=dim, keepdim=True)
+
+
+def _softmax_last_dim(x: Tensor, dim: int) -> Tensor:
+    return reference.softmax(x, dim=-1)
+
+
+def _sdpa_mask_inverted(Q, K, V, mask=None):
+    return reference.scaled_dot_product_attention(Q, K, V, None if mask is None else ~mask)
+
+
+def _sdpa_scaled_by_d_k(Q, K, V, mask=None):
+    # softmax(QKᵀ/d_k) instead of /√d_k: feed Q/√d_k to the reference.
+    return reference.scaled_dot_product_attention(Q / math.sqrt(Q.shape[-1]), K, V, mask)
+
+
+class MHSAVariant(reference.MultiHeadSelfAttention):
+    """The reference forward with knobs; each mutant below turns exactly one."""
+
+    causal_diagonal = 0  # tril(diagonal): 0 is key j ≤ query i
+    heads_last = False  # unflatten the projections to (d_k, h) instead of (h, d_k)
+    rope_on_v = False
+    ignore_positions = False
+
+    def forward(self, x, token_positions=None):
+        seq = x.shape[-2]
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        if self.rope is not None:
+            if token_positions is None or self.ignore_positions:
+                token_positions = torch.arange(seq, device=x.device)
+            positions = token_positions.unsqueeze(-2)
+            q, k = self.rope(q, positions), self.rope(k, positions)
+            if self.rope_on_v:
+                v = self.rope(v, positions)
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril(self.causal_diagonal)
+        heads = reference.scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_k)
+        return self.output_proj(heads.transpose(-3, -2).flatten(-2))
+
+    def split_heads(self, y):
+        if self.heads_last:
+            return y.unflatten(-1, (self.d_head, self.num_heads)).transpose(-1, -2).transpose(-3, -2)
+        return y.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)  # (..., h, seq, d_k)
+
+
+class MHSAStrictlyCausal(MHSAVariant):
+    causal_diagonal = -1  # key j < query i: a token never sees itself
+
+
+class MHSAPeeksOneAhead(MHSAVariant):
+    causal_diagonal = 1  # key j ≤ query i + 1
+
+
+class MHSAHeadsLast(MHSAVariant):
+    heads_last = True
+
+
+class MHSARoPEOnValues(MHSAVariant):
+    rope_on_v = True
+
+
+class MHSAIgnoresPositions(MHSAVariant):
+    ignore_positions = True
+
+
+class BlockAlwaysPostNorm(reference.TransformerBlock):
+    def forward(self, x, token_positions=None):
+        if self.norm != "pre":
+            return super().forward(x, token_positions)
+        z = self.ln1(x + self.attn(x, token_positions))
+        return self.ln2(z + self.ffn(z))
+
+
+class BlockOneNorm(reference.TransformerBlock):
+    def forward(self, x, token_positions=None):
+        if self.norm != "pre":
+            return super().forward(x, token_positions)
+        z = x + self.attn(self.ln1(x), token_positions)
+        return z + self.ffn(self.ln1(z))  # ln1 twice; ln2 never used
+
+
+class LMNoFinalNorm(reference.TransformerLM):
+    def forward(self, token_ids):
+        x = self.token_embeddings(token_ids)
+        positions = torch.arange(token_ids.shape[-1], device=token_ids.device)
+        for layer in self.layers:
+            x = layer(x, positions)
+        return self.lm_head(x)
+
+
+class LMLogProbs(reference.TransformerLM):
+    def forward(self, token_ids):
+        return torch.log_softmax(super().forward(token_ids), dim=-1)
+
+
+# ============================================================================================= train
+
+
+def _cross_entropy_summed(logits, targets):
+    return reference.cross_entropy(logits, targets) * targets.numel()
+
+
+def _cross_entropy_unshifted(logits, targets):
+    logits = logits.float()
+    log_normalizer = torch.log(torch.exp(logits).sum(dim=-1))
+    return (log_normalizer - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).mean()
+
+
+class AdamWVariant(reference.AdamW):
+    """The reference step with knobs; each mutant below turns exactly one."""
+
+    l2 = False  # add λθ to the gradient (Adam + L2) instead of decoupled decay
+    bias_correction = True
+    decay_with_lr_t = False  # θ −= α_t λ θ instead of the base α
+    decay_first = False  # PyTorch's order: decay, then the Adam step
+    eps_inside_sqrt = False  # √(v + ε) instead of √v + ε
+    state_outside = False  # m, v, t kept in self.hidden: state_dict() misses them
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hidden: dict = {}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.hidden.setdefault(p, {}) if self.state_outside else self.state[p]
+                if not state:
+                    state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                state["t"] += 1
+                t, m, v = state["t"], state["m"], state["v"]
+                g = p.grad + decay * p if self.l2 else p.grad
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t) if self.bias_correction else lr
+                if self.decay_first:
+                    p.mul_(1 - lr * decay)
+                denominator = (v + eps).sqrt() if self.eps_inside_sqrt else v.sqrt() + eps
+                p.addcdiv_(m, denominator, value=-lr_t)
+                if not (self.l2 or self.decay_first):
+                    p.mul_(1 - (lr_t if self.decay_with_lr_t else lr) * decay)
+        return loss
+
+
+class AdamWWithL2(AdamWVariant):
+    l2 = True
+
+
+class AdamWNoBiasCorrection(AdamWVariant):
+    bias_correction = False
+
+
+class AdamWDecayWithLrT(AdamWVariant):
+    decay_with_lr_t = True
+
+
+class AdamWDecayFirst(AdamWVariant):
+    decay_first = True
+
+
+class AdamWEpsInsideSqrt(AdamWVariant):
+    eps_inside_sqrt = True
+
+
+class AdamWStateOutside(AdamWVariant):
+    state_outside = True
+
+
+def _schedule_no_floor(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters):
+    if t <= cosine_cycle_iters or cosine_cycle_iters == warmup_iters:
+        return reference.lr_cosine_schedule(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
+    progress = (t - warmup_iters) / (cosine_cycle_iters - warmup_iters)  # > 1: the cosine climbs back up
+    return min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (max_learning_rate - min_learning_rate)
+
+
+def _schedule_warmup_off_by_one(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters):
+    if t < warmup_iters:
+        return (t + 1) / warmup_iters * max_learning_rate  # reaches α_max one step early
+    return reference.lr_cosine_schedule(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
+
+
+def _grads(parameters):
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def _clip_without_eps(parameters, max_l2_norm):
+    grads = _grads(parameters)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if norm > max_l2_norm:
+        for g in grads:
+            g.mul_(max_l2_norm / norm)  # M / norm, not M / (norm + 1e-6)
+
+
+def _clip_per_tensor(parameters, max_l2_norm):
+    for p in parameters:
+        reference.clip_gradients([p], max_l2_norm)
+
+
+def _clip_always(parameters, max_l2_norm):
+    grads = _grads(parameters)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    for g in grads:
+        g.mul_(max_l2_norm / (norm + 1e-6))  # rescales small gradients up as well
+
+
+def _get_batch_no_last_start(dataset, batch_size, context_length, device, rng=None):
+    return reference.get_batch(dataset[:-1], batch_size, context_length, device, rng)  # starts 0 … n − m − 2
+
+
+def _get_batch_unshifted(dataset, batch_size, context_length, device, rng=None):
+    x, _ = reference.get_batch(dataset, batch_size, context_length, device, rng)
+    return x, x.clone()
+
+
+def _get_batch_int32(dataset, batch_size, context_length, device, rng=None):
+    x, y = reference.get_batch(dataset, batch_size, context_length, device, rng)
+    return x.int(), y.int()
+
+
+class _EmptyOptimizerState:
+    def __init__(self, optimizer):
+        self.param_groups = optimizer.state_dict()["param_groups"]
+
+    def state_dict(self):
+        return {"state": {}, "param_groups": self.param_groups}
+
+
+def _save_checkpoint_without_optimizer_state(model, optimizer, iteration, out):
+    reference.save_checkpoint(model, _EmptyOptimizerState(optimizer), iteration, out)  # hyperparameters only
+
+
+def _load_checkpoint_iteration_zero(src, model, optimizer):
+    reference.load_checkpoint(src, model, optimizer)
+    return 0
+
+
+def _load_checkpoint_model_only(src, model, optimizer):
+    checkpoint = torch.load(src, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    return checkpoint["iteration"]
+
+
+# ============================================================================================= table
+
+MUTANTS: list[Mutant] = [
+    Mutant("linear_fan_in_std", "Linear", "init std 1/√d_in instead of √(2/(d_in+d_out))", LinearFanInStd),
+    Mutant("linear_untruncated", "Linear", "init N(0, σ²) not truncated at ±3σ", LinearUntruncated),
+    Mutant("linear_transposed", "Linear", "weight stored (d_in, d_out), y = x W", LinearTransposed),
+    Mutant("embedding_std_002", "Embedding", "init std 0.02 (GPT-2's) instead of 1", EmbeddingSmallStd),
+    Mutant("embedding_unchecked", "Embedding", "out-of-range ids not rejected (−1 wraps around)", EmbeddingUnchecked),
+    Mutant("rmsnorm_no_fp32", "RMSNorm", "computed in the input dtype: fp16 x² overflows", RMSNormInputDtype),
+    Mutant("rmsnorm_eps_outside_sqrt", "RMSNorm", "x / (√mean(x²) + eps) instead of x / √(mean(x²) + eps)",
+           RMSNormEpsOutsideSqrt),
+    Mutant("rmsnorm_eps_1e6", "RMSNorm", "default eps 1e-6 instead of 1e-5", RMSNormEps1e6),
+    Mutant("silu_gelu_approx", "silu", "x·σ(1.702x), the GELU approximation, instead of x·σ(x)", _silu_gelu_approx),
+    Mutant("swiglu_gate_swapped", "SwiGLU", "W2(SiLU(W3 x) ⊙ W1 x): w1 and w3 swap roles", SwiGLUGateSwapped),
+    Mutant("rope_half_split", "RotaryEmbedding", "rotates (x_k, x_{k+d/2}) instead of adjacent pairs",
+           RoPEHalfSplit),
+    Mutant("rope_k_from_1", "RotaryEmbedding", "angle pos·θ^(−2k/d) with k = 1 … d/2 (the literal handout)",
+           RoPEKFromOne),
+    Mutant("softmax_unshifted", "softmax", "exp(x) without subtracting the max: inf/NaN on large inputs",
+           _softmax_unshifted),
+    Mutant("softmax_last_dim", "softmax", "always normalizes the last dim, ignoring ``dim``", _softmax_last_dim),
+    Mutant("sdpa_mask_inverted", "scaled_dot_product_attention", "True = masked out instead of True = attend",
+           _sdpa_mask_inverted),
+    Mutant("sdpa_scaled_by_d_k", "scaled_dot_product_attention", "scores QKᵀ/d_k instead of QKᵀ/√d_k",
+           _sdpa_scaled_by_d_k),
+    Mutant("mhsa_strictly_causal", "MultiHeadSelfAttention", "causal mask key j < i: no token sees itself",
+           MHSAStrictlyCausal),
+    Mutant("mhsa_peeks_one_ahead", "MultiHeadSelfAttention", "causal mask key j ≤ i + 1: reads the next token",
+           MHSAPeeksOneAhead),
+    Mutant("mhsa_heads_last", "MultiHeadSelfAttention", "projection split as (d_k, h): rows not grouped by head",
+           MHSAHeadsLast),
+    Mutant("mhsa_rope_on_values", "MultiHeadSelfAttention", "RoPE applied to V as well as Q and K",
+           MHSARoPEOnValues),
+    Mutant("mhsa_ignores_positions", "MultiHeadSelfAttention", "token_positions ignored: always 0 … seq − 1",
+           MHSAIgnoresPositions),
+    Mutant("block_post_norm", "TransformerBlock", "post-norm when pre-norm is asked", BlockAlwaysPostNorm),
+    Mutant("block_one_norm", "TransformerBlock", "ln1 used before both sublayers; ln2 unused", BlockOneNorm),
+    Mutant("lm_no_final_norm", "TransformerLM", "ln_final skipped before the LM head", LMNoFinalNorm),
+    Mutant("lm_log_probs", "TransformerLM", "returns log-softmax instead of unnormalized logits", LMLogProbs),
+    Mutant("cross_entropy_summed", "cross_entropy", "sums over positions instead of averaging",
+           _cross_entropy_summed),
+    Mutant("cross_entropy_unshifted", "cross_entropy", "log Σ exp(logits) without the max shift: inf on large logits",
+           _cross_entropy_unshifted),
+    Mutant("adamw_l2", "AdamW", "λθ added to the gradient (Adam + L2) instead of decoupled decay", AdamWWithL2),
+    Mutant("adamw_no_bias_correction", "AdamW", "α_t = α: no bias correction", AdamWNoBiasCorrection),
+    Mutant("adamw_decay_with_lr_t", "AdamW", "decay θ −= α_t λ θ with the bias-corrected rate", AdamWDecayWithLrT),
+    Mutant("adamw_decay_first", "AdamW", "decay before the Adam step (PyTorch's order)", AdamWDecayFirst),
+    Mutant("adamw_eps_inside_sqrt", "AdamW", "m / √(v + ε) instead of m / (√v + ε)", AdamWEpsInsideSqrt),
+    Mutant("adamw_state_outside", "AdamW", "m, v, t kept outside optimizer.state: not checkpointed",
+           AdamWStateOutside),
+    Mutant("schedule_no_floor", "lr_cosine_schedule", "cosine continues past T_c instead of staying at α_min",
+           _schedule_no_floor),
+    Mutant("schedule_warmup_off_by_one", "lr_cosine_schedule", "warm-up α_max (t + 1)/T_w", _schedule_warmup_off_by_one),
+    Mutant("clip_without_eps", "clip_gradients", "scale M / norm instead of M / (norm + 1e-6)", _clip_without_eps),
+    Mutant("clip_per_tensor", "clip_gradients", "each tensor clipped by its own norm, not the global one",
+           _clip_per_tensor),
+    Mutant("clip_always", "clip_gradients", "rescales to norm M even when the norm is below M", _clip_always),
+    Mutant("get_batch_no_last_start", "get_batch", "starts on [0, n − m − 2]: the last window never drawn",
+           _get_batch_no_last_start),
+    Mutant("get_batch_unshifted", "get_batch", "targets equal the inputs, not shifted by one", _get_batch_unshifted),
+    Mutant("get_batch_int32", "get_batch", "int32 tensors instead of int64", _get_batch_int32),
+    Mutant("save_checkpoint_no_optimizer_state", "save_checkpoint", "optimizer moments not saved (hyperparameters only)",
+           _save_checkpoint_without_optimizer_state),
+    Mutant("load_checkpoint_iteration_zero", "load_checkpoint", "returns 0 instead of the saved iteration",
+           _load_checkpoint_iteration_zero),
+    Mutant("load_checkpoint_model_only", "load_checkpoint", "restores the model but not the optimizer",
+           _load_checkpoint_model_only),
+]
+BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
+
+
+def bundle(name: str) -> Implementation:
+    """The implementation of mutant ``name``."""
+    return BY_NAME[name].implementation()
+
+
+def __getattr__(name: str) -> Implementation:
+    # ``--impl tests.kit.mutants:<name>``: the loader does getattr(module, name).
+    if name in BY_NAME:
+        return bundle(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r} (mutants: {sorted(BY_NAME)})")
+
+
+# A mutant name shadowed by a module attribute would make ``--impl tests.kit.mutants:<name>``
+# load that attribute instead of the bundle (module __getattr__ only sees missing names).
+_SHADOWED = set(BY_NAME) & set(globals())
+assert not _SHADOWED, f"mutant names shadowed by module attributes: {sorted(_SHADOWED)}"

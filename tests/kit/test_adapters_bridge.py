@@ -1,0 +1,305 @@
+"""The course-adapter bridge (tests/harness/bridge.py): a course-style adapters.py checked unchanged.
+
+adapters_reference.py routes every course adapter to the reference, so through the bridge it
+must behave exactly like the reference; adapters_partial.py lacks one function and stubs
+another, which must come out *missing*, never failed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import impl
+import spec.nn
+import spec.train
+from spec import COMPONENTS
+from tests.harness.bridge import load_adapters
+from tests.harness.loading import ComponentMissing, load_implementation, needs
+
+KIT = Path(__file__).parent
+REPO = KIT.parent.parent
+REFERENCE_ADAPTERS = KIT / "adapters_reference.py"
+PARTIAL_ADAPTERS = KIT / "adapters_partial.py"
+
+
+@pytest.fixture(scope="module")
+def bridged():
+    return load_adapters(REFERENCE_ADAPTERS)
+
+
+@pytest.fixture(scope="module")
+def partial():
+    return load_adapters(PARTIAL_ADAPTERS)
+
+
+def reference_weights(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Random values for every parameter (norm gains away from one, so that they matter)."""
+    generator = torch.Generator().manual_seed(seed)
+    return {name: (1 + 0.2 * torch.randn(v.shape, generator=generator)) if v.dim() == 1
+            else torch.randn(v.shape, generator=generator) / v.shape[-1] ** 0.5
+            for name, v in module.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def test_reference_adapters_provide_every_component(bridged):
+    assert bridged.name == f"adapters ({REFERENCE_ADAPTERS})"
+    assert set(bridged.members) == set(COMPONENTS)
+
+
+def test_nonexistent_path_is_a_clear_error(tmp_path):
+    path = tmp_path / "no_such_adapters.py"
+    with pytest.raises(FileNotFoundError, match="no_such_adapters.py does not exist"):
+        load_adapters(path)
+    with pytest.raises(FileNotFoundError, match="no_such_adapters.py"):  # the plugin turns this into a usage error
+        load_implementation(f"adapters:{path}")
+
+
+def test_adapters_that_fail_to_import_are_a_clear_error(tmp_path):
+    path = tmp_path / "adapters.py"
+    path.write_text("from cs336_basics_not_installed_here.model import Linear\n")
+    with pytest.raises(ValueError, match=r"cannot import adapters file .*adapters\.py.*cs336_basics_not_installed_here"
+                                         r".*installed"):
+        load_adapters(path)
+    path.write_text("def run_linear(:\n")
+    with pytest.raises(ValueError, match="cannot import adapters file .*SyntaxError"):
+        load_adapters(path)
+
+
+def test_absent_function_leaves_its_component_missing():
+    bundle = load_implementation(f"adapters:{PARTIAL_ADAPTERS}")
+    assert not bundle.provides("get_batch")
+    with pytest.raises(ComponentMissing, match="get_batch is missing"):
+        bundle.get_batch  # noqa: B018
+    assert bundle.provides("Linear") and bundle.provides("softmax")
+
+
+def test_not_implemented_error_becomes_component_missing(partial):
+    with pytest.raises(ComponentMissing, match="adapters.run_softmax raises NotImplementedError") as error:
+        partial.softmax(torch.randn(3, 4), dim=-1)
+    assert error.value.component == "softmax"
+
+
+def course_stub_file(path: Path) -> Path:
+    """The course's stub adapters.py: every course signature, every body ``raise NotImplementedError``."""
+    import tests.kit.adapters_reference as module
+
+    functions = [f for name, f in vars(module).items()
+                 if inspect.isfunction(f) and f.__module__ == module.__name__ and not name.startswith("_")]
+    lines = ["from __future__ import annotations", ""]
+    for function in functions:
+        lines += [f"def {function.__name__}{inspect.signature(function)}:", "    raise NotImplementedError", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+STUB_CALLS = {  # component -> a call through the bridged bundle
+    "Linear": lambda b: b.Linear(4, 3)(torch.randn(2, 4)),
+    "Embedding": lambda b: b.Embedding(10, 4)(torch.tensor([1, 2])),
+    "RMSNorm": lambda b: b.RMSNorm(4)(torch.randn(2, 4)),
+    "silu": lambda b: b.silu(torch.randn(3)),
+    "SwiGLU": lambda b: b.SwiGLU(4, 8)(torch.randn(2, 4)),
+    "RotaryEmbedding": lambda b: b.RotaryEmbedding(1e4, 4, 8)(torch.randn(3, 4), torch.arange(3)),
+    "softmax": lambda b: b.softmax(torch.randn(3), 0),
+    "scaled_dot_product_attention": lambda b: b.scaled_dot_product_attention(*torch.randn(3, 2, 5, 4)),
+    "MultiHeadSelfAttention": lambda b: b.MultiHeadSelfAttention(8, 2)(torch.randn(1, 3, 8)),
+    "TransformerBlock": lambda b: b.TransformerBlock(8, 2, 16, b.RotaryEmbedding(1e4, 4, 8))(torch.randn(1, 3, 8)),
+    "TransformerLM": lambda b: b.TransformerLM(10, 8, 8, 1, 2, 16)(torch.tensor([[1, 2, 3]])),
+    "cross_entropy": lambda b: b.cross_entropy(torch.randn(2, 5), torch.tensor([0, 4])),
+    "AdamW": lambda b: b.AdamW([torch.nn.Parameter(torch.zeros(2))]),
+    "lr_cosine_schedule": lambda b: b.lr_cosine_schedule(3, 1.0, 0.1, 2, 10),
+    "clip_gradients": lambda b: b.clip_gradients([], 1.0),
+    "get_batch": lambda b: b.get_batch(np.arange(20), 2, 4, "cpu"),
+    "save_checkpoint": lambda b: b.save_checkpoint(torch.nn.Linear(2, 2), None, 0, "unused.pt"),
+    "load_checkpoint": lambda b: b.load_checkpoint("unused.pt", torch.nn.Linear(2, 2), None),
+}
+
+
+def test_course_stub_file_reports_every_component_missing(tmp_path):
+    """The course's untouched stub file: every component is there, and every one is missing when used."""
+    stub = load_adapters(course_stub_file(tmp_path / "adapters.py"))
+    assert set(stub.members) == set(COMPONENTS) == set(STUB_CALLS)
+    for component, call in STUB_CALLS.items():
+        with pytest.raises(ComponentMissing) as error:
+            call(stub)
+        assert error.value.component == component
+        assert "NotImplementedError" in str(error.value), str(error.value)
+
+
+def test_adamw_is_the_class_get_adamw_cls_returns(bridged):
+    assert bridged.AdamW is impl.AdamW
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+
+
+def test_functions_have_the_spec_signatures(bridged):
+    for component, area in COMPONENTS.items():
+        member, spec_member = getattr(bridged, component), getattr(getattr(spec, area), component)
+        if inspect.isfunction(spec_member):
+            assert inspect.signature(member) == inspect.signature(spec_member), component
+
+
+def test_functions_take_the_spec_keyword_names(bridged):
+    x = torch.randn(3, 5)
+    assert torch.equal(bridged.softmax(x=x, dim=0), impl.softmax(x, 0))
+    Q, K, V = torch.randn(3, 2, 4, 8)
+    mask = torch.rand(2, 4, 4) < 0.7
+    mask[..., 0] = True
+    assert torch.equal(bridged.scaled_dot_product_attention(Q, K, V, mask=mask),
+                       impl.scaled_dot_product_attention(Q, K, V, mask))
+    assert bridged.lr_cosine_schedule(t=5, max_learning_rate=1.0, min_learning_rate=0.1, warmup_iters=2,
+                                      cosine_cycle_iters=10) == impl.lr_cosine_schedule(5, 1.0, 0.1, 2, 10)
+
+
+def test_get_batch_has_no_seeded_sampling(bridged):
+    x, y = bridged.get_batch(np.arange(100, 130), 4, 8, "cpu")
+    assert x.shape == y.shape == (4, 8) and torch.equal(x[:, 1:], y[:, :-1])
+    assert "rng" in bridged.get_batch.kit_unsupported
+    with pytest.raises(ComponentMissing, match="seeded sampling"):
+        bridged.get_batch(np.arange(100, 130), 4, 8, "cpu", rng=np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules
+
+LM_CONFIG = (50, 16, 32, 2, 4, 64, 1000.0)  # vocab, context, d_model, layers, heads, d_ff, theta
+
+
+def build_pair(bundle, component):
+    """(bridged module, reference module, input) of one module component, same configuration."""
+    def rope(b):
+        return b.RotaryEmbedding(1000.0, 8, 16)
+
+    builders = {
+        "Linear": (lambda b: b.Linear(12, 5), torch.randn(2, 3, 12)),
+        "Embedding": (lambda b: b.Embedding(20, 6), torch.randint(0, 20, (2, 7))),
+        "RMSNorm": (lambda b: b.RMSNorm(16, eps=1e-3), torch.randn(2, 3, 16)),
+        "SwiGLU": (lambda b: b.SwiGLU(16, 40), torch.randn(2, 3, 16)),
+        "MultiHeadSelfAttention": (lambda b: b.MultiHeadSelfAttention(32, 4), torch.randn(2, 7, 32)),
+        "MultiHeadSelfAttention+rope": (lambda b: b.MultiHeadSelfAttention(32, 4, rope(b)), torch.randn(2, 7, 32)),
+        "TransformerBlock": (lambda b: b.TransformerBlock(32, 4, 64, rope(b)), torch.randn(2, 7, 32)),
+        "TransformerLM": (lambda b: b.TransformerLM(*LM_CONFIG), torch.randint(0, 50, (2, 9))),
+    }
+    build, x = builders[component]
+    return build(bundle), build(impl), x
+
+
+MODULES = ["Linear", "Embedding", "RMSNorm", "SwiGLU", "MultiHeadSelfAttention", "MultiHeadSelfAttention+rope",
+           "TransformerBlock", "TransformerLM"]
+
+
+@pytest.mark.parametrize("component", MODULES)
+def test_state_dict_keys_and_shapes_match_the_reference(bridged, component):
+    ours, reference, _ = build_pair(bridged, component)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
+           [(k, v.shape) for k, v in reference.state_dict().items()]
+
+
+@pytest.mark.parametrize("component", MODULES)
+def test_bridged_modules_match_the_reference_on_the_same_weights(bridged, component):
+    ours, reference, x = build_pair(bridged, component)
+    weights = reference_weights(reference, seed=len(component))
+    reference.load_state_dict(weights)
+    ours.load_state_dict(weights)
+    assert torch.equal(ours(x), reference(x))
+
+
+def test_mhsa_with_rope_takes_token_positions(bridged):
+    ours, reference, x = build_pair(bridged, "MultiHeadSelfAttention+rope")
+    weights = reference_weights(reference, seed=1)
+    reference.load_state_dict(weights)
+    ours.load_state_dict(weights)
+    positions = torch.randint(0, 16, (2, 7))
+    assert torch.equal(ours(x, positions), reference(x, positions))
+    assert not torch.equal(ours(x, positions), ours(x))
+
+
+def test_rope_exposes_its_configuration_and_has_no_parameters(bridged):
+    rope = bridged.RotaryEmbedding(500.0, 8, 16)
+    assert (rope.theta, rope.d_k, rope.max_seq_len) == (500.0, 8, 16)
+    assert not list(rope.parameters())
+    x, positions = torch.randn(2, 5, 8), torch.randint(0, 16, (2, 5))
+    assert torch.equal(rope(x, positions), impl.RotaryEmbedding(500.0, 8, 16)(x, positions))
+
+
+def test_parameters_follow_device_and_dtype(bridged):
+    model = bridged.TransformerLM(*LM_CONFIG, device="cpu", dtype=torch.float64)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert model(torch.randint(0, 50, (1, 4))).dtype == torch.float64
+
+
+@pytest.mark.parametrize("component", [c for c, area in COMPONENTS.items() if area == "nn" and c[0].isupper()])
+def test_modules_declare_what_adapters_cannot_show(bridged, component):
+    module = getattr(bridged, component)
+    assert issubclass(module, torch.nn.Module)
+    for feature in ("initialization", "autograd", "ablations"):
+        with pytest.raises(ComponentMissing, match=f"{component} is missing: {feature}"):
+            needs(module, feature, component)
+
+
+@pytest.mark.parametrize("component, build", [
+    ("TransformerBlock", lambda b: b.TransformerBlock(32, 4, 64, b.RotaryEmbedding(1e4, 8, 16), norm="post")),
+    ("TransformerBlock", lambda b: b.TransformerBlock(32, 4, 64, b.RotaryEmbedding(1e4, 8, 16), ffn="silu")),
+    ("TransformerBlock", lambda b: b.TransformerBlock(32, 4, 64)),  # the course's block always applies RoPE
+    ("TransformerLM", lambda b: b.TransformerLM(*LM_CONFIG, norm="none")),
+    ("TransformerLM", lambda b: b.TransformerLM(*LM_CONFIG, use_rope=False)),
+    ("MultiHeadSelfAttention", lambda b: b.MultiHeadSelfAttention(10, 3)),  # no constructor to reject it
+], ids=["block-post-norm", "block-silu", "block-no-rope", "lm-no-norm", "lm-nope", "mhsa-indivisible"])
+def test_what_adapters_cannot_build_is_missing(bridged, component, build):
+    with pytest.raises(ComponentMissing) as error:
+        build(bridged)
+    assert error.value.component == component
+
+
+def test_block_runs_only_at_positions_from_zero(bridged):
+    ours, reference, x = build_pair(bridged, "TransformerBlock")
+    weights = reference_weights(reference, seed=2)
+    reference.load_state_dict(weights)
+    ours.load_state_dict(weights)
+    assert torch.equal(ours(x, torch.arange(7)), reference(x))
+    with pytest.raises(ComponentMissing, match="token_positions"):
+        ours(x, torch.arange(7) + 3)
+
+
+def test_bridged_modules_pass_no_gradients_to_their_parameters(bridged):
+    """Adapters take weights by value: declared as unsupported autograd, and indeed no gradient arrives."""
+    linear = bridged.Linear(4, 3)
+    linear(torch.randn(2, 4, requires_grad=True)).sum().backward()
+    assert linear.weight.grad is None
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: the conformance suite through the bridge.
+
+
+@pytest.mark.slow
+def test_conformance_suite_through_partial_adapters(tmp_path):
+    """The absent and the stubbed function are missing; nothing fails; the header names the adapters."""
+    report = tmp_path / "r.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider",
+         "--impl", "adapters:tests/kit/adapters_partial.py", "--report-json", str(report)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert report.exists(), f"no report written (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    result = json.loads(report.read_text())
+    rows = result["components"]
+    assert result["implementation"]["name"] == "adapters (tests/kit/adapters_partial.py)"
+    assert rows["softmax"]["status"] == "MISSING" and rows["softmax"]["pass"] == 0
+    assert rows["get_batch"]["status"] == "MISSING" and rows["get_batch"]["pass"] == 0
+    failed = [r for r in result["results"] if r["status"] == "fail"]
+    assert not failed, "failed through the adapters bridge:\n" + "\n".join(
+        f"{r['nodeid']}: {r['message']}" for r in failed)
+    for component in ("Linear", "MultiHeadSelfAttention", "TransformerLM", "cross_entropy", "AdamW", "load_checkpoint"):
+        assert rows[component]["pass"] > 0, (component, rows[component])

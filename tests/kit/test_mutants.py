@@ -1,0 +1,122 @@
+"""The conformance suite rejects every mutant: the share rejected is the kit's strength.
+
+Each mutant (tests/kit/mutants.py) is the reference with one component broken. The suite runs
+on it in a subprocess, as a user would, restricted to that component with ``--component``
+and stopped at the first failure with ``-x``. A mutant is rejected only when a test of its
+own component *failed* (exit code 1 and a ``fail`` in the JSON matrix): a usage error, a
+crash, a timeout, or a component reported *missing* is not a kill. The subprocesses run
+concurrently, one per CPU core; the terminal summary prints the kill rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from spec import COMPONENTS
+from tests.harness.loading import load_implementation
+from tests.kit.conftest import Verdict
+from tests.kit.mutants import BY_NAME, MUTANTS
+from tests.kit.run_suite import REPO
+
+TIMEOUT_S = 300
+
+
+def run_suite_on(mutant_name: str, workdir: Path, env: dict[str, str]) -> Verdict:
+    """Run the conformance suite on one mutant, restricted to its component; judge the outcome."""
+    mutant = BY_NAME[mutant_name]
+    report = workdir / f"{mutant.name}.json"
+    command = [sys.executable, "-m", "pytest", "tests/conformance", "-x", "-q", "-p", "no:cacheprovider",
+               "--impl", f"tests.kit.mutants:{mutant.name}", "--component", mutant.component,
+               "--report-json", str(report)]
+    try:
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Verdict(mutant.name, mutant.component, False, f"the suite ran past {TIMEOUT_S} s")
+    output = done.stdout + done.stderr
+    if not report.exists():
+        return Verdict(mutant.name, mutant.component, False,
+                       f"no report (exit code {done.returncode}): {output[-2000:]}")
+    results = json.loads(report.read_text())
+    assert results["implementation"]["name"] == f"mutant {mutant.name}", results["implementation"]
+    failures = [r for r in results["results"] if r["status"] == "fail" and r["component"] == mutant.component]
+    if done.returncode == 1 and failures and re.search(r"\b\d+ failed\b", output):
+        first = failures[0]
+        message = (first["message"].splitlines() or [""])[0][:160]
+        return Verdict(mutant.name, mutant.component, True, f"{first['nodeid']}: {message}")
+    row = results["components"][mutant.component]
+    return Verdict(mutant.name, mutant.component, False,
+                   f"exit code {done.returncode}, {mutant.component} row {row}: no test of the component failed")
+
+
+class Runs:
+    """The mutants selected in this session, run concurrently; ``verdict(name)`` waits for one."""
+
+    def __init__(self, names: list[str], workdir: Path):
+        self.workdir = workdir
+        # Every run imports torch and collects the suite: with bytecode cached (in a private
+        # directory, so nothing is written beside the sources) a run starts in ~3 s, not ~8 s.
+        self.env = {k: v for k, v in os.environ.items() if k not in ("CS336_IMPL", "PYTHONDONTWRITEBYTECODE")}
+        self.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+        self.pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        self.futures: dict[str, Future] = {}
+        for name in names:
+            self.submit(name)
+
+    def submit(self, name: str) -> Future:
+        if name not in self.futures:
+            self.futures[name] = self.pool.submit(run_suite_on, name, self.workdir, self.env)
+        return self.futures[name]
+
+    def verdict(self, name: str) -> Verdict:
+        return self.submit(name).result()
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    selected = [item.callspec.params["mutant"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_suite_rejects_mutant"]
+    runs = Runs(selected, tmp_path_factory.mktemp("mutants"))
+    yield runs
+    runs.close()
+
+
+@pytest.mark.parametrize("mutant", [m.name for m in MUTANTS])
+def test_suite_rejects_mutant(mutant, runs, record_verdict):
+    """The conformance tests of the mutant's component fail on it (at least one test fails, nothing crashes)."""
+    verdict = runs.verdict(mutant)
+    record_verdict(verdict)
+    assert verdict.killed, f"mutant {mutant} ({BY_NAME[mutant].description}) SURVIVED: {verdict.detail}"
+
+
+def test_mutant_table():
+    """Unique identifier names; every spec component has a mutant; each differs from the reference in one member."""
+    import impl
+
+    assert len(BY_NAME) == len(MUTANTS), "duplicate mutant names"
+    assert {m.component for m in MUTANTS} == set(COMPONENTS), "every spec component needs at least one mutant"
+    for mutant in MUTANTS:
+        assert mutant.name.isidentifier() and mutant.description, mutant
+        members = mutant.implementation().members
+        changed = {name for name in COMPONENTS if members[name] is not getattr(impl, name)}
+        assert changed == {mutant.component}, f"{mutant.name} changes {sorted(changed)}"
+
+
+def test_mutants_load_through_impl_option():
+    """``--impl tests.kit.mutants:<name>`` resolves to the mutant's bundle, with the broken member."""
+    for mutant in MUTANTS:
+        bundle = load_implementation(f"tests.kit.mutants:{mutant.name}")
+        assert bundle.name == f"mutant {mutant.name}"
+        assert getattr(bundle, mutant.component) is mutant.broken

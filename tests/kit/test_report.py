@@ -1,0 +1,40 @@
+"""The compliance report: partial implementations, expected failures, the header."""
+
+from spec import COMPONENTS
+from tests.kit.run_suite import run_suite
+
+TOY = "tests.kit.toy_partial"
+PROVIDED = {"softmax", "silu", "cross_entropy"}
+
+
+def test_partial_package_shows_missing_components_without_crashing(tmp_path):
+    run = run_suite(tmp_path, "--impl", TOY)
+    assert run.returncode == 1, run.output  # missing members fail their tests; nothing crashes
+    assert "implementation under test: toy partial package 0.0.1" in run.output
+    assert "compliance matrix: toy partial package" in run.output
+    rows = run.report["components"]
+    assert {name for name, row in rows.items() if row["status"] == "PASS"} == PROVIDED, rows
+    assert {name for name, row in rows.items() if row["status"] == "MISSING"} == set(COMPONENTS) - PROVIDED, rows
+    assert all(rows[name]["pass"] > 0 and rows[name]["missing"] == 0 for name in PROVIDED)
+
+
+def test_expected_failures_become_xfail_and_stale_entries_warn(tmp_path):
+    known = tmp_path / "expected_failures.txt"
+    known.write_text("tests/conformance/test_goldens.py::test_golden[linear]  # not written yet\n"
+                     "tests/conformance/test_goldens.py::test_golden[softmax]  # but it passes\n"
+                     "tests/conformance/test_nothing.py::*  # matches no test\n")
+    run = run_suite(tmp_path, "--impl", TOY, "--component", "Linear", "--component", "softmax",
+                    "--expected-failures", str(known))
+    linear = run.report["components"]["Linear"]
+    assert linear["xfail"] == 1 and linear["missing"] >= 1, linear
+    assert run.report["warnings"] == [
+        "stale expected-failure entry 'tests/conformance/test_nothing.py::*': it matches no test",
+        "stale expected-failure entry: tests/conformance/test_goldens.py::test_golden[softmax] passes",
+    ]
+    assert "WARNING: stale expected-failure entry 'tests/conformance/test_nothing.py::*'" in run.output
+
+
+def test_unknown_implementation_is_a_clear_usage_error(tmp_path):
+    run = run_suite(tmp_path, "--impl", "no_such_package_here")
+    assert run.returncode == 4, run.output
+    assert "cannot import implementation module 'no_such_package_here'" in run.output
