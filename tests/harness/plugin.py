@@ -228,8 +228,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write(f"{name:32}" + "".join(f"{row[s]:>9}" for s in STATUSES) + f"   {row['status']}")
     totals = Counter(r.status for r in results)
     write(f"{'TOTAL':32}" + "".join(f"{totals[s]:>9}" for s in STATUSES))
+    # Missing tests share their reason: one line per component and reason, not one per test.
+    missing = Counter((r.component, r.message) for r in results if r.status == "missing")
+    for (component, message), count in missing.items():
+        write(f"\nMISSING [{component}] {count} test{'s' * (count > 1)}: {message.removeprefix('MISSING: ')}")
     for result in results:
-        if result.status in ("fail", "skip", "missing"):
+        if result.status in ("fail", "skip"):
             write(f"\n{result.status.upper()} [{result.component}] {result.nodeid}")
             if result.clause and result.status == "fail":
                 write(f"  spec: {result.clause}")
