@@ -52,3 +52,11 @@ def gpu(session: nox.Session) -> None:
     install(session, "test", "oracles")
     session.run("pytest", "tests/conformance", "--device", "cuda", "--report-json", "reports/compliance-gpu.json",
                 *session.posargs)
+
+
+@nox.session(**VENV)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ours vs the strongest peer, same input, same run; tables printed, reports/bench.json."""
+    install(session, "test", "oracles")
+    session.run("pytest", "bench", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-disable-gc",
+                "--benchmark-columns=mean,stddev,rounds", *session.posargs)

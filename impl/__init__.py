@@ -15,6 +15,8 @@ from impl.nn import (
     silu,
     softmax,
 )
+from impl.bpe_training import train_bpe
+from impl.tokenizer import Tokenizer
 from impl.train import (
     AdamW,
     clip_gradients,
@@ -26,6 +28,7 @@ from impl.train import (
 )
 
 __all__ = [
+    "train_bpe", "Tokenizer",
     "Linear", "Embedding", "RMSNorm", "silu", "SwiGLU", "RotaryEmbedding", "softmax", "scaled_dot_product_attention",
     "MultiHeadSelfAttention", "TransformerBlock", "TransformerLM", "cross_entropy", "AdamW", "lr_cosine_schedule",
     "clip_gradients", "get_batch", "save_checkpoint", "load_checkpoint",

@@ -14,6 +14,8 @@ from typing import Any
 
 # Component name -> area (the spec module that pins it). The order is the report's order.
 COMPONENTS: dict[str, str] = {
+    "train_bpe": "tokenizer",
+    "Tokenizer": "tokenizer",
     "Linear": "nn",
     "Embedding": "nn",
     "RMSNorm": "nn",

@@ -2,7 +2,7 @@
 
 The course's own tests call the ``run_*`` / ``get_*`` functions of ``tests/adapters.py``
 (assignment1-basics). ``--impl adapters:path/to/adapters.py`` loads such a file and wraps
-it in the spec's interfaces (spec/nn.py, spec/train.py):
+it in the spec's interfaces (spec/tokenizer.py, spec/nn.py, spec/train.py):
 
 - functions become thin wrappers with the spec's signatures (``softmax(x, dim)`` calls
   ``run_softmax(x, dim)``); ``AdamW`` is the class ``get_adamw_cls()`` returns;
@@ -16,10 +16,16 @@ gradients to the module's parameters and the ablation switches (A1 §7.3) stay o
 reach. Bridged modules declare that in ``kit_unsupported``; the tests that need those
 features call ``needs(...)`` and report the component *missing*, not failed.
 
+The tokenizer (spec/tokenizer.py): ``train_bpe`` calls ``run_train_bpe``; ``Tokenizer`` is a
+class whose constructor calls ``get_tokenizer(vocab, merges, special_tokens)`` and whose
+``encode`` / ``decode`` / ``encode_iterable`` delegate to the object it returns.
+``Tokenizer.from_files`` reads the course's files (GPT-2's vocab.json and merges.txt) with the
+kit's own reader (tests/harness/gpt2_format.py), then calls ``get_tokenizer``: the course's
+adapters expose no file loading of their own.
+
 A function the file lacks leaves its component absent (reported missing). A function that
 raises NotImplementedError, as every body of the course's stub file does, reports its
-component missing when called. The tokenizer functions (``get_tokenizer``,
-``run_train_bpe``) belong to another area and are ignored here.
+component missing when called (for the tokenizer object, when one of its methods does).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import importlib.util
 import inspect
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -38,8 +44,10 @@ import torch
 from torch import Tensor, nn
 
 import spec.nn
+import spec.tokenizer
 import spec.train
 from spec import Implementation
+from tests.harness.gpt2_format import read_gpt2_files
 from tests.harness.loading import ComponentMissing
 
 # What no adapters file lets the kit check (see the module docstring).
@@ -79,6 +87,8 @@ def load_adapters(path: Path) -> Implementation:
         members["get_batch"] = bridge_get_batch(adapters)
     if adapters.has("get_adamw_cls"):
         members["AdamW"] = bridge_adamw(adapters)
+    if adapters.has("get_tokenizer"):
+        members["Tokenizer"] = type("Tokenizer", (Tokenizer,), {"adapters": adapters, "__module__": __name__})
     for name, module in adapters.classes.items():
         if any(adapters.has(function) for function in module.adapter_functions):
             members[name] = module
@@ -110,6 +120,7 @@ def import_file(path: Path) -> ModuleType:
 
 # Spec function -> the adapter taking the same arguments in the same order (names may differ).
 FUNCTIONS: dict[str, tuple[Callable, str]] = {
+    "train_bpe": (spec.tokenizer.train_bpe, "run_train_bpe"),
     "silu": (spec.nn.silu, "run_silu"),
     "softmax": (spec.nn.softmax, "run_softmax"),
     "scaled_dot_product_attention": (spec.nn.scaled_dot_product_attention, "run_scaled_dot_product_attention"),
@@ -170,6 +181,58 @@ def unavailable_optimizer(error: Exception) -> type:
             raise error.with_traceback(None)
 
     return UnavailableAdamW
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+class Tokenizer:
+    """The spec's Tokenizer around the object ``get_tokenizer`` returns (bound to one file by load_adapters)."""
+
+    adapters: ClassVar[Adapters]
+
+    def __init__(self, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]],
+                 special_tokens: list[str] | None = None):
+        self.tokenizer = self.adapters.call("Tokenizer", "get_tokenizer", vocab, merges, special_tokens)
+
+    @classmethod
+    def from_files(cls, vocab_filepath, merges_filepath, special_tokens: list[str] | None = None) -> Tokenizer:
+        vocab, merges = read_gpt2_files(vocab_filepath, merges_filepath)
+        return cls(vocab, merges, special_tokens)
+
+    def method(self, name: str) -> Callable:
+        found = getattr(self.tokenizer, name, None)
+        if not callable(found):
+            raise ComponentMissing("Tokenizer", f"the object adapters.get_tokenizer returns has no {name} method")
+        return found
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return self.method("encode")(text)
+        except NotImplementedError as error:
+            raise ComponentMissing("Tokenizer", "its encode raises NotImplementedError") from error
+
+    def decode(self, ids: list[int]) -> str:
+        try:
+            return self.method("decode")(ids)
+        except NotImplementedError as error:
+            raise ComponentMissing("Tokenizer", "its decode raises NotImplementedError") from error
+
+    def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
+        try:
+            ids = self.method("encode_iterable")(iterable)
+        except NotImplementedError as error:
+            raise ComponentMissing("Tokenizer", "its encode_iterable raises NotImplementedError") from error
+        return self.lazily(ids)
+
+    @staticmethod
+    def lazily(ids: Iterable[int]) -> Iterator[int]:
+        """Yield as the student's iterator yields (a generator raises NotImplementedError only when first advanced)."""
+        try:
+            yield from ids
+        except NotImplementedError as error:
+            raise ComponentMissing("Tokenizer", "its encode_iterable raises NotImplementedError") from error
 
 
 # ---------------------------------------------------------------------------------------------

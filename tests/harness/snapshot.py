@@ -1,7 +1,8 @@
-"""Syrupy extension for float goldens: npz files in fixtures/goldens, compared with tolerances."""
+"""Syrupy extensions for goldens in fixtures/goldens: npz floats with tolerances, JSON for discrete outputs."""
 
 from __future__ import annotations
 
+from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension
 
 from fixtures import GOLDENS_DIR
@@ -42,3 +43,11 @@ class NpzSnapshotExtension(SingleFileSnapshotExtension):
             assert_matches_golden(from_npz(serialized_data), from_npz(snapshot_data))
         except Mismatch as mismatch:
             yield str(mismatch)
+
+
+class JsonSnapshotExtension(JSONSnapshotExtension):
+    """Discrete goldens (merges, ids) as JSON, compared exactly, beside the npz ones in fixtures/goldens."""
+
+    @classmethod
+    def dirname(cls, *, test_location) -> str:
+        return str(GOLDENS_DIR / test_location.basename)

@@ -4,7 +4,7 @@ It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-b
 like a student's file, only glue: build the reference module, load the given weights,
 call it. The kit's own tests use it to check the adapters bridge
 (``--impl adapters:tests/kit/adapters_reference.py`` must pass the conformance suite, less
-what adapters cannot show). The tokenizer adapters belong to another area and are left out.
+what adapters cannot show).
 """
 
 from __future__ import annotations
@@ -172,3 +172,13 @@ def run_save_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer
 def run_load_checkpoint(src: str | os.PathLike | BinaryIO | IO[bytes], model: torch.nn.Module,
                         optimizer: torch.optim.Optimizer) -> int:
     return impl.load_checkpoint(src, model, optimizer)
+
+
+def get_tokenizer(vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], special_tokens: list[str] | None = None
+                  ) -> Any:
+    return impl.Tokenizer(vocab, merges, special_tokens)
+
+
+def run_train_bpe(input_path: str | os.PathLike, vocab_size: int, special_tokens: list[str], **kwargs
+                  ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
+    return impl.train_bpe(input_path, vocab_size, special_tokens, **kwargs)

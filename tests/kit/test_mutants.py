@@ -120,3 +120,48 @@ def test_mutants_load_through_impl_option():
         bundle = load_implementation(f"tests.kit.mutants:{mutant.name}")
         assert bundle.name == f"mutant {mutant.name}"
         assert getattr(bundle, mutant.component) is mutant.broken
+
+
+def test_tokenizer_mutants_run_and_differ_from_the_reference(tmp_path):
+    """Each tokenizer mutant runs (no crash on a renamed internal of impl/, which the suite would count as a
+    rejection) and behaves differently from the reference on a probe that shows its one change."""
+    import lzma
+
+    import impl
+    from fixtures import FIXTURES_DIR
+    from tests.harness.gpt2_format import read_gpt2_files
+
+    corpus = tmp_path / "corpus.txt"
+    with lzma.open(FIXTURES_DIR / "data" / "corpus" / "prose_valid.txt.xz", "rt", encoding="utf-8") as f:
+        prose = f.read(60_000)
+    documents = [prose[i:i + 300] for i in range(0, len(prose), 300)] + [" I'm sure they'll say it's done"]
+    corpus.write_text("<|endoftext|>".join(documents), encoding="utf-8")  # frequent specials: merging them shows
+    reference_training = impl.train_bpe(corpus, 400, ["<|endoftext|>"])
+
+    vocab, merges = read_gpt2_files(*(FIXTURES_DIR / "data" / "gpt2" / name for name in ("vocab.json", "merges.txt")))
+    specials = ["<|endoftext|>", "<|endoftext|><|endoftext|>"]
+    text = "Hello, don't  panic.\t \n\n<|endoftext|><|endoftext|> the end  "
+
+    def behaviour(tokenizer_class):
+        tokenizer, plain = tokenizer_class(vocab, merges, specials), tokenizer_class(vocab, merges)
+        consumed = []
+
+        def lines():
+            for i in range(100):
+                consumed.append(i)
+                yield f"line {i}\n"
+
+        next(iter(tokenizer.encode_iterable(lines())))
+        try:
+            decoded = tokenizer.decode([158, 222])  # a lone continuation byte, then a truncated 3-byte character
+        except Exception as error:  # noqa: BLE001
+            decoded = type(error).__name__
+        return (tokenizer.encode(text), plain.encode(text), list(tokenizer.encode_iterable([text[:9], text[9:]])),
+                decoded, len(consumed) < 100)
+
+    reference_behaviour = behaviour(impl.Tokenizer)
+    for mutant in MUTANTS:
+        if mutant.component == "train_bpe":
+            assert mutant.broken(corpus, 400, ["<|endoftext|>"]) != reference_training, mutant.name
+        elif mutant.component == "Tokenizer":
+            assert behaviour(mutant.broken) != reference_behaviour, mutant.name

@@ -1,0 +1,174 @@
+"""Tokenizer benchmarks: BPE training vs HF tokenizers' BpeTrainer, encoding vs tiktoken and HF tokenizers.
+
+    python3 -m nox -s bench -- -k tokenizer
+
+Training: 10K vocabulary with <|endoftext|> on the embedded prose corpus (7.9 MB), one round
+each; peak RSS of each trainer is measured in a fresh process. Encoding: GPT-2's vocabulary on
+the same text; "warm" rounds run after a first call has filled our pre-token cache (tiktoken
+and HF keep no such cache and need none).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+tiktoken = pytest.importorskip("tiktoken", reason="the encoding peer is tiktoken")
+hf = pytest.importorskip("tokenizers", reason="the training peer is HF tokenizers")
+
+from fixtures import FIXTURES_DIR  # noqa: E402
+from impl import Tokenizer, train_bpe  # noqa: E402
+from impl.tokenizer import GPT2_PATTERN, read_gpt2_files  # noqa: E402
+from impl.tokenizer_programs import EOT, embedded_corpus  # noqa: E402
+
+GPT2 = FIXTURES_DIR / "data" / "gpt2"
+VOCAB = 10_000
+CORES = os.cpu_count() or 1
+
+
+def hf_train(path: str) -> "hf.Tokenizer":
+    from tokenizers import models, pre_tokenizers, trainers
+
+    tokenizer = hf.Tokenizer(models.BPE())
+    # ByteLevel with use_regex applies GPT-2's pattern: the same pre-tokenization as ours.
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=[EOT], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train([path], trainer)
+    return tokenizer
+
+
+def peak_rss_mb(statement: str) -> float:
+    """Peak RSS (MB) of a fresh interpreter running ``statement``, its worker processes included."""
+    report = ("import resource as r; print(max(r.getrusage(r.RUSAGE_SELF).ru_maxrss, "
+              "r.getrusage(r.RUSAGE_CHILDREN).ru_maxrss) / 1024)")
+    done = subprocess.run([sys.executable, "-c", f"{statement}\n{report}"], check=True, capture_output=True, text=True)
+    return round(float(done.stdout.split()[-1]))
+
+
+@pytest.fixture(scope="module")
+def corpus() -> str:
+    return str(embedded_corpus("train"))
+
+
+@pytest.fixture(scope="module")
+def gpt2_text() -> str:
+    return embedded_corpus("train").read_text(encoding="utf-8")[:4_000_000]
+
+
+def test_train_ours(benchmark, corpus):
+    benchmark.group = f"train BPE, vocab {VOCAB}, embedded corpus"
+    vocab, merges = benchmark.pedantic(train_bpe, (corpus, VOCAB, [EOT]), rounds=1, iterations=1)
+    text = open(corpus, encoding="utf-8").read()
+    n_tokens = len(Tokenizer(vocab, merges, [EOT]).encode(text))
+    benchmark.extra_info.update(impl="ours", bytes=os.path.getsize(corpus),
+                                bytes_per_token=round(len(text.encode()) / n_tokens, 3),
+                                peak_rss_mb=peak_rss_mb(f"from impl import train_bpe; train_bpe({corpus!r}, {VOCAB}, [{EOT!r}])"))
+
+
+def test_train_hf_tokenizers(benchmark, corpus):
+    benchmark.group = f"train BPE, vocab {VOCAB}, embedded corpus"
+    benchmark.pedantic(hf_train, (corpus,), rounds=1, iterations=1)
+    benchmark.extra_info.update(impl=f"HF tokenizers {hf.__version__}", bytes=os.path.getsize(corpus),
+                                peak_rss_mb=peak_rss_mb(f"from bench.test_tokenizer import hf_train; hf_train({corpus!r})"))
+
+
+@pytest.fixture(scope="module")
+def ours_gpt2() -> Tokenizer:
+    return Tokenizer.from_files(GPT2 / "vocab.json", GPT2 / "merges.txt", [EOT])
+
+
+@pytest.fixture(scope="module")
+def tiktoken_gpt2():
+    vocab, _ = read_gpt2_files(GPT2 / "vocab.json", GPT2 / "merges.txt")
+    ranks = {token: i for i, token in vocab.items() if token != EOT.encode()}
+    return tiktoken.Encoding("gpt2-local", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={EOT: 50256})
+
+
+@pytest.fixture(scope="module")
+def hf_gpt2():
+    from tokenizers import decoders, models, pre_tokenizers
+
+    tokenizer = hf.Tokenizer(models.BPE.from_file(str(GPT2 / "vocab.json"), str(GPT2 / "merges.txt")))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([EOT])
+    return tokenizer
+
+
+ENCODE = "encode 4 MB of prose, GPT-2 vocabulary, one process"
+
+
+def test_encode_ours_first_call(benchmark, gpt2_text):
+    benchmark.group = ENCODE
+    fresh = lambda: Tokenizer.from_files(GPT2 / "vocab.json", GPT2 / "merges.txt", [EOT])  # noqa: E731
+    benchmark.pedantic(lambda t: t.encode(gpt2_text), setup=lambda: ((fresh(),), {}), rounds=3)
+    benchmark.extra_info.update(impl="ours (empty cache)", bytes=len(gpt2_text.encode()))
+
+
+def test_encode_ours(benchmark, ours_gpt2, tiktoken_gpt2, gpt2_text):
+    benchmark.group = ENCODE
+    ids = ours_gpt2.encode(gpt2_text)  # fills the pre-token cache
+    assert ids == tiktoken_gpt2.encode(gpt2_text, allowed_special="all")  # same work, same answer
+    benchmark.pedantic(ours_gpt2.encode, (gpt2_text,), rounds=5)
+    benchmark.extra_info.update(impl="ours", bytes=len(gpt2_text.encode()))
+
+
+def test_encode_tiktoken(benchmark, tiktoken_gpt2, gpt2_text):
+    benchmark.group = ENCODE
+    benchmark.pedantic(tiktoken_gpt2.encode, (gpt2_text,), {"allowed_special": "all"}, rounds=5)
+    benchmark.extra_info.update(impl=f"tiktoken {tiktoken.__version__}", bytes=len(gpt2_text.encode()))
+
+
+def test_encode_hf_tokenizers(benchmark, hf_gpt2, gpt2_text):
+    benchmark.group = ENCODE
+    benchmark.pedantic(hf_gpt2.encode, (gpt2_text,), rounds=5)
+    benchmark.extra_info.update(impl=f"HF tokenizers {hf.__version__}", bytes=len(gpt2_text.encode()))
+
+
+ENCODE_ALL = f"encode 4 MB of prose, GPT-2 vocabulary, {CORES} cores"
+
+
+def documents(text: str) -> list[str]:
+    return [d + EOT for d in text.split(EOT)]
+
+
+def test_encode_all_cores_ours(benchmark, gpt2_text):
+    from impl.bpe_training import worker_context
+
+    benchmark.group = ENCODE_ALL
+    docs = documents(gpt2_text)
+    with worker_context().Pool(CORES, _init_gpt2) as pool:
+        pool.map(_encode_doc, docs[:CORES])  # start the workers
+        benchmark.pedantic(lambda: np.concatenate(pool.map(_encode_doc, docs, chunksize=8)), rounds=3)
+    benchmark.extra_info.update(impl="ours", bytes=len(gpt2_text.encode()))
+
+
+_worker: Tokenizer | None = None
+
+
+def _init_gpt2() -> None:
+    global _worker
+    _worker = Tokenizer.from_files(GPT2 / "vocab.json", GPT2 / "merges.txt", [EOT])
+
+
+def _encode_doc(doc: str) -> np.ndarray:
+    return np.asarray(_worker.encode(doc), dtype=np.int32)
+
+
+def test_encode_all_cores_tiktoken(benchmark, tiktoken_gpt2, gpt2_text):
+    benchmark.group = ENCODE_ALL
+    docs = documents(gpt2_text)
+    benchmark.pedantic(tiktoken_gpt2.encode_batch, (docs,), {"num_threads": CORES, "allowed_special": "all"}, rounds=3)
+    benchmark.extra_info.update(impl=f"tiktoken {tiktoken.__version__}", bytes=len(gpt2_text.encode()))
+
+
+def test_encode_all_cores_hf_tokenizers(benchmark, hf_gpt2, gpt2_text):
+    benchmark.group = ENCODE_ALL
+    docs = documents(gpt2_text)
+    benchmark.pedantic(hf_gpt2.encode_batch, (docs,), rounds=3)
+    benchmark.extra_info.update(impl=f"HF tokenizers {hf.__version__}", bytes=len(gpt2_text.encode()))
