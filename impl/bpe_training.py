@@ -128,8 +128,8 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
     """Merge the most frequent pair (ties: the lexicographically greater bytes pair) n_merges times.
 
     Adds one token per merge to ``vocab``. Only the words that contain the merged pair are
-    touched; their pairs' counts are updated and re-pushed on a lazy heap (stale entries
-    are skipped when popped).
+    touched, and in them only the pairs next to a merge site: their counts are updated and
+    re-pushed on a lazy heap (stale entries are skipped when popped).
     """
     first_byte = len(vocab) - 256  # the byte tokens are the vocabulary's last 256 entries so far
     words = [[first_byte + b for b in word.encode("utf-8")] for word in counts]
@@ -155,20 +155,25 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
         changed: set[tuple[int, int]] = set()
         for w in pair_words.pop((a, b), ()):
             word, f = words[w], freq[w]
-            merged, i = [], 0
+            merged, old_sites, new_sites, i = [], set(), set(), 0
             while i < len(word):
                 if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+                    # Pairs starting at i-1, i, i+1 of the old word vanish; at k-1 and k of the new one appear.
+                    old_sites.update(j for j in (i - 1, i, i + 1) if 0 <= j < len(word) - 1)
+                    new_sites.add(len(merged))
                     merged.append(new_id)
                     i += 2
                 else:
                     merged.append(word[i])
                     i += 1
-            if len(merged) == len(word):
+            if not new_sites:
                 continue  # stale membership: an earlier merge already consumed this pair here
-            for pair in zip(word, word[1:]):
+            for j in old_sites:
+                pair = (word[j], word[j + 1])
                 pair_count[pair] -= f
                 changed.add(pair)
-            for pair in zip(merged, merged[1:]):
+            for k in {j for site in new_sites for j in (site - 1, site) if 0 <= j < len(merged) - 1}:
+                pair = (merged[k], merged[k + 1])
                 pair_count[pair] += f
                 pair_words.setdefault(pair, set()).add(w)
                 changed.add(pair)
