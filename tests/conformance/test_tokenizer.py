@@ -382,13 +382,18 @@ def test_gpt2_prose_corpus_equals_tiktoken_and_hf(impl, gpt2, tiktoken_gpt2, hf_
     assert list(gpt2(EOT).encode_iterable(text.splitlines(keepends=True))) == ids
 
 
-ANY_TEXT = st.lists(st.one_of(st.text(max_size=30), st.sampled_from([EOT, " ", "  ", "\n", "<|", "'s", "é"])),
-                    max_size=8).map("".join)
+PIECES = st.sampled_from([EOT, " ", "  ", "\n", "<|", "'s", "é"])
+ANY_TEXT = st.lists(st.one_of(st.text(max_size=30), PIECES), max_size=8).map("".join)
+# Characters assigned in Python's Unicode (14.0): a code point assigned only in a later version is
+# classified by each regex engine's own tables (regex vs tiktoken's Rust), so the oracle would differ
+# from the spec's pattern there for reasons no implementation controls.
+ASSIGNED_TEXT = st.lists(st.one_of(st.text(st.characters(exclude_categories=("Cs", "Cn")), max_size=30), PIECES),
+                         max_size=8).map("".join)
 
 
 @pytest.mark.component("Tokenizer")
 @PROPERTY
-@given(text=ANY_TEXT)
+@given(text=ASSIGNED_TEXT)
 def test_gpt2_fuzz_equals_tiktoken(impl, gpt2, tiktoken_gpt2, text):
     """For any string, GPT-2 ids equal tiktoken's (special token registered and allowed)."""
     assert gpt2(EOT).encode(text) == tiktoken_gpt2.encode(text, allowed_special="all")
