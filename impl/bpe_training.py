@@ -108,6 +108,21 @@ def _read_text(path: Path, start: int, end: int) -> Iterator[str]:
     yield decoder.decode(b"", final=True)
 
 
+def merge_sites(word: list[int], a: int, b: int) -> list[int]:
+    """Left-to-right, non-overlapping positions i with word[i:i+2] == [a, b] (list.index scans in C)."""
+    sites, i, last = [], 0, len(word) - 1
+    try:
+        while True:
+            i = word.index(a, i, last)
+            if word[i + 1] == b:
+                sites.append(i)
+                i += 2
+            else:
+                i += 1
+    except ValueError:
+        return sites
+
+
 class Greater:
     """Heap key that orders (bytes, bytes) pairs descending, so the min-heap pops the greatest pair."""
 
@@ -155,25 +170,25 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
         changed: set[tuple[int, int]] = set()
         for w in pair_words.pop((a, b), ()):
             word, f = words[w], freq[w]
-            merged, old_sites, new_sites, i = [], set(), set(), 0
-            while i < len(word):
-                if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
-                    # Pairs starting at i-1, i, i+1 of the old word vanish; at k-1 and k of the new one appear.
-                    old_sites.update(j for j in (i - 1, i, i + 1) if 0 <= j < len(word) - 1)
-                    new_sites.add(len(merged))
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            if not new_sites:
+            sites = merge_sites(word, a, b)
+            if not sites:
                 continue  # stale membership: an earlier merge already consumed this pair here
-            for j in old_sites:
+            merged: list[int] = []
+            start = 0
+            for site in sites:
+                merged += word[start:site]
+                merged.append(new_id)
+                start = site + 2
+            merged += word[start:]
+            # Pairs starting at s-1, s, s+1 of the old word vanish; at t-1 and t of the new one appear
+            # (the k-th site s lands at t = s - k, each earlier merge having shortened the word by one).
+            last_old, last_new = len(word) - 2, len(merged) - 2
+            for j in {j for s in sites for j in (s - 1, s, s + 1) if 0 <= j <= last_old}:
                 pair = (word[j], word[j + 1])
                 pair_count[pair] -= f
                 changed.add(pair)
-            for k in {j for site in new_sites for j in (site - 1, site) if 0 <= j < len(merged) - 1}:
-                pair = (merged[k], merged[k + 1])
+            for t in {t for k, s in enumerate(sites) for t in (s - k - 1, s - k) if 0 <= t <= last_new}:
+                pair = (merged[t], merged[t + 1])
                 pair_count[pair] += f
                 pair_words.setdefault(pair, set()).add(w)
                 changed.add(pair)
