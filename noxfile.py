@@ -40,6 +40,16 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session(**VENV)
+def e2e(session: nox.Session) -> None:
+    """The embedded end-to-end run: 10K tokenizer, token arrays, an LM trained on the CPU (~10 min), a sample.
+
+    nox -s e2e -- --out-dir runs/mine --max-steps 100
+    """
+    install(session)
+    session.run("embedded-run", *session.posargs)
+
+
+@nox.session(**VENV)
 def fixtures(session: nox.Session) -> None:
     """Regenerate the goldens from the reference; `-- --check` compares instead (CI)."""
     install(session, "test")
@@ -60,3 +70,23 @@ def bench(session: nox.Session) -> None:
     install(session, "test", "oracles")
     session.run("pytest", "bench", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-disable-gc",
                 "--benchmark-columns=mean,stddev,rounds", *session.posargs)
+
+
+@nox.session(**VENV)
+def lm_bench(session: nox.Session) -> None:
+    """Training tokens/s and MFU, ours vs a nanoGPT-style peer, same run; reports/lm_throughput.md.
+
+    nox -s lm_bench -- --config tinystories --steps 100      # on a GPU; `-- --tiny` on a CPU
+    """
+    install(session)
+    session.run("python", "-m", "bench.lm_throughput", *session.posargs)
+
+
+@nox.session(**VENV)
+def a2_benchmark(session: nox.Session) -> None:
+    """A2 §2.1.3: forward, forward+backward, full step per model size, fp32/bf16; reports/a2_benchmark.md.
+
+    nox -s a2_benchmark -- --sizes xl --precision bf16 --compile off,on --memory-snapshot reports/snapshots
+    """
+    install(session)
+    session.run("python", "-m", "bench.a2_benchmark", *session.posargs)

@@ -16,6 +16,7 @@ from impl.nn import (
     softmax,
 )
 from impl.bpe_training import train_bpe
+from impl.decode import decode, sample_next_token
 from impl.tokenizer import Tokenizer
 from impl.train import (
     AdamW,
@@ -31,7 +32,7 @@ __all__ = [
     "train_bpe", "Tokenizer",
     "Linear", "Embedding", "RMSNorm", "silu", "SwiGLU", "RotaryEmbedding", "softmax", "scaled_dot_product_attention",
     "MultiHeadSelfAttention", "TransformerBlock", "TransformerLM", "cross_entropy", "AdamW", "lr_cosine_schedule",
-    "clip_gradients", "get_batch", "save_checkpoint", "load_checkpoint",
+    "clip_gradients", "get_batch", "save_checkpoint", "load_checkpoint", "sample_next_token", "decode",
 ]
 __version__ = "0.1.0"
 name = "cs336 reference (impl)"

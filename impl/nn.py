@@ -129,7 +129,8 @@ class RotaryEmbedding(nn.Module):
 
 def softmax(x: Tensor, dim: int) -> Tensor:
     """exp(x − max) / Σ exp(x − max) along ``dim`` (A1 eq. 10)."""
-    shifted = x - x.amax(dim=dim, keepdim=True)
+    # Detached: the shift cancels in the gradient, so autograd need not route one through amax.
+    shifted = x - x.amax(dim=dim, keepdim=True).detach()
     exp = torch.exp(shifted)
     return exp / exp.sum(dim=dim, keepdim=True)
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from fixtures import FIXTURES_DIR
 from impl.bpe_training import chunk_bounds, train_bpe, worker_context
+from impl.run_log import atomic_write_text
 from impl.tokenizer import Tokenizer
 
 EMBEDDED = {name: FIXTURES_DIR / "data" / "corpus" / f"prose_{name}.txt.xz" for name in ("train", "valid")}
@@ -131,7 +132,7 @@ def tokenize_main(argv: list[str] | None = None) -> int:
     sidecar = {
         "dtype": "uint16", "num_tokens": n_tokens, "vocab_size": len(tokenizer.vocab),
         "special_tokens": {s: tokenizer.special_ids[s] for s in tokenizer.special_tokens},
-        "source": str(source), "source_bytes": source.stat().st_size,
+        "source": str(source), "source_bytes": source.stat().st_size, "tokenizer_dir": str(args.tokenizer.resolve()),
         "tokenizer": {name: hashlib.sha256((args.tokenizer / name).read_bytes()).hexdigest()
                       for name in ("vocab.json", "merges.txt")},
     }
@@ -149,10 +150,3 @@ def write_npy(raw: Path, n_tokens: int, out: Path) -> None:
         with open(raw, "rb") as src:
             shutil.copyfileobj(src, tmp)
     os.replace(tmp.name, out)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
-

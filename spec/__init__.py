@@ -4,6 +4,10 @@ An implementation is any object whose attributes carry the component names below
 (``import mypkg`` with ``mypkg.Linear``, ``mypkg.softmax`` ...) or an ``Implementation``
 bundle. Every member is optional; a member that is absent is reported *missing* and fails
 only its own tests.
+
+The areas: ``tokenizer`` (byte-level BPE, A1 §2), ``nn`` (the Transformer LM, A1 §3), ``train``
+(loss, AdamW, schedule, clipping, batches, checkpoints, A1 §4–§5) and ``decode`` (temperature and
+top-p sampling, the generation loop, A1 §6).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ COMPONENTS: dict[str, str] = {
     "get_batch": "train",
     "save_checkpoint": "train",
     "load_checkpoint": "train",
+    "sample_next_token": "decode",
+    "decode": "decode",
 }
 
 

@@ -23,6 +23,9 @@ class whose constructor calls ``get_tokenizer(vocab, merges, special_tokens)`` a
 kit's own reader (tests/harness/gpt2_format.py), then calls ``get_tokenizer``: the course's
 adapters expose no file loading of their own.
 
+Decoding (spec/decode.py) has no course adapter: through this bridge its components are
+always absent, hence missing (``NO_COURSE_ADAPTER``).
+
 A function the file lacks leaves its component absent (reported missing). A function that
 raises NotImplementedError, as every body of the course's stub file does, reports its
 component missing when called (for the tokenizer object, when one of its methods does).
@@ -50,6 +53,8 @@ from spec import Implementation
 from tests.harness.gpt2_format import read_gpt2_files
 from tests.harness.loading import ComponentMissing
 
+# Components the course's adapters.py has no function for: always missing through the bridge.
+NO_COURSE_ADAPTER = frozenset({"sample_next_token", "decode"})
 # What no adapters file lets the kit check (see the module docstring).
 KIT_UNSUPPORTED = frozenset({"initialization", "autograd", "ablations"})
 

@@ -1,0 +1,114 @@
+"""What the GPU benchmark scripts share: synchronized timing, peak memory, FLOPs and MFU, the report.
+
+Used by bench/lm_throughput.py (training tokens/s and MFU, ours vs a nanoGPT-style peer) and
+bench/a2_benchmark.py (A2 §2.1.3 end-to-end timings). Everything also runs on a CPU, where
+memory and MFU read "n/a".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import platform
+import shlex
+import timeit
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+# Dense bf16 tensor-core peaks (no sparsity), SXM parts, as nanoGPT's estimate_mfu uses them.
+PEAK_BF16_FLOPS = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued kernels: CUDA calls return before the GPU has done the work (A2 §2.1.3)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeat: int = 1) -> float:
+    """Wall-clock seconds for ``repeat`` calls of ``fn``, synchronized before the clock starts and stops."""
+    sync(device)
+    start = timeit.default_timer()
+    for _ in range(repeat):
+        fn()
+    sync(device)
+    return timeit.default_timer() - start
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast (fp32 master weights) or plain fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    """Most memory held by tensors since the last reset; None on a CPU (no allocator statistics)."""
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def free_memory(device: torch.device) -> None:
+    """Drop compiled graphs and cached blocks so that the next measurement starts clean."""
+    torch.compiler.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def flops_per_token(non_embedding_params: int, num_layers: int, d_model: int, context_length: int) -> int:
+    """Training FLOPs per token, nanoGPT's estimate_mfu (PaLM appendix B): 6N + 12·L·d_model·T.
+
+    N counts every parameter except the token embedding (a lookup, not a matmul); the LM head
+    is a matmul and stays in. 12·L·d·T is attention's QKᵀ and AV, forward and backward.
+    """
+    return 6 * non_embedding_params + 12 * num_layers * d_model * context_length
+
+
+def peak_bf16_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for chip, peak in PEAK_BF16_FLOPS.items() if chip in name), None)
+
+
+def mfu(tokens_per_s: float, flops_per_token: int, device: torch.device) -> float | None:
+    """Model FLOPs utilization: achieved model FLOP/s over the chip's dense bf16 peak; None if unknown."""
+    peak = peak_bf16_flops(device)
+    return None if peak is None else tokens_per_s * flops_per_token / peak
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def report(title: str, command: str, argv: Sequence[str], device: torch.device, notes: Sequence[str],
+           header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown report: title, machine and command line, notes, then one table."""
+    lines = [f"# {title}", "", f"- device: {device_name(device)}", f"- torch {torch.__version__}",
+             f"- command: `{shlex.join([*command.split(), *argv])}`", *(f"- {note}" for note in notes), "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(text: str, out: Path) -> None:
+    print(text, end="")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"\nwritten to {out}")
+
+
+def fmt(value: float | None, spec: str) -> str:
+    """A table cell: the value formatted, or n/a where it cannot be measured here."""
+    return "n/a" if value is None else format(value, spec)

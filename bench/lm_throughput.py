@@ -1,0 +1,166 @@
+"""Training throughput, ours vs a nanoGPT-style peer: tokens/s and MFU in the same run (A1 §7, A2 §2).
+
+    python -m bench.lm_throughput --config tinystories --steps 100          # on a GPU
+    python -m bench.lm_throughput --config gpt2-small --compile on
+    python -m bench.lm_throughput --tiny                                    # on a CPU, in seconds
+
+"Ours" is the real ``train`` program's step, impl.train_program.Trainer.train_step (get_batch,
+autocast, our cross_entropy, clip_gradients, our AdamW), on a temporary uint16 token file. The
+peer (bench/nanogpt_peer.py) is the same model in torch.nn + SDPA + fused AdamW, started from
+ours' initial weights and fed the same windows from the same file, so that the loss columns of
+the two rows must agree. Warm-up steps (compilation included) are excluded; the timed steps are
+bracketed by torch.cuda.synchronize(). Precision is bf16 autocast on a GPU, fp32 on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.gpu_timing import PEAK_BF16_FLOPS, flops_per_token, fmt, free_memory, mfu, peak_memory_gib, report, \
+    reset_peak_memory, timed, write_report
+from bench.nanogpt_peer import PeerTrainer
+from impl.train_program import TrainConfig, Trainer
+
+CONFIGS = {
+    # The handout's TinyStories model (A1 §7.2): 17M parameters without the embeddings.
+    "tinystories": dict(vocab_size=10_000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344,
+                        batch_size=128),
+    # GPT-2 small's shapes and vocabulary; SwiGLU d_ff = 8/3·d has the 4·d MLP's size: 124M without the embedding.
+    "gpt2-small": dict(vocab_size=50_257, context_length=1024, d_model=768, num_layers=12, num_heads=12, d_ff=2048,
+                       batch_size=32),
+    # For tests on a CPU.
+    "tiny": dict(vocab_size=256, context_length=32, d_model=64, num_layers=2, num_heads=4, d_ff=128, batch_size=4),
+}
+HEADER = ["config", "implementation", "compile", "tokens/s", "step (ms)", "MFU", "ours ÷ peer (tokens/s)",
+          "peak memory (GiB)", "loss at last step"]
+
+
+@dataclass
+class Result:
+    tokens_per_s: float
+    step_ms: float
+    peak_gib: float | None
+    loss: float
+
+
+def measure(train_step, device: torch.device, warmup: int, steps: int, tokens_per_step: int) -> Result | None:
+    """Throughput of ``steps`` steps after ``warmup`` untimed ones; None if the GPU runs out of memory."""
+    try:
+        reset_peak_memory(device)
+        for _ in range(warmup):
+            train_step()
+        losses = []
+        seconds = timed(lambda: losses.append(train_step()), device, repeat=steps)  # no host sync inside
+    except torch.OutOfMemoryError:
+        return None
+    return Result(tokens_per_step * steps / seconds, 1000 * seconds / steps, peak_memory_gib(device),
+                  losses[-1].item())
+
+
+def table_row(config: str, label: str, compile: bool, result: Result | None, ratio: str, flops: int,
+              device: torch.device) -> list[str]:
+    if result is None:
+        return [config, label, "on" if compile else "off", "OOM", "OOM", "OOM", ratio, "OOM", "OOM"]
+    return [config, label, "on" if compile else "off", f"{result.tokens_per_s:,.0f}", f"{result.step_ms:.1f}",
+            fmt(mfu(result.tokens_per_s, flops, device), ".1%"), ratio, fmt(result.peak_gib, ".2f"),
+            f"{result.loss:.4f}"]
+
+
+def token_file(directory: Path, vocab_size: int, n_tokens: int) -> Path:
+    """Uniform random uint16 tokens with the sidecar .json the ``train`` program reads vocab_size from."""
+    path = directory / f"tokens-{vocab_size}.npy"
+    np.save(path, np.random.default_rng(0).integers(0, vocab_size, size=n_tokens, dtype=np.uint16))
+    path.with_suffix(".json").write_text(json.dumps({"dtype": "uint16", "vocab_size": vocab_size}))
+    return path
+
+
+def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, steps: int
+            ) -> tuple[TrainConfig, int, Result | None, Result | None]:
+    """Time ours, then the peer from ours' initial weights; returns the resolved config and N (no embedding)."""
+    trainer = Trainer(TrainConfig(train_data=str(data), valid_data=str(data), out_dir=str(out_dir), compile=compile,
+                                  **shape))
+    cfg, device = trainer.cfg, torch.device(trainer.cfg.device)
+    weights = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
+    non_embedding = sum(w.numel() for w in weights.values()) - weights["token_embeddings.weight"].numel()
+
+    def ours_step() -> torch.Tensor:
+        loss, _ = trainer.train_step()
+        trainer.step += 1  # as Trainer.run: the schedule moves on
+        return loss
+
+    tokens_per_step = cfg.batch_size * cfg.context_length
+    ours = measure(ours_step, device, warmup, steps, tokens_per_step)
+    del trainer, ours_step
+    free_memory(device)
+    peer_trainer = PeerTrainer(cfg, np.load(data, mmap_mode="r"), weights)
+    peer = measure(peer_trainer.train_step, device, warmup, steps, tokens_per_step)
+    del peer_trainer
+    free_memory(device)
+    return cfg, non_embedding, ours, peer
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.lm_throughput", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="tinystories,gpt2-small",
+                        help=f"comma-separated, from {', '.join(CONFIGS)} (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per row (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first, compilation included")
+    parser.add_argument("--compile", choices=["both", "on", "off"], default="both", help="torch.compile both models")
+    parser.add_argument("--batch-size", type=int, help="override every config's batch size")
+    parser.add_argument("--context-length", type=int, help="override every config's context length")
+    parser.add_argument("--vocab-size", type=int, help="override every config's vocabulary (at most 65536: uint16)")
+    parser.add_argument("--out", type=Path, default=Path("reports/lm_throughput.md"))
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny model, 1 warm-up + 3 steps, no compile: for CPU tests")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.config, args.warmup, args.steps, args.compile = "tiny", 1, 3, "off"
+    unknown = [name for name in args.config.split(",") if name not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown config {unknown}: choose from {list(CONFIGS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    overrides = {k: v for k in ("batch_size", "context_length", "vocab_size") if (v := getattr(args, k)) is not None}
+    modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="lm_throughput-") as tmp:
+        for name in args.config.split(","):
+            shape = CONFIGS[name] | overrides
+            data = token_file(Path(tmp), shape["vocab_size"], 64 * shape["batch_size"] * (shape["context_length"] + 1))
+            for compile in modes:
+                cfg, n, ours, peer = compare(shape, compile, data, Path(tmp) / f"{name}-{compile}", args.warmup,
+                                             args.steps)
+                device = torch.device(cfg.device)
+                flops = flops_per_token(n, cfg.num_layers, cfg.d_model, cfg.context_length)
+                ratio = f"{ours.tokens_per_s / peer.tokens_per_s:.2f}x" if ours and peer else "-"
+                rows.append(table_row(name, "ours", compile, ours, ratio, flops, device))
+                rows.append(table_row(name, "nanoGPT-style peer", compile, peer, "-", flops, device))
+            notes.append(f"{name}: vocab {cfg.vocab_size}, ctx {cfg.context_length}, d_model {cfg.d_model}, "
+                         f"d_ff {cfg.d_ff}, {cfg.num_layers} layers, {cfg.num_heads} heads, θ {cfg.rope_theta:g}, "
+                         f"batch {cfg.batch_size}, {cfg.precision}; N = {n / 1e6:.1f}M parameters without the token "
+                         f"embedding, {flops / 1e9:.2f} GFLOP per token (6N + 12·L·d·T)")
+    notes += [f"{args.warmup} warm-up steps excluded, then {args.steps} steps timed between "
+              "torch.cuda.synchronize() calls",
+              "MFU: tokens/s × FLOPs per token ÷ dense bf16 peak ("
+              + ", ".join(f"{chip} {peak / 1e12:g}" for chip, peak in PEAK_BF16_FLOPS.items()) + " TFLOP/s)",
+              "ours: impl.train_program.Trainer.train_step; peer: bench/nanogpt_peer.py (torch.nn, SDPA, loss inside "
+              "the compiled module, fused torch AdamW, clip_grad_norm_), same initial weights and batches"]
+    write_report(report("LM training throughput: ours vs a nanoGPT-style peer", "python -m bench.lm_throughput",
+                        argv, device, notes, HEADER, rows), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

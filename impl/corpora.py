@@ -1,0 +1,83 @@
+"""The ``fetch-corpus`` program: download a public pretraining corpus for the programs (A1 §7).
+
+    fetch-corpus tinystories            # -> ~/.cache/cs336-kit/tinystories/{train,valid}.txt
+    fetch-corpus owt --out data/owt     # the course's OpenWebText sample (gunzipped on the way)
+
+then ``train-bpe --input <dir>/train.txt``, ``tokenize --input ...`` and ``train`` as for the
+embedded corpus. Needs internet; nothing else in the kit downloads. Each file is streamed to a
+temp name with a progress bar and renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+
+from tqdm import tqdm
+
+from impl.tokenizer_programs import CACHE
+
+HF = "https://huggingface.co/datasets"
+CORPORA: dict[str, dict[str, str]] = {
+    "tinystories": {"train": f"{HF}/roneneldan/TinyStories/resolve/main/TinyStoriesV2-GPT4-train.txt",
+                    "valid": f"{HF}/roneneldan/TinyStories/resolve/main/TinyStoriesV2-GPT4-valid.txt"},
+    "owt": {"train": f"{HF}/stanford-cs336/owt-sample/resolve/main/owt_train.txt.gz",
+            "valid": f"{HF}/stanford-cs336/owt-sample/resolve/main/owt_valid.txt.gz"},
+}
+BLOCK = 1 << 20
+
+
+def download(url: str, target: Path) -> Path:
+    """Stream ``url`` to ``target`` (gunzipping a .gz URL); the target appears only once complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=60) as response, \
+            tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+        try:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if url.endswith(".gz") else None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+                while block := response.read(BLOCK):
+                    tmp.write(inflate.decompress(block) if inflate else block)
+                    bar.update(len(block))
+            if inflate:
+                tmp.write(inflate.flush())
+                if not inflate.eof:
+                    raise gzip.BadGzipFile(f"{url}: the download ended inside the gzip stream")
+            if total is not None and bar.n != total:
+                raise OSError(f"{url}: got {bar.n} of {total} bytes")
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+    os.replace(tmp.name, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fetch-corpus", description="Download a pretraining corpus (needs internet).")
+    parser.add_argument("name", choices=sorted(CORPORA))
+    parser.add_argument("--out", type=Path, help="directory for train.txt and valid.txt (default: the kit's cache)")
+    args = parser.parse_args(argv)
+    out = args.out or CACHE / args.name
+    for split, url in CORPORA[args.name].items():
+        target = out / f"{split}.txt"
+        if target.exists():
+            print(f"{target} exists; skipped")
+            continue
+        try:
+            download(url, target)
+        except OSError as error:  # URLError, HTTPError, a short read, a bad gzip stream
+            print(f"fetch-corpus: error: could not download {url}: {error}", file=sys.stderr)
+            return 1
+        print(f"{target}: {target.stat().st_size / 1e6:.1f} MB")
+    print(f"next: train-bpe --input {out / 'train.txt'} --out {out / 'tokenizer'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The ``train`` program: a Transformer LM trained from a config file (A1 §5.3, §7).
+
+    train --config configs/prose.toml                       # or no config: the defaults below
+    train --config configs/prose.toml --max-steps 2000 --lr-max 3e-3
+    train --out-dir runs/lm --resume                       # continue exactly where it stopped
+
+Data are the uint16 ``.npy`` arrays the ``tokenize`` program writes, memory-mapped. Everything
+the run needs to continue bit-identically (model, AdamW state, step, the sampler's RNG state,
+the config) goes into one checkpoint, written atomically. The run leaves ``metrics.jsonl`` and
+``loss.png`` in ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from impl.nn import TransformerLM
+from impl.run_log import MetricsLog, atomic_write_text, plot_loss_curves
+from impl.train import AdamW, clip_gradients, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, \
+    save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    # Data: uint16 .npy token arrays from `tokenize` (a sidecar .json beside them gives vocab_size).
+    train_data: str = "runs/prose_train.npy"
+    valid_data: str = "runs/prose_valid.npy"
+    tokenizer_dir: str = ""  # "": the one the train data's sidecar names (`generate` reads it from the checkpoint)
+    # Model (A1 §3; defaults: the handout's TinyStories configuration, ~17M non-embedding parameters).
+    vocab_size: int = 0  # 0: read from the train data's sidecar .json
+    context_length: int = 256
+    d_model: int = 512
+    num_layers: int = 4
+    num_heads: int = 16
+    d_ff: int = 1344
+    rope_theta: float = 10000.0
+    # Optimizer and schedule (A1 §4): cosine from lr_max to lr_min over max_steps after warmup_steps.
+    max_steps: int = 5000
+    batch_size: int = 32
+    lr_max: float = 1e-3
+    lr_min: float = 1e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    # Bookkeeping.
+    log_interval: int = 10  # steps between metrics rows (mean train loss over the interval)
+    eval_interval: int = 250  # steps between validation losses (and at the last step)
+    eval_batches: int = 20  # validation batches, the same ones at every evaluation
+    checkpoint_interval: int = 1000  # steps between checkpoints (and at the last step)
+    max_minutes: float = 0.0  # > 0: stop (with a checkpoint) once this much wall-clock has passed
+    out_dir: str = "runs/lm"
+    seed: int = 0
+    # Execution.
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "auto"  # fp32 | bf16 (autocast; fp32 master weights); auto: bf16 on cuda, fp32 on cpu
+    compile: bool = False  # torch.compile the model
+
+
+POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff", "max_steps", "batch_size",
+                   "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message says why and what is kept."""
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill the automatic fields and check the config against the data before any work starts."""
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise TrainingError(f"precision must be fp32, bf16 or auto, got {cfg.precision!r}")
+    not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
+    if not_positive:
+        raise TrainingError(f"these settings must be >= 1: {', '.join(not_positive)}")
+    if not 0 <= cfg.warmup_steps <= cfg.max_steps:
+        raise TrainingError(f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps={cfg.max_steps}]")
+    for name in ("train_data", "valid_data"):
+        if not Path(getattr(cfg, name)).is_file():
+            raise TrainingError(f"{name} {getattr(cfg, name)} does not exist (make it with the `tokenize` program)")
+    sidecar_path = Path(cfg.train_data).with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    vocab_size = cfg.vocab_size or sidecar.get("vocab_size", 0)
+    if vocab_size == 0:
+        raise TrainingError(f"vocab_size is 0 (automatic) but {sidecar_path} does not give one: set vocab_size")
+    tokenizer_dir = cfg.tokenizer_dir or sidecar.get("tokenizer_dir", "")
+    return dataclasses.replace(cfg, device=device, precision=precision, vocab_size=vocab_size,
+                               tokenizer_dir=tokenizer_dir)
+
+
+def load_tokens(path: str, cfg: TrainConfig) -> np.ndarray:
+    tokens = np.load(path, mmap_mode="r")  # memory-mapped: the corpus may exceed RAM
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise TrainingError(f"{path}: expected a 1-D integer token array, got shape {tokens.shape} {tokens.dtype}")
+    if len(tokens) <= cfg.context_length:
+        raise TrainingError(f"{path} holds {len(tokens)} tokens, too few for context_length={cfg.context_length}")
+    largest = int(tokens.max())  # one pass over the file, worth it: an id >= vocab_size would fail mid-run
+    if largest >= cfg.vocab_size:
+        raise TrainingError(f"{path} contains token id {largest} but vocab_size={cfg.vocab_size}: "
+                            "the data was made with a larger tokenizer")
+    return tokens
+
+
+def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
+    """Entropy (nats) of the tokens' own frequencies: the loss of the best context-free model, a baseline."""
+    counts = np.bincount(tokens, minlength=vocab_size)
+    p = counts[counts > 0] / len(tokens)
+    return float(-(p * np.log(p)).sum())
+
+
+def build_model(cfg: TrainConfig) -> TransformerLM:
+    return TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
+                         cfg.rope_theta, device=cfg.device)
+
+
+MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta")
+
+
+class Trainer:
+    """One run: model, optimizer, data and bookkeeping; ``run()`` trains to ``max_steps``."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg = resolve(cfg)
+        self.out_dir = Path(cfg.out_dir)
+        self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        if self.checkpoint_path.exists() and not resume:
+            raise TrainingError(f"{self.checkpoint_path} exists: pass --resume to continue it, or choose another out_dir")
+        if resume and not self.checkpoint_path.exists():
+            raise TrainingError(f"--resume given but {self.checkpoint_path} does not exist")
+        self.train_tokens, self.valid_tokens = load_tokens(cfg.train_data, cfg), load_tokens(cfg.valid_data, cfg)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg)
+        self.optimizer = AdamW(self.model.parameters(), lr=cfg.lr_max, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                               weight_decay=cfg.weight_decay)
+        self.sampler = np.random.default_rng(cfg.seed)
+        self.step, self.elapsed = 0, 0.0
+        if resume:
+            self.restore()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", resume_from_step=self.step if resume else None)
+        # Model and loss compiled together: the fp32 logits of the loss never have to be materialized.
+        self.loss = torch.compile(self.model_loss) if cfg.compile else self.model_loss
+        self.autocast = (torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
+                         if cfg.precision == "bf16" else contextlib.nullcontext())
+
+    def restore(self) -> None:
+        checkpoint = read_checkpoint(self.checkpoint_path)
+        saved = checkpoint["config"]
+        changed = [f"{k}: checkpoint {saved[k]} vs config {getattr(self.cfg, k)}" for k in MODEL_FIELDS
+                   if saved[k] != getattr(self.cfg, k)]
+        if changed:
+            raise TrainingError(f"{self.checkpoint_path} was trained with a different model: " + "; ".join(changed))
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.step, self.elapsed = checkpoint["iteration"], checkpoint["elapsed_s"]
+        self.sampler.bit_generator.state = checkpoint["sampler_state"]
+
+    def save(self) -> None:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise TrainingError(f"parameters are not finite at step {self.step}; stopped without saving ({self.kept()})")
+        extra = {"config": dataclasses.asdict(self.cfg), "sampler_state": self.sampler.bit_generator.state,
+                 "elapsed_s": self.elapsed}
+        try:
+            save_checkpoint(self.model, self.optimizer, self.step, self.checkpoint_path, extra)
+        except OSError as error:
+            raise TrainingError(f"could not write the checkpoint at step {self.step} ({error}); {self.kept()}") from error
+
+    def kept(self) -> str:
+        if self.checkpoint_path.exists():
+            return f"the last good checkpoint {self.checkpoint_path} (step {read_checkpoint(self.checkpoint_path)['iteration']}) is intact"
+        return "no checkpoint was written yet"
+
+    def lr(self, step: int) -> float:
+        return lr_cosine_schedule(step, self.cfg.lr_max, self.cfg.lr_min, self.cfg.warmup_steps, self.cfg.max_steps)
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        self.model.eval()
+        batches = np.random.default_rng(self.cfg.seed + 1)  # the same windows every time: comparable points
+        total = torch.zeros((), device=self.cfg.device)
+        for _ in range(self.cfg.eval_batches):
+            x, y = get_batch(self.valid_tokens, self.cfg.batch_size, self.cfg.context_length, self.cfg.device, batches)
+            with self.autocast:
+                total += self.loss(x, y)
+        self.model.train()
+        return total.item() / self.cfg.eval_batches
+
+    def model_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(self.model(x), y)
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step at the schedule's learning rate; returns (loss, grad norm) on the device."""
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr(self.step)
+        x, y = get_batch(self.train_tokens, cfg.batch_size, cfg.context_length, cfg.device, self.sampler)
+        with self.autocast:
+            loss = self.loss(x, y)
+        loss.backward()
+        grad_norm = clip_gradients(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), grad_norm
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        tokens_per_step = cfg.batch_size * cfg.context_length
+        interval_loss = torch.zeros((), device=cfg.device)
+        interval_steps, interval_start = 0, time.perf_counter()
+        start, start_elapsed = time.perf_counter(), self.elapsed
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        stopped_early = False
+        while self.step < cfg.max_steps:
+            loss, grad_norm = self.train_step()
+            self.step += 1
+            interval_loss += loss
+            interval_steps += 1
+            self.elapsed = start_elapsed + time.perf_counter() - start
+            last = self.step == cfg.max_steps
+            out_of_time = cfg.max_minutes > 0 and self.elapsed >= cfg.max_minutes * 60
+            if self.step % cfg.log_interval and self.step % cfg.eval_interval and self.step % cfg.checkpoint_interval \
+                    and not (last or out_of_time):
+                continue
+            # A host sync only here: a non-finite loss anywhere in the interval is caught before any checkpoint.
+            mean_loss = interval_loss.item() / interval_steps
+            if not math.isfinite(mean_loss):
+                bar.close()
+                raise TrainingError(f"train loss is {mean_loss} in steps {self.step - interval_steps + 1}..{self.step}; "
+                                    f"stopped without saving ({self.kept()}). Lower lr_max or check the data.")
+            seconds = time.perf_counter() - interval_start
+            row = {"step": self.step, "tokens": self.step * tokens_per_step, "wall_s": round(self.elapsed, 3),
+                   "lr": self.lr(self.step - 1), "train_loss": mean_loss, "grad_norm": grad_norm.item(),
+                   "tokens_per_s": round(interval_steps * tokens_per_step / seconds, 1)}
+            if self.step % cfg.eval_interval == 0 or last or out_of_time:
+                row["val_loss"] = self.validation_loss()
+                row["val_perplexity"] = math.exp(min(row["val_loss"], 700.0))
+            self.metrics.append(row)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", **({"val": f"{row['val_loss']:.3f}"} if "val_loss" in row else {}))
+            bar.update(interval_steps)
+            if self.step % cfg.checkpoint_interval == 0 or last or out_of_time:
+                self.save()
+            if "val_loss" in row:
+                plot_loss_curves(self.metrics.rows, self.out_dir / "loss.png", self.title())
+            interval_loss.zero_()
+            interval_steps, interval_start = 0, time.perf_counter()
+            if out_of_time and not last:
+                stopped_early = True
+                break
+        bar.close()
+        summary = {"step": self.step, "stopped_early": stopped_early, "wall_s": round(self.elapsed, 1),
+                   **{k: v for k, v in self.metrics.rows[-1].items() if k.endswith("loss") or k == "val_perplexity"},
+                   "val_unigram_entropy": unigram_entropy(self.valid_tokens, cfg.vocab_size)}
+        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def title(self) -> str:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        c = self.cfg
+        return (f"{n_params / 1e6:.1f}M params (d={c.d_model}, L={c.num_layers}, ctx={c.context_length}), "
+                f"batch {c.batch_size}, lr {c.lr_max:g}, {c.device} {c.precision}")
+
+
+def parse_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
+    """Defaults < the TOML config file < command-line flags (one flag per TrainConfig field)."""
+    parser = argparse.ArgumentParser(prog="train", description="Train a Transformer LM (A1 §5.3).")
+    parser.add_argument("--config", type=Path, help="TOML file with TrainConfig fields")
+    parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.pt")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[field.type], default=None)
+    args = parser.parse_args(argv)
+    values = {}
+    if args.config is not None:
+        if not args.config.is_file():
+            parser.error(f"config file {args.config} does not exist")
+        values = tomllib.loads(args.config.read_text())
+        unknown = set(values) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            parser.error(f"{args.config}: unknown settings {sorted(unknown)}")
+    values |= {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    return TrainConfig(**values), args.resume
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, resume = parse_config(argv)
+    try:
+        trainer = Trainer(cfg, resume=resume)
+        summary = trainer.run()
+    except TrainingError as error:
+        print(f"train: error: {error}", file=sys.stderr)
+        return 1
+    print(f"train: {json.dumps(summary)}; wrote {trainer.out_dir}/{{checkpoint.pt,metrics.jsonl,loss.png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

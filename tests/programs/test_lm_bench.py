@@ -1,0 +1,95 @@
+"""The GPU benchmark scripts, on a CPU at tiny sizes: bench/lm_throughput.py and bench/a2_benchmark.py.
+
+What matters most is that the throughput peer is a fair comparison: the same function as our
+TransformerLM (equal logits from the same weights), the same size, the same training step.
+No wall-clock time is asserted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import a2_benchmark, lm_throughput
+from bench.nanogpt_peer import PeerLM, state_dict_from_ours
+from impl.nn import TransformerLM
+from impl.train import cross_entropy
+from impl.train_program import TrainConfig
+
+# Odd sizes and a non-default θ, so that a transposed weight, a wrong head split or a θ mix-up shows.
+SHAPE = dict(vocab_size=97, context_length=24, d_model=48, num_layers=2, num_heads=4, d_ff=80, rope_theta=500.0)
+
+
+def table(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the one markdown table in a report."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    header, *rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return header, rows[1:]  # rows[0] is the --- separator
+
+
+def models(theta: float = SHAPE["rope_theta"]) -> tuple[TransformerLM, PeerLM]:
+    torch.manual_seed(0)
+    ours = TransformerLM(*(SHAPE[k] for k in ("vocab_size", "context_length", "d_model", "num_layers", "num_heads",
+                                              "d_ff", "rope_theta")))
+    peer = PeerLM(TrainConfig(**{**SHAPE, "rope_theta": theta}))
+    peer.load_state_dict(state_dict_from_ours(ours.state_dict(), SHAPE["num_layers"]))
+    return ours, peer
+
+
+def test_the_peer_has_our_parameters_and_computes_our_function():
+    """Ours' weights copied into the peer: same parameter count, logits within 1e-4 in fp32, same loss."""
+    ours, peer = models()
+    assert sum(p.numel() for p in peer.parameters()) == sum(p.numel() for p in ours.parameters())
+    ids = torch.randint(0, SHAPE["vocab_size"], (3, 19))  # shorter than the context: RoPE tables are sliced
+    targets = torch.randint(0, SHAPE["vocab_size"], (3, 19))
+    with torch.no_grad():
+        expected = ours(ids)
+        logits, loss = peer(ids, targets)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(loss, cross_entropy(expected, targets), atol=1e-5, rtol=0)
+    _, other_theta = models(theta=10_000.0)  # the check sees RoPE: another θ gives other logits
+    with torch.no_grad():
+        assert (other_theta(ids)[0] - expected).abs().max() > 1e-3
+
+
+def test_lm_throughput_reports_ours_and_the_peer_training_alike(tmp_path):
+    out = tmp_path / "lm_throughput.md"
+    assert lm_throughput.main(["--tiny", "--out", str(out)]) == 0
+    header, rows = table(out)
+    assert header == lm_throughput.HEADER
+    assert [(r[0], r[1], r[2]) for r in rows] == [("tiny", "ours", "off"), ("tiny", "nanoGPT-style peer", "off")]
+    ours, peer = (dict(zip(header, row)) for row in rows)
+    assert float(ours["tokens/s"].replace(",", "")) > 0 and re.fullmatch(r"\d+\.\d\dx", ours["ours ÷ peer (tokens/s)"])
+    assert ours["MFU"] == peer["MFU"] == "n/a"  # no peak FLOP/s for a CPU
+    # Same initial weights, same batches, same optimizer settings: the same loss after the timed steps.
+    assert abs(float(ours["loss at last step"]) - float(peer["loss at last step"])) < 1e-3
+    assert "command: `python -m bench.lm_throughput --tiny" in out.read_text()
+
+
+def test_a2_benchmark_times_three_phases_per_precision(tmp_path):
+    out = tmp_path / "a2.md"
+    assert a2_benchmark.main(["--tiny", "--out", str(out)]) == 0
+    header, rows = table(out)
+    assert header == a2_benchmark.HEADER
+    assert [(r[0], r[2], r[3]) for r in rows] == [("tiny", "fp32", "off"), ("tiny", "bf16", "off")]
+    for row in rows:
+        timings, memory = row[4:7], row[7:]
+        assert all(re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", cell) for cell in timings), row
+        assert memory == ["n/a"] * 3  # no allocator statistics on a CPU
+
+
+def test_an_out_of_memory_phase_reads_oom_and_the_run_goes_on():
+    def fails():
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    assert a2_benchmark.measure(fails, torch.device("cpu"), 1, 2, None) == ("OOM", "OOM")
+
+
+@pytest.mark.parametrize("argv", [["--sizes", "huge"], ["--precision", "fp8"], ["--compile", "maybe"]])
+def test_a2_benchmark_refuses_unknown_choices(argv, capsys):
+    with pytest.raises(SystemExit):
+        a2_benchmark.parse_args(argv)
+    assert "unknown" in capsys.readouterr().err

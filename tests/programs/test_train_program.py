@@ -1,0 +1,203 @@
+"""The reference's ``train`` program: exact resume after SIGKILL, config precedence, and bad input.
+
+Runs on a tiny model and a synthetic corpus (a random first-order Markov chain, so there is
+something to learn) to stay within seconds; the embedded-corpus run is test_embedded_run.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from impl.train import read_checkpoint
+from impl.train_program import TrainConfig, Trainer, TrainingError, main, parse_config
+
+VOCAB = 64
+TINY = ["--d-model", "32", "--num-layers", "2", "--num-heads", "2", "--d-ff", "64", "--context-length", "32",
+        "--batch-size", "8", "--warmup-steps", "5", "--lr-max", "1e-2", "--eval-batches", "2"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def markov_tokens(n: int, seed: int) -> np.ndarray:
+    """Each token drawn from a fixed, peaked distribution over the next ids given the previous one."""
+    rng = np.random.default_rng(0)  # the same chain for train and valid
+    transition = rng.dirichlet(np.full(VOCAB, 0.1), size=VOCAB)
+    cumulative = transition.cumsum(axis=1)
+    draws = np.random.default_rng(seed).random(n)
+    tokens = np.empty(n, dtype=np.uint16)
+    tokens[0] = 0
+    for i in range(1, n):
+        tokens[i] = min(np.searchsorted(cumulative[tokens[i - 1]], draws[i]), VOCAB - 1)
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for split, n, seed in (("train", 40_000, 1), ("valid", 5_000, 2)):
+        np.save(root / f"{split}.npy", markov_tokens(n, seed))
+        (root / f"{split}.json").write_text(json.dumps({"dtype": "uint16", "vocab_size": VOCAB}))
+    return root
+
+
+def args(data: Path, out: Path, *more: str) -> list[str]:
+    return ["--train-data", str(data / "train.npy"), "--valid-data", str(data / "valid.npy"), "--out-dir", str(out),
+            *TINY, *more]
+
+
+def run_program(argv: list[str], **popen) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "impl.train_program", *argv], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def trajectory(out: Path) -> list[dict]:
+    """Every metrics row without its timing fields, which no two runs share."""
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in ("wall_s", "tokens_per_s")} for row in rows]
+
+
+def test_a_run_killed_and_resumed_follows_the_uninterrupted_trajectory_bit_for_bit(data, tmp_path):
+    """SIGKILL after a checkpoint, --resume: every logged loss, lr and grad norm equals the uninterrupted run's."""
+    steps = ["--max-steps", "120", "--log-interval", "1", "--eval-interval", "30", "--checkpoint-interval", "20"]
+    straight = run_program(args(data, tmp_path / "straight", *steps))
+    interrupted = run_program(args(data, tmp_path / "interrupted", *steps))
+    metrics = tmp_path / "interrupted" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 47):  # past the checkpoints at 20, 40
+        assert interrupted.poll() is None, f"the run ended before it could be killed: {interrupted.communicate()}"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.01)
+    interrupted.send_signal(signal.SIGKILL)
+    interrupted.wait()
+    assert not (tmp_path / "interrupted" / "summary.json").exists()
+    killed_at = len(metrics.read_text().splitlines())
+    assert 40 <= read_checkpoint(tmp_path / "interrupted" / "checkpoint.pt")["iteration"] < killed_at < 120
+    resumed = run_program(args(data, tmp_path / "interrupted", *steps, "--resume"))
+    for process in (straight, resumed):
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    assert trajectory(tmp_path / "interrupted") == trajectory(tmp_path / "straight")
+    assert [r["step"] for r in trajectory(tmp_path / "straight")] == list(range(1, 121))
+
+
+def test_training_lowers_the_loss_and_writes_its_outputs(data, tmp_path, capsys):
+    """Loss falls well below the data's unigram entropy; metrics, plot, summary and checkpoint are written."""
+    out = tmp_path / "run"
+    assert main(args(data, out, "--max-steps", "150", "--log-interval", "10", "--eval-interval", "50")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_loss"] > summary["val_unigram_entropy"] > summary["val_loss"] + 0.3
+    assert {"step", "tokens", "wall_s", "lr", "train_loss", "grad_norm", "tokens_per_s"} <= set(rows[0])
+    assert [r["step"] for r in rows if "val_loss" in r] == [50, 100, 150]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checkpoint = read_checkpoint(out / "checkpoint.pt")
+    assert checkpoint["iteration"] == 150 and checkpoint["config"]["d_model"] == 32
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_config_file_then_flags_override_defaults(tmp_path):
+    """Precedence: TrainConfig defaults < the TOML file < command-line flags."""
+    config = tmp_path / "run.toml"
+    config.write_text('d_model = 64\nlr_max = 3e-3\ncompile = true\nout_dir = "somewhere"\n')
+    cfg, resume = parse_config(["--config", str(config), "--lr-max", "1e-4", "--no-compile"])
+    assert (cfg.d_model, cfg.lr_max, cfg.compile, cfg.out_dir, cfg.num_layers) == (64, 1e-4, False, "somewhere", 4)
+    assert resume is False
+
+
+def test_unknown_config_settings_are_refused(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("d_modle = 64\n")
+    with pytest.raises(SystemExit):
+        parse_config(["--config", str(config)])
+    assert "unknown settings ['d_modle']" in capsys.readouterr().err
+
+
+def error_of(argv: list[str], capsys) -> str:
+    assert main(argv) == 1
+    return capsys.readouterr().err
+
+
+def test_missing_data_file_is_named(data, tmp_path, capsys):
+    argv = args(data, tmp_path / "run", "--max-steps", "5")
+    argv[argv.index("--valid-data") + 1] = str(tmp_path / "nowhere.npy")
+    assert "nowhere.npy does not exist" in error_of(argv, capsys)
+
+
+def test_vocab_smaller_than_the_largest_token_id_is_refused(data, tmp_path, capsys):
+    err = error_of(args(data, tmp_path / "run", "--max-steps", "5", "--vocab-size", "16"), capsys)
+    assert "contains token id" in err and "vocab_size=16" in err
+
+
+def test_context_longer_than_the_data_is_refused(data, tmp_path, capsys):
+    np.save(tmp_path / "short.npy", np.arange(20, dtype=np.uint16))
+    argv = args(data, tmp_path / "run", "--max-steps", "5")
+    argv[argv.index("--valid-data") + 1] = str(tmp_path / "short.npy")
+    assert "too few for context_length=32" in error_of(argv, capsys)
+
+
+def test_resume_with_a_different_model_shape_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(args(data, out, "--max-steps", "5")) == 0
+    err = error_of(args(data, out, "--max-steps", "10", "--resume", "--context-length", "64"), capsys)
+    assert "context_length: checkpoint 32 vs config 64" in err
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(args(data, out, "--max-steps", "5")) == 0
+    assert "pass --resume" in error_of(args(data, out, "--max-steps", "5"), capsys)
+
+
+def test_diverging_parameters_stop_the_run_and_keep_the_last_good_checkpoint(data, tmp_path, capsys):
+    """A learning rate of 1e15 overflows the weights within a few steps: no checkpoint of them is written."""
+    out = tmp_path / "run"
+    err = error_of(args(data, out, "--max-steps", "20", "--lr-max", "1e15", "--warmup-steps", "10",
+                        "--log-interval", "1", "--checkpoint-interval", "1"), capsys)
+    assert "not finite" in err and "is intact" in err
+    checkpoint = read_checkpoint(out / "checkpoint.pt")
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    """The loss turning NaN after step 12 stops at the next logging step; the step-10 checkpoint survives."""
+    cfg = TrainConfig(**{**vars(parse_config(args(data, tmp_path / "run"))[0]), "max_steps": 30, "log_interval": 5,
+                         "checkpoint_interval": 10})
+    trainer = Trainer(cfg)
+    model_loss = trainer.loss
+
+    def poisoned(x, y):
+        return model_loss(x, y) * float("nan") if trainer.step >= 12 else model_loss(x, y)
+
+    trainer.loss = poisoned
+    with pytest.raises(TrainingError, match=r"train loss is nan in steps 11..15.*checkpoint.pt \(step 10\) is intact"):
+        trainer.run()
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 10
+
+
+def test_a_full_disk_while_saving_leaves_the_previous_checkpoint_intact(data, tmp_path):
+    """The file-size limit makes the second checkpoint's write fail (EFBIG), as a full disk would (ENOSPC)."""
+    out = tmp_path / "run"
+    assert main(args(data, out, "--max-steps", "10")) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write(), not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, len(before) // 2))
+
+    resumed = run_program(args(data, out, "--max-steps", "20", "--resume"), preexec_fn=limit_file_size)
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 1
+    assert "could not write the checkpoint at step 20" in err and "(step 10) is intact" in err
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the partial temp file is removed
