@@ -115,12 +115,20 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos().to(torch.float32), persistent=False)
         self.register_buffer("sin", angles.sin().to(torch.float32), persistent=False)
 
-    def forward(self, x: Tensor, token_positions: Tensor) -> Tensor:
-        if not torch.compiler.is_compiling() and token_positions.numel() and int(token_positions.max()) >= self.max_seq_len:
-            raise ValueError(
-                f"token position {int(token_positions.max())} is beyond RoPE's max_seq_len={self.max_seq_len}"
-            )
-        cos, sin = self.cos[token_positions], self.sin[token_positions]  # (..., seq, d_k/2)
+    def forward(self, x: Tensor, token_positions: Tensor | None = None) -> Tensor:
+        """``token_positions`` None means 0 … seq−1: checked on the shape, so no host sync on a GPU."""
+        if token_positions is None:
+            seq = x.shape[-2]
+            if seq > self.max_seq_len:
+                raise ValueError(f"sequence length {seq} is beyond RoPE's max_seq_len={self.max_seq_len}")
+            cos, sin = self.cos[:seq], self.sin[:seq]  # (seq, d_k/2)
+        else:
+            if not torch.compiler.is_compiling() and token_positions.numel() \
+                    and int(token_positions.max()) >= self.max_seq_len:
+                raise ValueError(
+                    f"token position {int(token_positions.max())} is beyond RoPE's max_seq_len={self.max_seq_len}"
+                )
+            cos, sin = self.cos[token_positions], self.sin[token_positions]  # (..., seq, d_k/2)
         pairs = x.float().unflatten(-1, (-1, 2))  # (..., seq, d_k) -> (..., seq, d_k/2, 2)
         even, odd = pairs[..., 0], pairs[..., 1]
         rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., seq, d_k/2, 2)
@@ -166,9 +174,8 @@ class MultiHeadSelfAttention(nn.Module):
         qkv = (x @ w_qkv.T).unflatten(-1, (3, self.num_heads, self.d_head))  # (..., seq, 3, h, d_head)
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2)  # each (..., h, seq, d_head)
         if self.rope is not None:
-            if token_positions is None:
-                token_positions = torch.arange(seq, device=x.device)
-            head_positions = token_positions.unsqueeze(-2)  # (..., seq) -> (..., 1, seq): same for every head
+            # (..., seq) -> (..., 1, seq): the same for every head; None stays None (positions 0 … seq−1).
+            head_positions = None if token_positions is None else token_positions.unsqueeze(-2)
             q, k = self.rope(q, head_positions), self.rope(k, head_positions)
         causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
         heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
@@ -237,9 +244,8 @@ class TransformerLM(nn.Module):
         if seq > self.context_length:
             raise ValueError(f"sequence length {seq} exceeds the model's context_length={self.context_length}")
         x = self.token_embeddings(token_ids)  # (..., seq) -> (..., seq, d_model)
-        positions = torch.arange(seq, device=token_ids.device)
         for layer in self.layers:
-            x = layer(x, positions)
+            x = layer(x)  # positions 0 … seq−1, which the length check above keeps within RoPE's table
         if hasattr(self, "ln_final"):
             x = self.ln_final(x)
         return self.lm_head(x)  # (..., seq, vocab)
