@@ -17,7 +17,7 @@ VENV = {"venv_params": ["--system-site-packages"] if GPU_MACHINE else []}
 
 def install(session: nox.Session, *extras: str) -> None:
     if not GPU_MACHINE:
-        session.install("torch==2.13.0")
+        session.install("torch==2.13.0", "triton==3.6.0")  # the GPU machines' Triton; kernels run interpreted here
     session.install("-e", f".[{','.join(extras)}]" if extras else ".")
 
 
@@ -90,3 +90,14 @@ def a2_benchmark(session: nox.Session) -> None:
     """
     install(session)
     session.run("python", "-m", "bench.a2_benchmark", *session.posargs)
+
+
+@nox.session(**VENV)
+def kernels(session: nox.Session) -> None:
+    """Triton kernels vs peers (do_bench): FA2 leaderboard, A2 flash sweep, fused RMSNorm GB/s; reports/kernels.md.
+
+    nox -s kernels -- --leaderboard              # or --sweep [--seqs 1024,16384 --dims 64 --dtypes bf16], --rmsnorm
+    nox -s kernels -- --tiny                     # on a CPU: a smoke run through Triton's interpreter
+    """
+    install(session)
+    session.run("python", "-m", "bench.kernels", *session.posargs)

@@ -27,7 +27,7 @@ import torch
 from bench.gpu_timing import PEAK_BF16_FLOPS, flops_per_token, fmt, free_memory, mfu, peak_memory_gib, report, \
     reset_peak_memory, timed, write_report
 from bench.nanogpt_peer import PeerTrainer
-from impl.train_program import TrainConfig, Trainer
+from impl.train_program import KERNEL_CHOICES, TrainConfig, Trainer
 
 CONFIGS = {
     # The handout's TinyStories model (A1 §7.2): 17M parameters without the embeddings.
@@ -117,6 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="override every config's batch size")
     parser.add_argument("--context-length", type=int, help="override every config's context length")
     parser.add_argument("--vocab-size", type=int, help="override every config's vocabulary (at most 65536: uint16)")
+    parser.add_argument("--kernels", choices=KERNEL_CHOICES, help="ours on the Triton kernels (TrainConfig.kernels)")
     parser.add_argument("--out", type=Path, default=Path("reports/lm_throughput.md"))
     parser.add_argument("--tiny", action="store_true",
                         help="tiny model, 1 warm-up + 3 steps, no compile: for CPU tests")
@@ -132,7 +133,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    overrides = {k: v for k in ("batch_size", "context_length", "vocab_size") if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in ("batch_size", "context_length", "vocab_size", "kernels")
+                 if (v := getattr(args, k)) is not None}
     modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
     rows, notes = [], []
     with tempfile.TemporaryDirectory(prefix="lm_throughput-") as tmp:
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(table_row(name, "nanoGPT-style peer", compile, peer, "-", flops, device))
             notes.append(f"{name}: vocab {cfg.vocab_size}, ctx {cfg.context_length}, d_model {cfg.d_model}, "
                          f"d_ff {cfg.d_ff}, {cfg.num_layers} layers, {cfg.num_heads} heads, θ {cfg.rope_theta:g}, "
-                         f"batch {cfg.batch_size}, {cfg.precision}; N = {n / 1e6:.1f}M parameters without the token "
+                         f"batch {cfg.batch_size}, {cfg.precision}, ours on kernels: {cfg.kernels}; N = {n / 1e6:.1f}M parameters without the token "
                          f"embedding, {flops / 1e9:.2f} GFLOP per token (6N + 12·L·d·T)")
     notes += [f"{args.warmup} warm-up steps excluded, then {args.steps} steps timed between "
               "torch.cuda.synchronize() calls",

@@ -18,6 +18,9 @@ from impl.nn import (
 from impl.bpe_training import train_bpe
 from impl.decode import decode, sample_next_token
 from impl.tokenizer import Tokenizer
+from impl.rmsnorm_triton import RMSNormTriton
+from impl.flash_attention import FlashAttentionPyTorch, flash_attention
+from impl.flash_triton import FlashAttentionTriton
 from impl.train import (
     AdamW,
     clip_gradients,
@@ -33,6 +36,7 @@ __all__ = [
     "Linear", "Embedding", "RMSNorm", "silu", "SwiGLU", "RotaryEmbedding", "softmax", "scaled_dot_product_attention",
     "MultiHeadSelfAttention", "TransformerBlock", "TransformerLM", "cross_entropy", "AdamW", "lr_cosine_schedule",
     "clip_gradients", "get_batch", "save_checkpoint", "load_checkpoint", "sample_next_token", "decode",
+    "RMSNormTriton", "FlashAttentionPyTorch", "FlashAttentionTriton", "flash_attention",
 ]
 __version__ = "0.1.0"
 name = "cs336 reference (impl)"

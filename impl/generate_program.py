@@ -25,7 +25,8 @@ def load_model(checkpoint_path: Path, device: str) -> tuple[TransformerLM, Train
     checkpoint = read_checkpoint(checkpoint_path)
     if "config" not in checkpoint:
         raise ValueError(f"{checkpoint_path} has no config: it was not written by the train program")
-    cfg = TrainConfig(**{**checkpoint["config"], "device": device})
+    # The kernels change speed, not the function or the state dict: sampling uses the reference path anywhere.
+    cfg = TrainConfig(**{**checkpoint["config"], "device": device, "kernels": "none"})
     model = build_model(cfg)
     model.load_state_dict(checkpoint["model"])
     return model, cfg

@@ -154,6 +154,10 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask: Tensor |
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention, d_k = d_v = d_model / h, one fused QKV matmul (A1 §3.5.5)."""
 
+    # A fused causal kernel (q, k, v) (..., h, seq, d_head) -> (..., h, seq, d_head) used instead of the mask and
+    # the (seq, seq) scores; None is the reference path. impl.fast_lm.use_kernels sets FlashAttention-2.
+    attention_kernel = None
+
     def __init__(self, d_model: int, num_heads: int, rope: RotaryEmbedding | None = None, device=None, dtype=None):
         super().__init__()
         if d_model % num_heads:
@@ -177,8 +181,11 @@ class MultiHeadSelfAttention(nn.Module):
             # (..., seq) -> (..., 1, seq): the same for every head; None stays None (positions 0 … seq−1).
             head_positions = None if token_positions is None else token_positions.unsqueeze(-2)
             q, k = self.rope(q, head_positions), self.rope(k, head_positions)
-        causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
-        heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
+        if self.attention_kernel is not None:
+            heads = self.attention_kernel(q, k, v, is_causal=True)  # (..., h, seq, d_head)
+        else:
+            causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
+            heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
         return self.output_proj(heads.transpose(-3, -2).flatten(-2))  # (..., seq, d_model)
 
 

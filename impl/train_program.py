@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from impl.fast_lm import use_kernels
 from impl.nn import TransformerLM
 from impl.run_log import MetricsLog, atomic_write_text, plot_loss_curves
 from impl.train import AdamW, clip_gradients, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, \
@@ -70,8 +71,10 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda when available, else cpu
     precision: str = "auto"  # fp32 | bf16 (autocast; fp32 master weights); auto: bf16 on cuda, fp32 on cpu
     compile: bool = False  # torch.compile the model
+    kernels: str = "none"  # none | attention | rmsnorm | all: Triton FlashAttention-2 / fused RMSNorm (CUDA)
 
 
+KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
 POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff", "max_steps", "batch_size",
                    "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
 
@@ -86,6 +89,11 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
     if precision not in ("fp32", "bf16"):
         raise TrainingError(f"precision must be fp32, bf16 or auto, got {cfg.precision!r}")
+    if cfg.kernels not in KERNEL_CHOICES:
+        raise TrainingError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, got {cfg.kernels!r}")
+    if cfg.kernels in ("rmsnorm", "all") and not device.startswith("cuda"):
+        raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
+                            f"got device={device!r}")
     not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
     if not_positive:
         raise TrainingError(f"these settings must be >= 1: {', '.join(not_positive)}")
@@ -125,8 +133,9 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
 
 
 def build_model(cfg: TrainConfig) -> TransformerLM:
-    return TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
-                         cfg.rope_theta, device=cfg.device)
+    model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
+                          cfg.rope_theta, device=cfg.device)
+    return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))
 
 
 MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta")

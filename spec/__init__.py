@@ -6,8 +6,8 @@ bundle. Every member is optional; a member that is absent is reported *missing* 
 only its own tests.
 
 The areas: ``tokenizer`` (byte-level BPE, A1 §2), ``nn`` (the Transformer LM, A1 §3), ``train``
-(loss, AdamW, schedule, clipping, batches, checkpoints, A1 §4–§5) and ``decode`` (temperature and
-top-p sampling, the generation loop, A1 §6).
+(loss, AdamW, schedule, clipping, batches, checkpoints, A1 §4–§5), ``decode`` (temperature and
+top-p sampling, the generation loop, A1 §6) and ``kernels`` (Triton kernels with their autograd, A2 §4).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ COMPONENTS: dict[str, str] = {
     "load_checkpoint": "train",
     "sample_next_token": "decode",
     "decode": "decode",
+    "RMSNormTriton": "kernels",
+    "FlashAttentionPyTorch": "kernels",
+    "FlashAttentionTriton": "kernels",
+    "flash_attention": "kernels",
 }
 
 

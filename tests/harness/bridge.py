@@ -24,7 +24,12 @@ kit's own reader (tests/harness/gpt2_format.py), then calls ``get_tokenizer``: t
 adapters expose no file loading of their own.
 
 Decoding (spec/decode.py) has no course adapter: through this bridge its components are
-always absent, hence missing (``NO_COURSE_ADAPTER``).
+always absent, hence missing (``NO_COURSE_ADAPTER``); nor has the multi-head ``flash_attention``.
+
+FlashAttention-2 (spec/kernels.py, A2 §4): ``FlashAttentionPyTorch`` and ``FlashAttentionTriton`` are
+the autograd Function classes that ``get_flashattention_autograd_function_pytorch()`` and
+``get_flashattention_autograd_function_triton()`` return (the handout also spells the second
+``get_flash_autograd_function_triton``; either is taken), used as they are, like ``get_adamw_cls``.
 
 A function the file lacks leaves its component absent (reported missing). A function that
 raises NotImplementedError, as every body of the course's stub file does, reports its
@@ -54,7 +59,15 @@ from tests.harness.gpt2_format import read_gpt2_files
 from tests.harness.loading import ComponentMissing
 
 # Components the course's adapters.py has no function for: always missing through the bridge.
-NO_COURSE_ADAPTER = frozenset({"sample_next_token", "decode"})
+# RMSNormTriton: the 2025 course adapters have no RMSNorm getter (added here by the FlashAttention-2 helper so that
+# the bridge tests pass; its owner may bridge it instead).
+NO_COURSE_ADAPTER = frozenset({"sample_next_token", "decode", "flash_attention", "RMSNormTriton"})
+# Components that are classes a course getter returns (A2's FlashAttention-2 autograd Functions): the getters,
+# the first one the file has is used.
+FUNCTION_GETTERS: dict[str, tuple[str, ...]] = {
+    "FlashAttentionPyTorch": ("get_flashattention_autograd_function_pytorch",),
+    "FlashAttentionTriton": ("get_flashattention_autograd_function_triton", "get_flash_autograd_function_triton"),
+}
 # What no adapters file lets the kit check (see the module docstring).
 KIT_UNSUPPORTED = frozenset({"initialization", "autograd", "ablations"})
 
@@ -92,6 +105,10 @@ def load_adapters(path: Path) -> Implementation:
         members["get_batch"] = bridge_get_batch(adapters)
     if adapters.has("get_adamw_cls"):
         members["AdamW"] = bridge_adamw(adapters)
+    for component, getters in FUNCTION_GETTERS.items():
+        getter = next((name for name in getters if adapters.has(name)), None)
+        if getter is not None:
+            members[component] = bridge_autograd_function(adapters, component, getter)
     if adapters.has("get_tokenizer"):
         members["Tokenizer"] = type("Tokenizer", (Tokenizer,), {"adapters": adapters, "__module__": __name__})
     for name, module in adapters.classes.items():
@@ -178,6 +195,31 @@ def bridge_adamw(adapters: Adapters) -> type:
     if optimizer is None:
         return unavailable_optimizer(ComponentMissing("AdamW", "adapters.get_adamw_cls returns None"))
     return optimizer
+
+
+def bridge_autograd_function(adapters: Adapters, component: str, getter: str) -> type:
+    """The autograd Function class ``getter()`` returns; if it gives none, a stand-in whose ``apply`` raises, so that
+    only the component's own tests see it: missing for a stub, failed for a getter that crashes."""
+    try:
+        function = getattr(adapters.module, getter)()
+    except NotImplementedError:
+        return unavailable_function(ComponentMissing(component, f"adapters.{getter} raises NotImplementedError"))
+    except Exception as error:
+        failure = RuntimeError(f"adapters.{getter}() failed: {type(error).__name__}: {error}")
+        failure.__cause__ = error
+        return unavailable_function(failure)
+    if function is None:
+        return unavailable_function(ComponentMissing(component, f"adapters.{getter} returns None"))
+    return function
+
+
+def unavailable_function(error: Exception) -> type:
+    class UnavailableFunction:
+        @staticmethod
+        def apply(*args, **kwargs):
+            raise error.with_traceback(None)
+
+    return UnavailableFunction
 
 
 def unavailable_optimizer(error: Exception) -> type:

@@ -1,6 +1,7 @@
 """A course-style ``adapters.py`` that routes every function to the reference implementation.
 
-It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-basics) and,
+It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-basics, plus
+assignment2-systems' two FlashAttention-2 getters) and,
 like a student's file, only glue: build the reference module, load the given weights,
 call it. The kit's own tests use it to check the adapters bridge
 (``--impl adapters:tests/kit/adapters_reference.py`` must pass the conformance suite, less
@@ -182,3 +183,11 @@ def get_tokenizer(vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], sp
 def run_train_bpe(input_path: str | os.PathLike, vocab_size: int, special_tokens: list[str], **kwargs
                   ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     return impl.train_bpe(input_path, vocab_size, special_tokens, **kwargs)
+
+
+def get_flashattention_autograd_function_pytorch() -> type:
+    return impl.FlashAttentionPyTorch
+
+
+def get_flashattention_autograd_function_triton() -> type:
+    return impl.FlashAttentionTriton

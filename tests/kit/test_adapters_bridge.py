@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import impl
+import spec.kernels
 import spec.nn
 import spec.train
 from spec import COMPONENTS
@@ -126,6 +127,8 @@ STUB_CALLS = {  # component -> a call through the bridged bundle
     "get_batch": lambda b: b.get_batch(np.arange(20), 2, 4, "cpu"),
     "save_checkpoint": lambda b: b.save_checkpoint(torch.nn.Linear(2, 2), None, 0, "unused.pt"),
     "load_checkpoint": lambda b: b.load_checkpoint("unused.pt", torch.nn.Linear(2, 2), None),
+    "FlashAttentionPyTorch": lambda b: b.FlashAttentionPyTorch.apply(*torch.randn(3, 1, 16, 16)),
+    "FlashAttentionTriton": lambda b: b.FlashAttentionTriton.apply(*torch.randn(3, 1, 16, 16)),
 }
 
 
@@ -142,6 +145,14 @@ def test_course_stub_file_reports_every_component_missing(tmp_path):
 
 def test_adamw_is_the_class_get_adamw_cls_returns(bridged):
     assert bridged.AdamW is impl.AdamW
+
+
+def test_flash_attention_functions_are_the_classes_the_getters_return(bridged, tmp_path):
+    assert bridged.FlashAttentionPyTorch is impl.FlashAttentionPyTorch
+    assert bridged.FlashAttentionTriton is impl.FlashAttentionTriton
+    path = tmp_path / "adapters.py"  # the handout's other spelling of the Triton getter
+    path.write_text("import impl\n\ndef get_flash_autograd_function_triton():\n    return impl.FlashAttentionTriton\n")
+    assert load_adapters(path).members == {"FlashAttentionTriton": impl.FlashAttentionTriton}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""The Transformer LM on the Triton kernels: FlashAttention-2 and the fused RMSNorm (A2 §3.1.1, §4).
+
+``use_kernels(model, attention=True, rmsnorm=True)`` changes a built impl.nn.TransformerLM in
+place and returns it. The function, the parameters and the state dict stay the same, so the
+losses and gradients equal the reference path's within float tolerance (tests/programs/test_fast_lm.py),
+checkpoints load either way, and an optimizer built before the swap still holds the model's
+parameters:
+
+- each impl.nn.RMSNorm becomes an RMSNormTriton holding the *same* ``weight`` Parameter;
+- each MultiHeadSelfAttention gets ``attention_kernel = impl.flash_attention``, which its forward
+  calls (causal) instead of building the mask and the (seq, seq) scores.
+
+RMSNormTriton needs CUDA tensors (or TRITON_INTERPRET=1 before impl is imported, as the CPU tests
+do); impl.flash_attention runs FlashAttentionTriton on CUDA and the PyTorch FlashAttention-2 elsewhere.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from impl.nn import MultiHeadSelfAttention, RMSNorm, TransformerLM
+from impl.rmsnorm_triton import INTERPRETED, RMSNormTriton
+
+
+def use_kernels(model: TransformerLM, attention: bool = True, rmsnorm: bool = True) -> TransformerLM:
+    """Swap in the fused kernels (see the module docstring); returns ``model``, changed in place."""
+    device = next(model.parameters()).device
+    if rmsnorm and device.type != "cuda" and not INTERPRETED:
+        raise ValueError(f"RMSNormTriton runs on CUDA tensors, but the model is on {device}: move it to a GPU "
+                         "first (or set TRITON_INTERPRET=1 before importing impl to run the kernel interpreted)")
+    if rmsnorm:
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is RMSNorm:
+                    setattr(parent, name, fused_rmsnorm(child))
+    if attention:
+        kernel = flash_attention()
+        for module in model.modules():
+            if isinstance(module, MultiHeadSelfAttention):
+                if not hasattr(module, "attention_kernel"):
+                    raise TypeError("impl.nn.MultiHeadSelfAttention has no `attention_kernel` hook to call a fused "
+                                    "attention kernel through")
+                module.attention_kernel = kernel
+    return model
+
+
+def fused_rmsnorm(norm: RMSNorm) -> RMSNormTriton:
+    """An RMSNormTriton sharing ``norm``'s gain Parameter (and eps)."""
+    fused = RMSNormTriton(norm.weight.shape[0], eps=norm.eps, device="meta")
+    fused.weight = norm.weight  # the same Parameter: optimizer state and state-dict key carry over
+    return fused
+
+
+def flash_attention():
+    """impl.flash_attention (q, k, v, is_causal) on (..., h, seq, d), imported when first asked for."""
+    import impl
+
+    kernel = getattr(impl, "flash_attention", None)
+    if kernel is None:
+        raise ImportError("impl.flash_attention (the FlashAttention-2 Triton kernel) is not available")
+    return kernel
+
+
+def uses_kernels(model: nn.Module) -> dict[str, int]:
+    """How many modules of ``model`` run on each kernel: {"rmsnorm": n, "attention": m}."""
+    return {"rmsnorm": sum(isinstance(m, RMSNormTriton) for m in model.modules()),
+            "attention": sum(getattr(m, "attention_kernel", None) is not None for m in model.modules()
+                             if isinstance(m, MultiHeadSelfAttention))}
