@@ -121,18 +121,26 @@ class FlashAttentionPyTorch(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Q: Tensor, K: Tensor, V: Tensor, is_causal: bool = False) -> Tensor:
         check_inputs(Q, K, V, "FlashAttentionPyTorch")
-        is_causal = bool(is_causal)
-        O, L = flash_forward(Q, K, V, is_causal)
-        ctx.save_for_backward(Q, K, V, O, L)  # L: the only (B, N_q) tensor, how the course's tests find it
-        ctx.is_causal = is_causal
-        return O
+        return run_forward(ctx, flash_forward, Q, K, V, is_causal)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dO: Tensor):
-        Q, K, V, O, L = ctx.saved_tensors
-        dQ, dK, dV = flash_backward(Q, K, V, O, L, dO, ctx.is_causal)
-        return dQ, dK, dV, None
+        return run_backward(ctx, flash_backward, dO)
+
+
+def run_forward(ctx, forward, Q: Tensor, K: Tensor, V: Tensor, is_causal) -> Tensor:
+    """The autograd Functions' forward around ``forward(Q, K, V, is_causal) -> (O, L)`` (PyTorch or Triton)."""
+    ctx.is_causal = bool(is_causal)
+    O, L = forward(Q, K, V, ctx.is_causal)
+    ctx.save_for_backward(Q, K, V, O, L)  # L: the only (B, N_q) tensor, how the course's tests find it
+    return O
+
+
+def run_backward(ctx, backward, dO: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+    """The autograd Functions' backward around ``backward(Q, K, V, O, L, dO, is_causal) -> (dQ, dK, dV)``."""
+    Q, K, V, O, L = ctx.saved_tensors
+    return (*backward(Q, K, V, O, L, dO, ctx.is_causal), None)
 
 
 # torch.compile cannot trace the autotuned Triton launch: the kernel runs as is between the compiled

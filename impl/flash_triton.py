@@ -36,7 +36,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from impl.flash_attention import check_inputs
+from impl.flash_attention import check_inputs, run_backward, run_forward
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128
@@ -573,15 +573,9 @@ class FlashAttentionTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Q: Tensor, K: Tensor, V: Tensor, is_causal: bool = False) -> Tensor:
         check_triton_inputs(Q, K, V)
-        is_causal = bool(is_causal)
-        O, L = flash_forward(Q, K, V, is_causal)
-        ctx.save_for_backward(Q, K, V, O, L)  # L: the only (B, N_q) tensor, how the course's tests find it
-        ctx.is_causal = is_causal
-        return O
+        return run_forward(ctx, flash_forward, Q, K, V, is_causal)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dO: Tensor):
-        Q, K, V, O, L = ctx.saved_tensors
-        dQ, dK, dV = flash_backward(Q, K, V, O, L, dO, ctx.is_causal)
-        return dQ, dK, dV, None
+        return run_backward(ctx, flash_backward, dO)
