@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from impl.flash_attention import flash_attention
 from impl.nn import MultiHeadSelfAttention, RMSNorm, TransformerLM
 from impl.rmsnorm_triton import INTERPRETED, RMSNormTriton
 
@@ -34,13 +35,9 @@ def use_kernels(model: TransformerLM, attention: bool = True, rmsnorm: bool = Tr
                 if type(child) is RMSNorm:
                     setattr(parent, name, fused_rmsnorm(child))
     if attention:
-        kernel = flash_attention()
         for module in model.modules():
             if isinstance(module, MultiHeadSelfAttention):
-                if not hasattr(module, "attention_kernel"):
-                    raise TypeError("impl.nn.MultiHeadSelfAttention has no `attention_kernel` hook to call a fused "
-                                    "attention kernel through")
-                module.attention_kernel = kernel
+                module.attention_kernel = flash_attention
     return model
 
 
@@ -49,16 +46,6 @@ def fused_rmsnorm(norm: RMSNorm) -> RMSNormTriton:
     fused = RMSNormTriton(norm.weight.shape[0], eps=norm.eps, device="meta")
     fused.weight = norm.weight  # the same Parameter: optimizer state and state-dict key carry over
     return fused
-
-
-def flash_attention():
-    """impl.flash_attention (q, k, v, is_causal) on (..., h, seq, d), imported when first asked for."""
-    import impl
-
-    kernel = getattr(impl, "flash_attention", None)
-    if kernel is None:
-        raise ImportError("impl.flash_attention (the FlashAttention-2 Triton kernel) is not available")
-    return kernel
 
 
 def uses_kernels(model: nn.Module) -> dict[str, int]:

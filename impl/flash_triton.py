@@ -77,6 +77,34 @@ def mma(a, b, acc, PRECISION: tl.constexpr):
 
 
 @triton.jit
+def head_base(X, off_z, off_h, stride_z, stride_h):
+    """Where (batch off_z, head off_h) of a (Z, H, N, d) tensor starts; int64 offsets: Z·H·N·d may pass 2³¹."""
+    return X + off_z.to(tl.int64) * stride_z + off_h.to(tl.int64) * stride_h
+
+
+@triton.jit
+def query_tile_program(H, IS_CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr):
+    """(start_m, off_z, off_h) of a program that owns one query tile of one (batch, head)."""
+    pid_m = tl.program_id(0)
+    if IS_CAUSAL:
+        pid_m = tl.num_programs(0) - 1 - pid_m  # the longest rows first: fewer idle SMs at the end
+    off_hz = tl.program_id(1)
+    return pid_m * BLOCK_M, off_hz // H, off_hz % H
+
+
+@triton.jit
+def key_ranges(start_m, N_K, IS_CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """(full_hi, hi) for the query tile at start_m: key tiles [0, full_hi) are whole and (causal) before every
+    query of the tile, so they need no mask; [full_hi, hi) are masked; causal tile skipping stops at the last query."""
+    full_hi = (N_K // BLOCK_N) * BLOCK_N
+    hi = N_K
+    if IS_CAUSAL:
+        full_hi = tl.minimum(full_hi, ((start_m + 1) // BLOCK_N) * BLOCK_N)
+        hi = tl.minimum(N_K, start_m + BLOCK_M)
+    return full_hi, hi
+
+
+@triton.jit
 def fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m, lo, hi,
               N_K, D, qk_scale, IS_CAUSAL: tl.constexpr, MASKED: tl.constexpr, EVEN_D: tl.constexpr,
               HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
@@ -94,9 +122,12 @@ def fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn,
             keep = offs_n[None, :] < N_K
             if IS_CAUSAL:
                 keep = keep & (offs_n[None, :] <= offs_m[:, None])  # key j ≤ query i
-            s = tl.where(keep, qk * qk_scale, -1.0e6)  # log₂ units; masked: exp2 gives exactly 0
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            p = tl.math.exp2(s - m_new[:, None])
+            # The max over kept keys, and P from the same single FMA as the unmasked tiles: a score first rounded
+            # to float32 in log₂ units (|S| ≈ 500 → ulp 6e-5) would move P by ~2e-5 relative. Masked pairs get
+            # P = 0 exactly, as the spec's −1e6 gives in float32. Every row keeps key 0 (in its first tile), so m
+            # stays finite.
+            m_new = tl.maximum(m_i, tl.max(tl.where(keep, qk, float("-inf")), 1) * qk_scale)
+            p = tl.where(keep, tl.math.exp2(qk * qk_scale - m_new[:, None]), 0.0)
         else:
             m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
             p = tl.math.exp2(qk * qk_scale - m_new[:, None])  # one FMA per score
@@ -119,38 +150,28 @@ def flash_fwd_kernel(Q, K, V, O, L,
                      IS_CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr, EVEN_D: tl.constexpr,
                      PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (query tile, batch·head): O and L of BLOCK_M query rows."""
-    pid_m = tl.program_id(0)
-    if IS_CAUSAL:
-        pid_m = tl.num_programs(0) - 1 - pid_m  # the longest rows first: fewer idle SMs at the end
-    off_hz = tl.program_id(1)
-    off_z, off_h = off_hz // H, off_hz % H
-    q_base = Q + off_z.to(tl.int64) * stride_qz + off_h.to(tl.int64) * stride_qh
-    k_base = K + off_z.to(tl.int64) * stride_kz + off_h.to(tl.int64) * stride_kh
-    v_base = V + off_z.to(tl.int64) * stride_vz + off_h.to(tl.int64) * stride_vh
-    o_base = O + off_z.to(tl.int64) * stride_oz + off_h.to(tl.int64) * stride_oh
-    start_m = pid_m * BLOCK_M
+    start_m, off_z, off_h = query_tile_program(H, IS_CAUSAL, BLOCK_M)
+    k_base = head_base(K, off_z, off_h, stride_kz, stride_kh)
+    v_base = head_base(V, off_z, off_h, stride_vz, stride_vh)
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    q_block = tl.make_block_ptr(q_base, shape=(N_Q, D), strides=(stride_qm, stride_qd), offsets=(start_m, 0),
-                                block_shape=(BLOCK_M, HEAD_DIM), order=(1, 0))
+    q_block = tl.make_block_ptr(head_base(Q, off_z, off_h, stride_qz, stride_qh), shape=(N_Q, D),
+                                strides=(stride_qm, stride_qd), offsets=(start_m, 0), block_shape=(BLOCK_M, HEAD_DIM),
+                                order=(1, 0))
     q = load_tile(q_block, True, EVEN_D)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    # Key tiles [0, full_hi) are whole and (causal) before every query of the block: no mask.
-    full_hi = (N_K // BLOCK_N) * BLOCK_N
-    hi = N_K
-    if IS_CAUSAL:
-        full_hi = tl.minimum(full_hi, ((start_m + 1) // BLOCK_N) * BLOCK_N)
-        hi = tl.minimum(N_K, start_m + BLOCK_M)  # causal tile skipping: no key after the last query
+    full_hi, hi = key_ranges(start_m, N_K, IS_CAUSAL, BLOCK_M, BLOCK_N)
     acc, l_i, m_i = fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
                               0, full_hi, N_K, D, qk_scale, IS_CAUSAL, False, EVEN_D, HEAD_DIM, BLOCK_N, PRECISION)
     acc, l_i, m_i = fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
                               full_hi, hi, N_K, D, qk_scale, IS_CAUSAL, True, EVEN_D, HEAD_DIM, BLOCK_N, PRECISION)
-    o_block = tl.make_block_ptr(o_base, shape=(N_Q, D), strides=(stride_om, stride_od), offsets=(start_m, 0),
-                                block_shape=(BLOCK_M, HEAD_DIM), order=(1, 0))
+    o_block = tl.make_block_ptr(head_base(O, off_z, off_h, stride_oz, stride_oh), shape=(N_Q, D),
+                                strides=(stride_om, stride_od), offsets=(start_m, 0), block_shape=(BLOCK_M, HEAD_DIM),
+                                order=(1, 0))
     tl.store(o_block, (acc / l_i[:, None]).to(O.dtype.element_ty), boundary_check=(0, 1))
     lse = (m_i + tl.math.log2(l_i)) * 0.6931471805599453  # log₂ units -> natural log: L = m + log l
-    tl.store(L + off_hz.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+    tl.store(L + (off_z * H + off_h).to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
 
 
 @triton.jit
@@ -164,10 +185,10 @@ def flash_bwd_preprocess_kernel(O, DO, Delta,
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     mask = (offs_m[:, None] < N_Q) & (offs_d[None, :] < D)
-    o = tl.load(O + off_z.to(tl.int64) * stride_oz + off_h.to(tl.int64) * stride_oh
-                + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od, mask=mask, other=0.0)
-    do = tl.load(DO + off_z.to(tl.int64) * stride_dz + off_h.to(tl.int64) * stride_dh
-                 + offs_m[:, None] * stride_dm + offs_d[None, :] * stride_dd, mask=mask, other=0.0)
+    o = tl.load(head_base(O, off_z, off_h, stride_oz, stride_oh) + offs_m[:, None] * stride_om
+                + offs_d[None, :] * stride_od, mask=mask, other=0.0)
+    do = tl.load(head_base(DO, off_z, off_h, stride_dz, stride_dh) + offs_m[:, None] * stride_dm
+                 + offs_d[None, :] * stride_dd, mask=mask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
     tl.store(Delta + off_hz.to(tl.int64) * N_Q + offs_m, delta, mask=offs_m < N_Q)
 
@@ -221,10 +242,10 @@ def flash_bwd_dkdv_kernel(Q, K, V, DO, L, Delta, DK, DV,
     """One program per (key tile, batch·head): dK and dV of BLOCK_N keys, written once (no atomics)."""
     pid_n, off_hz = tl.program_id(0), tl.program_id(1)
     off_z, off_h = off_hz // H, off_hz % H
-    q_base = Q + off_z.to(tl.int64) * stride_qz + off_h.to(tl.int64) * stride_qh
-    k_base = K + off_z.to(tl.int64) * stride_kz + off_h.to(tl.int64) * stride_kh
-    v_base = V + off_z.to(tl.int64) * stride_vz + off_h.to(tl.int64) * stride_vh
-    do_base = DO + off_z.to(tl.int64) * stride_dz + off_h.to(tl.int64) * stride_dh
+    q_base = head_base(Q, off_z, off_h, stride_qz, stride_qh)
+    k_base = head_base(K, off_z, off_h, stride_kz, stride_kh)
+    v_base = head_base(V, off_z, off_h, stride_vz, stride_vh)
+    do_base = head_base(DO, off_z, off_h, stride_dz, stride_dh)
     l_base = L + off_hz.to(tl.int64) * N_Q
     d_base = Delta + off_hz.to(tl.int64) * N_Q
     start_n = pid_n * BLOCK_N
@@ -254,11 +275,11 @@ def flash_bwd_dkdv_kernel(Q, K, V, DO, L, Delta, DK, DV,
     dk, dv = dkdv_tiles(dk, dv, k, v, q_base, do_base, l_base, d_base, stride_qm, stride_qd, stride_dm, stride_dd,
                         offs_n, tl.maximum(mid, q_full), q_ceil, N_Q, D, qk_scale, IS_CAUSAL, True, EVEN_D,
                         HEAD_DIM, BLOCK_M, PRECISION)
-    dk_block = tl.make_block_ptr(DK + off_z.to(tl.int64) * stride_gkz + off_h.to(tl.int64) * stride_gkh,
-                                 shape=(N_K, D), strides=(stride_gkn, stride_gkd), offsets=(start_n, 0),
+    dk_block = tl.make_block_ptr(head_base(DK, off_z, off_h, stride_gkz, stride_gkh), shape=(N_K, D),
+                                 strides=(stride_gkn, stride_gkd), offsets=(start_n, 0),
                                  block_shape=(BLOCK_N, HEAD_DIM), order=(1, 0))
-    dv_block = tl.make_block_ptr(DV + off_z.to(tl.int64) * stride_gvz + off_h.to(tl.int64) * stride_gvh,
-                                 shape=(N_K, D), strides=(stride_gvn, stride_gvd), offsets=(start_n, 0),
+    dv_block = tl.make_block_ptr(head_base(DV, off_z, off_h, stride_gvz, stride_gvh), shape=(N_K, D),
+                                 strides=(stride_gvn, stride_gvd), offsets=(start_n, 0),
                                  block_shape=(BLOCK_N, HEAD_DIM), order=(1, 0))
     tl.store(dk_block, (dk * sm_scale).to(DK.dtype.element_ty), boundary_check=(0, 1))
     tl.store(dv_block, dv.to(DV.dtype.element_ty), boundary_check=(0, 1))
@@ -304,38 +325,30 @@ def flash_bwd_dq_kernel(Q, K, V, DO, L, Delta, DQ,
                         IS_CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr, EVEN_D: tl.constexpr,
                         PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (query tile, batch·head): dQ of BLOCK_M queries, accumulated in float32, written once."""
-    pid_m = tl.program_id(0)
-    if IS_CAUSAL:
-        pid_m = tl.num_programs(0) - 1 - pid_m
-    off_hz = tl.program_id(1)
-    off_z, off_h = off_hz // H, off_hz % H
-    q_base = Q + off_z.to(tl.int64) * stride_qz + off_h.to(tl.int64) * stride_qh
-    k_base = K + off_z.to(tl.int64) * stride_kz + off_h.to(tl.int64) * stride_kh
-    v_base = V + off_z.to(tl.int64) * stride_vz + off_h.to(tl.int64) * stride_vh
-    do_base = DO + off_z.to(tl.int64) * stride_dz + off_h.to(tl.int64) * stride_dh
-    start_m = pid_m * BLOCK_M
+    start_m, off_z, off_h = query_tile_program(H, IS_CAUSAL, BLOCK_M)
+    k_base = head_base(K, off_z, off_h, stride_kz, stride_kh)
+    v_base = head_base(V, off_z, off_h, stride_vz, stride_vh)
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    q_block = tl.make_block_ptr(q_base, shape=(N_Q, D), strides=(stride_qm, stride_qd), offsets=(start_m, 0),
-                                block_shape=(BLOCK_M, HEAD_DIM), order=(1, 0))
-    do_block = tl.make_block_ptr(do_base, shape=(N_Q, D), strides=(stride_dm, stride_dd), offsets=(start_m, 0),
-                                 block_shape=(BLOCK_M, HEAD_DIM), order=(1, 0))
+    q_block = tl.make_block_ptr(head_base(Q, off_z, off_h, stride_qz, stride_qh), shape=(N_Q, D),
+                                strides=(stride_qm, stride_qd), offsets=(start_m, 0), block_shape=(BLOCK_M, HEAD_DIM),
+                                order=(1, 0))
+    do_block = tl.make_block_ptr(head_base(DO, off_z, off_h, stride_dz, stride_dh), shape=(N_Q, D),
+                                 strides=(stride_dm, stride_dd), offsets=(start_m, 0), block_shape=(BLOCK_M, HEAD_DIM),
+                                 order=(1, 0))
     q = load_tile(q_block, True, EVEN_D)
     do = load_tile(do_block, True, EVEN_D)
     rows = offs_m < N_Q
-    lse2 = tl.load(L + off_hz.to(tl.int64) * N_Q + offs_m, mask=rows, other=0.0) * 1.4426950408889634
-    delta = tl.load(Delta + off_hz.to(tl.int64) * N_Q + offs_m, mask=rows, other=0.0)
+    row_base = (off_z * H + off_h).to(tl.int64) * N_Q
+    lse2 = tl.load(L + row_base + offs_m, mask=rows, other=0.0) * 1.4426950408889634
+    delta = tl.load(Delta + row_base + offs_m, mask=rows, other=0.0)
     dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    full_hi = (N_K // BLOCK_N) * BLOCK_N
-    hi = N_K
-    if IS_CAUSAL:
-        full_hi = tl.minimum(full_hi, ((start_m + 1) // BLOCK_N) * BLOCK_N)
-        hi = tl.minimum(N_K, start_m + BLOCK_M)
+    full_hi, hi = key_ranges(start_m, N_K, IS_CAUSAL, BLOCK_M, BLOCK_N)
     dq = dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m, 0,
                   full_hi, N_K, D, qk_scale, IS_CAUSAL, False, EVEN_D, HEAD_DIM, BLOCK_N, PRECISION)
     dq = dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
                   full_hi, hi, N_K, D, qk_scale, IS_CAUSAL, True, EVEN_D, HEAD_DIM, BLOCK_N, PRECISION)
-    dq_block = tl.make_block_ptr(DQ + off_z.to(tl.int64) * stride_gqz + off_h.to(tl.int64) * stride_gqh,
-                                 shape=(N_Q, D), strides=(stride_gqm, stride_gqd), offsets=(start_m, 0),
+    dq_block = tl.make_block_ptr(head_base(DQ, off_z, off_h, stride_gqz, stride_gqh), shape=(N_Q, D),
+                                 strides=(stride_gqm, stride_gqd), offsets=(start_m, 0),
                                  block_shape=(BLOCK_M, HEAD_DIM), order=(1, 0))
     tl.store(dq_block, (dq * sm_scale).to(DQ.dtype.element_ty), boundary_check=(0, 1))
 

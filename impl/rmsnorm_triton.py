@@ -81,18 +81,28 @@ INTERPRETED = not isinstance(rmsnorm_fwd_kernel, triton.runtime.JITFunction)  # 
 
 
 def launch_config(n_cols: int) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, num_warps): whole rows, about 4K elements a program, a warp per 512 of them."""
+    """Forward (BLOCK_M, BLOCK_N, num_warps): whole rows, about 4K elements a program, a warp per 512 of them."""
     block_n = triton.next_power_of_2(n_cols)
     block_m = max(1, min(16, 4096 // block_n))  # narrow rows: several per program, so programs are not tiny
     num_warps = min(max(block_m * block_n // 512, 1), 16)
     return block_m, block_n, num_warps
 
 
+def backward_config(n_cols: int) -> tuple[int, int, int]:
+    """Backward (BLOCK_M, BLOCK_N, num_warps): 8K elements a block (16K from 4096 columns), at most 64 rows, a warp
+    per 256 columns, 4 to 16. Chosen on an H100 from CUDA-graph timings of the backward over 27–144 launch
+    settings per shape (16384 rows, d_model 768 … 4096, bf16 and fp32): at the bf16 shapes within 4% of the best
+    setting found, where the forward's rule took up to 1.9x as long."""
+    block_n = triton.next_power_of_2(n_cols)
+    block_m = max(1, min(64, (16_384 if block_n >= 4096 else 8192) // block_n))
+    return block_m, block_n, min(max(block_n // 256, 4), 16)
+
+
 @functools.lru_cache(maxsize=None)
 def backward_programs_per_device(device: torch.device) -> int:
-    """Programs of the backward: a few per SM keep the GPU busy; few enough that the dg partials stay small."""
+    """Programs of the backward: two per SM (one or two measured best; more only multiply the dg partials)."""
     if device.type == "cuda":
-        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+        return 2 * torch.cuda.get_device_properties(device).multi_processor_count
     return 4  # the interpreter: still several programs, so the partial-sum reduction is exercised
 
 
@@ -119,7 +129,7 @@ class RMSNormFunction(torch.autograd.Function):
         n_rows, n_cols = x_2d.shape
         dy_2d = dy.reshape(n_rows, n_cols).contiguous()  # autograd may hand an expanded (stride-0) tensor
         dx = torch.empty_like(x_2d)
-        block_m, block_n, num_warps = launch_config(n_cols)
+        block_m, block_n, num_warps = backward_config(n_cols)
         n_blocks = triton.cdiv(n_rows, block_m)
         per_program = triton.cdiv(n_blocks, backward_programs_per_device(x_2d.device))
         blocks_per_program = triton.next_power_of_2(max(1, per_program))

@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conformance.test_nn import randn
-from tests.harness.compare import assert_close
+from tests.harness.compare import assert_close, assert_within_rule
 
 PROPERTY = settings(max_examples=8, deadline=None)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -122,14 +122,6 @@ def saved_lse(o: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return candidates[0]
 
 
-def assert_within_rule(got, baseline, truth, factor: float, what: str) -> None:
-    """max |got − truth| ≤ factor · max |baseline − truth| (the flash-attention rule)."""
-    error = (got.double().cpu() - truth.cpu()).abs().max().item()
-    allowed = factor * (baseline.double().cpu() - truth.cpu()).abs().max().item() + 1e-6
-    assert error <= allowed, (f"{what}: max |error| against the float64 reference is {error:.3g}, more than "
-                              f"{factor:g}x that of naive PyTorch attention in the same dtype ({allowed:.3g} allowed)")
-
-
 def check_against_oracle(function, shape, is_causal: bool, device, dtype, *, seed: int, q_scale: float = 1.0,
                          gradients: bool = True) -> None:
     """O, L and the gradients: float32 (and float64) to their tolerance, 16 bits by the flash-attention rule."""
@@ -207,9 +199,12 @@ def test_is_causal_defaults_to_false(impl, device, name):
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_large_scores_stay_finite(impl, device, name):
     """Scores in the hundreds (|QKᵀ/√d| ≈ 500): the online softmax subtracts the running max, so L stays accurate,
-    O stays within the flash-attention rule at float32 (here float32 rounding of the scores alone moves O by ~1e-5,
-    PyTorch's own float32 attention included) and the gradients finite (their values are ill-conditioned here)."""
-    q, k, v, do = inputs(1, 40, 40, 16, seed=50, device=device, q_scale=100.0)
+    O stays within the flash-attention rule at float32 and the gradients finite (their values are ill-conditioned
+    here). Float32 rounding of the scores alone moves O by ~1e-5, PyTorch's own attention included, and the worst
+    element is where two top scores nearly tie: over a few rows which method wins is luck (on an H100, 40 rows:
+    the Triton/PyTorch max-error ratio reached 11 over 30 seeds, median 1.5), over 1024 rows the maxima agree
+    (ratio 1.00–1.01 over 30 seeds)."""
+    q, k, v, do = inputs(4, 256, 256, 16, seed=50, device=device, q_scale=100.0)
     o, lse, grads = run(flash_function(impl, name, device), q, k, v, do, True)
     o_ref, lse_ref, _ = oracle(q, k, v, do, True)
     o_pt, _ = naive(q, k, v, do, True)

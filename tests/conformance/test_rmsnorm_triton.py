@@ -1,7 +1,9 @@
 """Conformance of the fused Triton RMSNorm (spec/kernels.py RMSNormTriton; A2 §3.1.1, §4).
 
 The oracle is torch.nn.functional.rms_norm in float32 (autograd for the gradients), cast to
-the input's dtype: the spec asks for float32 math whatever the input dtype. On a CPU the
+the input's dtype: the spec asks for float32 math whatever the input dtype. The gain's gradient, a
+sum over every row, is judged by the kernels' rule instead (error against float64 at most 3x that
+of PyTorch's float32 gradient). On a CPU the
 kernels run through Triton's interpreter at small shapes (tests/conftest.py turns it on
 before the implementation is imported); ``--device cuda`` runs the same tests on the GPU
 plus the LM shapes (marked ``gpu``).
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conformance.test_nn import randn
-from tests.harness.compare import assert_close
+from tests.harness.compare import assert_close, assert_within_rule
 
 pytestmark = pytest.mark.component("RMSNormTriton")
 
@@ -76,14 +78,22 @@ def check_forward_and_backward(module, x: torch.Tensor, eps: float = EPS) -> Non
     assert_close(y, oracle(x, gain, eps), what="output", dtype=x.dtype)
     dy = randn(*x.shape, seed=99, device=x.device, dtype=x.dtype)
     y.backward(dy)
-    x_ref, gain_ref = x.float().requires_grad_(True), gain.float().requires_grad_(True)
-    F.rms_norm(x_ref, (x.shape[-1],), gain_ref, eps).backward(dy.float())
+    x_ref, gain_ref = oracle_gradients(x, gain, dy, torch.float32, eps)
     assert x_impl.grad.dtype == x.dtype, f"x's gradient is {x_impl.grad.dtype}, x is {x.dtype}"
-    assert_close(x_impl.grad, x_ref.grad.to(x.dtype), what="gradient w.r.t. x", dtype=x.dtype)
+    assert_close(x_impl.grad, x_ref.to(x.dtype), what="gradient w.r.t. x", dtype=x.dtype)
     grad = module.weight.grad
     assert grad is not None and grad.dtype == gain.dtype, f"gain gradient {grad if grad is None else grad.dtype}"
-    assert_close(grad, gain_ref.grad.to(gain.dtype), what="gradient w.r.t. weight (summed over every row)",
-                 dtype=gain.dtype)
+    # A float32 sum over every row: at LM shapes (16K rows) float32 rounding alone, PyTorch's included, moves
+    # near-zero sums by more than the float32 tolerance; so the kernels' rule, against float64, judges it.
+    _, gain_truth = oracle_gradients(x, gain, dy, torch.float64, eps)
+    assert_within_rule(grad, gain_ref.to(gain.dtype), gain_truth, 3, "gradient w.r.t. weight (summed over every row)")
+
+
+def oracle_gradients(x, gain, dy, dtype: torch.dtype, eps: float):
+    """x's and the gain's gradients of F.rms_norm computed in ``dtype`` (float32: PyTorch's own; float64: the truth)."""
+    x_ref, gain_ref = (t.detach().to(dtype, copy=True).requires_grad_(True) for t in (x, gain))
+    F.rms_norm(x_ref, (x.shape[-1],), gain_ref, eps).backward(dy.to(dtype))
+    return x_ref.grad, gain_ref.grad
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,3 +59,18 @@ def assert_close(got, expected, *, what: str = "output", dtype: torch.dtype | No
         f"expected {e[where].item():.8g}, got {g[where].item():.8g}, |diff| {abs(g[where] - e[where]).item():.3g} > "
         f"{allowed[where].item():.3g} (atol {atol:g} + rtol {rtol:g}·|expected|, {str(dtype).removeprefix('torch.')})"
     )
+
+
+def assert_within_rule(got, baseline, truth, factor: float, what: str) -> None:
+    """The flash-attention rule for kernels: max |got − truth| ≤ factor · max |baseline − truth| (+ 1e-6).
+
+    ``truth`` is a float64 reference, ``baseline`` PyTorch's own computation in the same dtype; the
+    factor is 2 for outputs and 3 for gradients. It judges a kernel by the error PyTorch itself makes
+    where a fixed tolerance cannot, e.g. a float32 sum over thousands of rows.
+    """
+    truth = truth.double().cpu()
+    error = (got.double().cpu() - truth).abs().max().item()
+    allowed = factor * (baseline.double().cpu() - truth).abs().max().item() + 1e-6
+    if error > allowed:
+        raise Mismatch(f"{what}: max |error| against the float64 reference is {error:.3g}, more than {factor:g}x "
+                       f"that of PyTorch in the same dtype ({allowed:.3g} allowed)")
