@@ -101,3 +101,14 @@ def kernels(session: nox.Session) -> None:
     """
     install(session)
     session.run("python", "-m", "bench.kernels", *session.posargs)
+
+
+@nox.session(**VENV)
+def distributed(session: nox.Session) -> None:
+    """DDP, ZeRO and FSDP vs torch's (torchrun, NCCL/gloo): all-reduce GB/s, step times, memory; reports/distributed.md.
+
+    nox -s distributed -- --nproc 2 --model xl       # two GPUs (+ a world-size-1 launch for the scaling baseline)
+    nox -s distributed -- --nproc 2 --model tiny     # on a CPU: gloo, a smoke run in about a minute
+    """
+    install(session)
+    session.run("python", "-m", "bench.distributed", *session.posargs)

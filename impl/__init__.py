@@ -21,6 +21,9 @@ from impl.tokenizer import Tokenizer
 from impl.rmsnorm_triton import RMSNormTriton
 from impl.flash_attention import FlashAttentionPyTorch, flash_attention
 from impl.flash_triton import FlashAttentionTriton
+from impl.ddp import DDPBucketed, DDPIndividualParameters
+from impl.sharded_optimizer import ShardedOptimizer
+from impl.fsdp import FSDP
 from impl.train import (
     AdamW,
     clip_gradients,
@@ -37,6 +40,7 @@ __all__ = [
     "MultiHeadSelfAttention", "TransformerBlock", "TransformerLM", "cross_entropy", "AdamW", "lr_cosine_schedule",
     "clip_gradients", "get_batch", "save_checkpoint", "load_checkpoint", "sample_next_token", "decode",
     "RMSNormTriton", "FlashAttentionPyTorch", "FlashAttentionTriton", "flash_attention",
+    "DDPIndividualParameters", "DDPBucketed", "ShardedOptimizer", "FSDP",
 ]
 __version__ = "0.1.0"
 name = "cs336 reference (impl)"

@@ -148,6 +148,15 @@ def save_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, iteratio
     """
     checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
                   **(extra or {})}
+    write_checkpoint(checkpoint, out)
+
+
+def write_checkpoint(checkpoint: dict, out: Destination) -> None:
+    """``torch.save`` to a file object, or atomically to a path: temp file beside it, fsync, rename.
+
+    save_checkpoint's writer, for callers that assemble the state dicts themselves (the train
+    program under FSDP or a sharded optimizer gathers them across ranks first).
+    """
     if not isinstance(out, (str, os.PathLike)):
         torch.save(checkpoint, out)
         return

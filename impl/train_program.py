@@ -3,11 +3,13 @@
     train --config configs/prose.toml                       # or no config: the defaults below
     train --config configs/prose.toml --max-steps 2000 --lr-max 3e-3
     train --out-dir runs/lm --resume                       # continue exactly where it stopped
+    torchrun --standalone --nproc-per-node 2 -m impl.train_program --parallel ddp ...   # data parallel
 
 Data are the uint16 ``.npy`` arrays the ``tokenize`` program writes, memory-mapped. Everything
 the run needs to continue bit-identically (model, AdamW state, step, the sampler's RNG state,
 the config) goes into one checkpoint, written atomically. The run leaves ``metrics.jsonl`` and
-``loss.png`` in ``out_dir``.
+``loss.png`` in ``out_dir``. Under torchrun (``parallel`` other than none) the ranks split each batch and only
+rank 0 writes; impl/parallel.py holds that plumbing, and the checkpoints keep the single-process form.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 import tomllib
@@ -29,9 +32,9 @@ from tqdm import tqdm
 
 from impl.fast_lm import use_kernels
 from impl.nn import TransformerLM
+from impl.parallel import DataParallel, LaunchError, check_launch
 from impl.run_log import MetricsLog, atomic_write_text, plot_loss_curves
-from impl.train import AdamW, clip_gradients, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, \
-    save_checkpoint
+from impl.train import AdamW, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, write_checkpoint
 
 
 @dataclass
@@ -50,7 +53,7 @@ class TrainConfig:
     rope_theta: float = 10000.0
     # Optimizer and schedule (A1 §4): cosine from lr_max to lr_min over max_steps after warmup_steps.
     max_steps: int = 5000
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch: under torchrun each of N ranks trains on batch_size / N of its rows
     lr_max: float = 1e-3
     lr_min: float = 1e-4
     warmup_steps: int = 200
@@ -72,6 +75,10 @@ class TrainConfig:
     precision: str = "auto"  # fp32 | bf16 (autocast; fp32 master weights); auto: bf16 on cuda, fp32 on cpu
     compile: bool = False  # torch.compile the model
     kernels: str = "none"  # none | attention | rmsnorm | all: Triton FlashAttention-2 / fused RMSNorm (CUDA)
+    # Data parallel (A2 §5-§7; impl/parallel.py). Anything but none runs under torchrun, one process per device.
+    parallel: str = "none"  # none | ddp | ddp_bucketed | sharded_optimizer (+ bucketed DDP) | fsdp
+    bucket_size_mb: float = 25.0  # ddp_bucketed, sharded_optimizer: the largest gradient bucket (MiB)
+    dist_timeout_minutes: float = 10.0  # a collective waiting longer (a rank lost) ends the job instead of hanging
 
 
 KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
@@ -97,6 +104,18 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
     if not_positive:
         raise TrainingError(f"these settings must be >= 1: {', '.join(not_positive)}")
+    if cfg.bucket_size_mb <= 0 or cfg.dist_timeout_minutes <= 0:
+        raise TrainingError(f"bucket_size_mb={cfg.bucket_size_mb} and dist_timeout_minutes={cfg.dist_timeout_minutes} "
+                            "must be > 0")
+    try:
+        device = check_launch(cfg.parallel, cfg.batch_size, device)  # under torchrun on CUDA: cuda:LOCAL_RANK
+    except LaunchError as error:
+        raise TrainingError(str(error)) from None
+    if cfg.compile and cfg.parallel == "fsdp":
+        # It runs, but dynamo treats each layer's shard index as a constant: a recompilation per layer until its
+        # cache limit, then eager. Not worth a silent slowdown.
+        raise TrainingError("compile=true with parallel='fsdp' is not supported (torch.compile recompiles the FSDP "
+                            "weight gather for every layer); use --no-compile, or parallel ddp / ddp_bucketed")
     if not 0 <= cfg.warmup_steps <= cfg.max_steps:
         raise TrainingError(f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps={cfg.max_steps}]")
     for name in ("train_data", "valid_data"):
@@ -142,7 +161,7 @@ MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_he
 
 
 class Trainer:
-    """One run: model, optimizer, data and bookkeeping; ``run()`` trains to ``max_steps``."""
+    """One run: model, optimizer, data and bookkeeping; ``run()`` trains to ``max_steps``; ``close()`` at the end."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         self.cfg = cfg = resolve(cfg)
@@ -153,42 +172,73 @@ class Trainer:
         if resume and not self.checkpoint_path.exists():
             raise TrainingError(f"--resume given but {self.checkpoint_path} does not exist")
         self.train_tokens, self.valid_tokens = load_tokens(cfg.train_data, cfg), load_tokens(cfg.valid_data, cfg)
+        checkpoint = self.read_checkpoint() if resume else None  # every rank reads it (multi-node: a shared out_dir)
+        self.dp = DataParallel(cfg.parallel, cfg.device, cfg.batch_size, cfg.bucket_size_mb, cfg.dist_timeout_minutes)
+        try:
+            self.setup(checkpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def setup(self, checkpoint: dict | None) -> None:
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg)
-        self.optimizer = AdamW(self.model.parameters(), lr=cfg.lr_max, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                               weight_decay=cfg.weight_decay)
-        self.sampler = np.random.default_rng(cfg.seed)
+        self.model = build_model(cfg)  # the unwrapped model: its state dict is the checkpoint's
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])  # whole weights, before a wrapper shards them
+        self.wrapped = self.dp.wrap(self.model)  # the DDP / FSDP wrappers broadcast rank 0's weights
+        self.optimizer = self.dp.optimizer(self.wrapped.parameters(), AdamW, lr=cfg.lr_max,
+                                           betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+        self.sampler = np.random.default_rng(cfg.seed)  # the same on every rank: all draw the same global batches
         self.step, self.elapsed = 0, 0.0
-        if resume:
-            self.restore()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", resume_from_step=self.step if resume else None)
+        if checkpoint is not None:
+            self.dp.load_optimizer_state(self.optimizer, checkpoint["optimizer"])
+            self.step, self.elapsed = checkpoint["iteration"], checkpoint["elapsed_s"]
+            self.sampler.bit_generator.state = checkpoint["sampler_state"]
+        self.metrics: MetricsLog | None = None  # rank 0's; the other ranks write nothing
+
+        def open_metrics() -> None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics = MetricsLog(self.out_dir / "metrics.jsonl",
+                                      resume_from_step=self.step if checkpoint is not None else None)
+
+        self.dp.on_rank_0(open_metrics, TrainingError)
         # Model and loss compiled together: the fp32 logits of the loss never have to be materialized.
         self.loss = torch.compile(self.model_loss) if cfg.compile else self.model_loss
         self.autocast = (torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
                          if cfg.precision == "bf16" else contextlib.nullcontext())
 
-    def restore(self) -> None:
+    def close(self) -> None:
+        """Leave the process group (if this run made one)."""
+        self.dp.close()
+
+    def read_checkpoint(self) -> dict:
         checkpoint = read_checkpoint(self.checkpoint_path)
         saved = checkpoint["config"]
         changed = [f"{k}: checkpoint {saved[k]} vs config {getattr(self.cfg, k)}" for k in MODEL_FIELDS
                    if saved[k] != getattr(self.cfg, k)]
         if changed:
             raise TrainingError(f"{self.checkpoint_path} was trained with a different model: " + "; ".join(changed))
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.step, self.elapsed = checkpoint["iteration"], checkpoint["elapsed_s"]
-        self.sampler.bit_generator.state = checkpoint["sampler_state"]
+        return checkpoint
 
     def save(self) -> None:
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+        """The single-process checkpoint whatever the mode: gathered from the ranks, written by rank 0."""
+        model_state = self.dp.full_model_state(self.model, self.wrapped)  # on every rank: all check alike
+        if not all(torch.isfinite(t).all() for t in model_state.values() if t.is_floating_point()):
             raise TrainingError(f"parameters are not finite at step {self.step}; stopped without saving ({self.kept()})")
-        extra = {"config": dataclasses.asdict(self.cfg), "sampler_state": self.sampler.bit_generator.state,
-                 "elapsed_s": self.elapsed}
-        try:
-            save_checkpoint(self.model, self.optimizer, self.step, self.checkpoint_path, extra)
-        except OSError as error:
-            raise TrainingError(f"could not write the checkpoint at step {self.step} ({error}); {self.kept()}") from error
+        checkpoint = {"model": model_state, "optimizer": self.dp.full_optimizer_state(self.optimizer),
+                      "iteration": self.step, "config": dataclasses.asdict(self.cfg),
+                      "sampler_state": self.sampler.bit_generator.state, "elapsed_s": self.elapsed}
+
+        def write() -> None:
+            try:
+                write_checkpoint(checkpoint, self.checkpoint_path)
+            except OSError as error:
+                raise TrainingError(f"could not write the checkpoint at step {self.step} ({error}); "
+                                    f"{self.kept()}") from error
+
+        self.dp.on_rank_0(write, TrainingError)
 
     def kept(self) -> str:
         if self.checkpoint_path.exists():
@@ -198,31 +248,37 @@ class Trainer:
     def lr(self, step: int) -> float:
         return lr_cosine_schedule(step, self.cfg.lr_max, self.cfg.lr_min, self.cfg.warmup_steps, self.cfg.max_steps)
 
+    def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's rows of the global batch, which every rank draws alike: (B, m) -> (B / world_size, m)."""
+        x, y = get_batch(tokens, self.cfg.batch_size, self.cfg.context_length, self.cfg.device, rng)
+        return x[self.dp.rows], y[self.dp.rows]
+
     @torch.no_grad()
     def validation_loss(self) -> float:
-        self.model.eval()
+        self.wrapped.eval()
         batches = np.random.default_rng(self.cfg.seed + 1)  # the same windows every time: comparable points
         total = torch.zeros((), device=self.cfg.device)
         for _ in range(self.cfg.eval_batches):
-            x, y = get_batch(self.valid_tokens, self.cfg.batch_size, self.cfg.context_length, self.cfg.device, batches)
+            x, y = self.batch(self.valid_tokens, batches)
             with self.autocast:
                 total += self.loss(x, y)
-        self.model.train()
-        return total.item() / self.cfg.eval_batches
+        self.wrapped.train()
+        return self.dp.mean(total).item() / self.cfg.eval_batches  # equal rows per rank: the batch mean
 
     def model_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(self.model(x), y)
+        return cross_entropy(self.wrapped(x), y)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step at the schedule's learning rate; returns (loss, grad norm) on the device."""
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
-        x, y = get_batch(self.train_tokens, cfg.batch_size, cfg.context_length, cfg.device, self.sampler)
+        x, y = self.batch(self.train_tokens, self.sampler)
         with self.autocast:
-            loss = self.loss(x, y)
+            loss = self.loss(x, y)  # the mean over this rank's rows
         loss.backward()
-        grad_norm = clip_gradients(self.model.parameters(), cfg.grad_clip)
+        self.dp.sync_gradients(self.wrapped)  # the mean over ranks: the whole batch's gradient
+        grad_norm = self.dp.clip_gradients(self.wrapped.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach(), grad_norm
@@ -233,7 +289,9 @@ class Trainer:
         interval_loss = torch.zeros((), device=cfg.device)
         interval_steps, interval_start = 0, time.perf_counter()
         start, start_elapsed = time.perf_counter(), self.elapsed
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not self.dp.is_main)
+        last_row = self.metrics.rows[-1] if self.metrics and self.metrics.rows else {}
         stopped_early = False
         while self.step < cfg.max_steps:
             loss, grad_norm = self.train_step()
@@ -242,12 +300,16 @@ class Trainer:
             interval_steps += 1
             self.elapsed = start_elapsed + time.perf_counter() - start
             last = self.step == cfg.max_steps
-            out_of_time = cfg.max_minutes > 0 and self.elapsed >= cfg.max_minutes * 60
-            if self.step % cfg.log_interval and self.step % cfg.eval_interval and self.step % cfg.checkpoint_interval \
-                    and not (last or out_of_time):
+            due = not (self.step % cfg.log_interval and self.step % cfg.eval_interval
+                       and self.step % cfg.checkpoint_interval)
+            # Ranks must take the same branch (the next one communicates): under torchrun rank 0's clock decides,
+            # read at logging steps only, where the ranks meet anyway.
+            out_of_time = cfg.max_minutes > 0 and (due or self.dp.world_size == 1) \
+                and self.dp.rank_0_decides(self.elapsed >= cfg.max_minutes * 60)
+            if not (due or last or out_of_time):
                 continue
             # A host sync only here: a non-finite loss anywhere in the interval is caught before any checkpoint.
-            mean_loss = interval_loss.item() / interval_steps
+            mean_loss = self.dp.mean(interval_loss).item() / interval_steps  # every rank the same value
             if not math.isfinite(mean_loss):
                 bar.close()
                 raise TrainingError(f"train loss is {mean_loss} in steps {self.step - interval_steps + 1}..{self.step}; "
@@ -259,13 +321,15 @@ class Trainer:
             if self.step % cfg.eval_interval == 0 or last or out_of_time:
                 row["val_loss"] = self.validation_loss()
                 row["val_perplexity"] = math.exp(min(row["val_loss"], 700.0))
-            self.metrics.append(row)
+            last_row = row
+            self.dp.on_rank_0(lambda: self.metrics.append(row), TrainingError)
             bar.set_postfix(loss=f"{mean_loss:.3f}", **({"val": f"{row['val_loss']:.3f}"} if "val_loss" in row else {}))
             bar.update(interval_steps)
             if self.step % cfg.checkpoint_interval == 0 or last or out_of_time:
                 self.save()
             if "val_loss" in row:
-                plot_loss_curves(self.metrics.rows, self.out_dir / "loss.png", self.title())
+                self.dp.on_rank_0(lambda: plot_loss_curves(self.metrics.rows, self.out_dir / "loss.png", self.title()),
+                                  TrainingError)
             interval_loss.zero_()
             interval_steps, interval_start = 0, time.perf_counter()
             if out_of_time and not last:
@@ -273,16 +337,17 @@ class Trainer:
                 break
         bar.close()
         summary = {"step": self.step, "stopped_early": stopped_early, "wall_s": round(self.elapsed, 1),
-                   **{k: v for k, v in self.metrics.rows[-1].items() if k.endswith("loss") or k == "val_perplexity"},
+                   **{k: v for k, v in last_row.items() if k.endswith("loss") or k == "val_perplexity"},
                    "val_unigram_entropy": unigram_entropy(self.valid_tokens, cfg.vocab_size)}
-        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        self.dp.on_rank_0(lambda: atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
+                          TrainingError)
         return summary
 
     def title(self) -> str:
-        n_params = sum(p.numel() for p in self.model.parameters())
         c = self.cfg
-        return (f"{n_params / 1e6:.1f}M params (d={c.d_model}, L={c.num_layers}, ctx={c.context_length}), "
-                f"batch {c.batch_size}, lr {c.lr_max:g}, {c.device} {c.precision}")
+        ranks = f", {self.dp.world_size} ranks {c.parallel}" if c.parallel != "none" else ""
+        return (f"{self.n_params / 1e6:.1f}M params (d={c.d_model}, L={c.num_layers}, ctx={c.context_length}), "
+                f"batch {c.batch_size}, lr {c.lr_max:g}, {c.device} {c.precision}{ranks}")
 
 
 def parse_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
@@ -311,13 +376,20 @@ def parse_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, resume = parse_config(argv)
+    trainer = None
     try:
         trainer = Trainer(cfg, resume=resume)
         summary = trainer.run()
     except TrainingError as error:
-        print(f"train: error: {error}", file=sys.stderr)
+        world = os.environ.get("WORLD_SIZE", "1")
+        where = f" (rank {os.environ.get('RANK')} of {world})" if world != "1" else ""
+        print(f"train: error{where}: {error}", file=sys.stderr)
         return 1
-    print(f"train: {json.dumps(summary)}; wrote {trainer.out_dir}/{{checkpoint.pt,metrics.jsonl,loss.png}}")
+    finally:
+        if trainer is not None:
+            trainer.close()
+    if trainer.dp.is_main:
+        print(f"train: {json.dumps(summary)}; wrote {trainer.out_dir}/{{checkpoint.pt,metrics.jsonl,loss.png}}")
     return 0
 
 

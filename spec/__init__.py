@@ -7,7 +7,8 @@ only its own tests.
 
 The areas: ``tokenizer`` (byte-level BPE, A1 §2), ``nn`` (the Transformer LM, A1 §3), ``train``
 (loss, AdamW, schedule, clipping, batches, checkpoints, A1 §4–§5), ``decode`` (temperature and
-top-p sampling, the generation loop, A1 §6) and ``kernels`` (Triton kernels with their autograd, A2 §4).
+top-p sampling, the generation loop, A1 §6), ``kernels`` (Triton kernels with their autograd, A2 §4) and
+``distributed`` (DDP, optimizer-state sharding, FSDP in a process group of several ranks, A2 §5–§7).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ COMPONENTS: dict[str, str] = {
     "FlashAttentionPyTorch": "kernels",
     "FlashAttentionTriton": "kernels",
     "flash_attention": "kernels",
+    "DDPIndividualParameters": "distributed",
+    "DDPBucketed": "distributed",
+    "ShardedOptimizer": "distributed",
+    "FSDP": "distributed",
 }
 
 

@@ -1,7 +1,7 @@
 """A course-style ``adapters.py`` that routes every function to the reference implementation.
 
 It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-basics, plus
-assignment2-systems' two FlashAttention-2 getters) and,
+assignment2-systems' two FlashAttention-2 getters and its DDP, sharded-optimizer and FSDP adapters) and,
 like a student's file, only glue: build the reference module, load the given weights,
 call it. The kit's own tests use it to check the adapters bridge
 (``--impl adapters:tests/kit/adapters_reference.py`` must pass the conformance suite, less
@@ -191,3 +191,39 @@ def get_flashattention_autograd_function_pytorch() -> type:
 
 def get_flashattention_autograd_function_triton() -> type:
     return impl.FlashAttentionTriton
+
+
+def get_ddp_individual_parameters(module: torch.nn.Module) -> torch.nn.Module:
+    return impl.DDPIndividualParameters(module)
+
+
+def ddp_individual_parameters_on_after_backward(ddp_model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    ddp_model.finish_gradient_synchronization()
+
+
+def get_ddp_bucketed(module: torch.nn.Module, bucket_size_mb: float) -> torch.nn.Module:
+    return impl.DDPBucketed(module, bucket_size_mb)
+
+
+def ddp_bucketed_on_after_backward(ddp_model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    ddp_model.finish_gradient_synchronization()
+
+
+def ddp_bucketed_on_train_batch_start(ddp_model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    pass  # the reference resets its buckets itself when a step's synchronization finishes
+
+
+def get_sharded_optimizer(params, optimizer_cls: type[torch.optim.Optimizer], **kwargs) -> torch.optim.Optimizer:
+    return impl.ShardedOptimizer(params, optimizer_cls, **kwargs)
+
+
+def get_fsdp(module: torch.nn.Module, compute_dtype: torch.dtype | None = None) -> torch.nn.Module:
+    return impl.FSDP(module, compute_dtype)
+
+
+def fsdp_on_after_backward(fsdp_model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    fsdp_model.finish_gradient_synchronization()
+
+
+def fsdp_gather_full_params(fsdp_model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return fsdp_model.full_state_dict()

@@ -1,0 +1,145 @@
+"""What bench/distributed.py compares: the DDP variants and the sharded setups, each a function of a fresh model.
+
+Each takes the model (on its device) and returns (what to call, its optimizer, the gradient synchronization
+to run after backward). Naive and flat DDP are the handout's minimal DDP (A2 §5.2, §5.3.1), written here for
+the benchmark; "ours" are the kit's impl.ddp, impl.sharded_optimizer and impl.fsdp (spec/distributed.py);
+torch's are DistributedDataParallel, ZeroRedundancyOptimizer and FSDP2's fully_shard, with their defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from impl.train import AdamW
+
+Setup = tuple[nn.Module, torch.optim.Optimizer, Callable[[], None]]  # what to call, its optimizer, grad sync
+
+
+def nothing() -> None:
+    """Gradients are final after backward: one process, or torch's wrappers (they wait inside backward)."""
+
+
+@torch.no_grad()
+def broadcast_from_rank_0(model: nn.Module) -> None:
+    for tensor in (*model.parameters(), *model.buffers()):
+        dist.broadcast(tensor, src=0)
+
+
+def no_ddp(model: nn.Module, device: torch.device) -> Setup:
+    return model, AdamW(model.parameters()), nothing
+
+
+def naive(model: nn.Module, device: torch.device) -> Setup:
+    """A2 §5.2's minimal DDP: after backward, one blocking all-reduce per parameter."""
+    broadcast_from_rank_0(model)
+    params, world_size = list(model.parameters()), dist.get_world_size()
+
+    def sync_gradients() -> None:
+        for p in params:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world_size)
+
+    return model, AdamW(params), sync_gradients
+
+
+def flat(model: nn.Module, device: torch.device) -> Setup:
+    """A2 §5.3.1: after backward, one all-reduce of every gradient concatenated."""
+    broadcast_from_rank_0(model)
+    params, world_size = list(model.parameters()), dist.get_world_size()
+
+    def sync_gradients() -> None:
+        grads = [p.grad for p in params]
+        buffer = _flatten_dense_tensors(grads)  # (Σ numel,)
+        dist.all_reduce(buffer)
+        buffer.div_(world_size)
+        for grad, mean in zip(grads, _unflatten_dense_tensors(buffer, grads)):
+            grad.copy_(mean)
+
+    return model, AdamW(params), sync_gradients
+
+
+def individual(model: nn.Module, device: torch.device) -> Setup:
+    from impl.ddp import DDPIndividualParameters
+
+    wrapper = DDPIndividualParameters(model)
+    return wrapper, AdamW(wrapper.parameters()), wrapper.finish_gradient_synchronization
+
+
+def bucketed(bucket_mb: float, model: nn.Module, device: torch.device) -> Setup:
+    from impl.ddp import DDPBucketed
+
+    wrapper = DDPBucketed(model, bucket_mb)
+    return wrapper, AdamW(wrapper.parameters()), wrapper.finish_gradient_synchronization
+
+
+def wrap_torch_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """torch's DistributedDataParallel with its defaults (25 MiB buckets, buffers broadcast each forward)."""
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def torch_ddp(model: nn.Module, device: torch.device, optimizer_cls: type = AdamW) -> Setup:
+    wrapper = wrap_torch_ddp(model, device)
+    return wrapper, optimizer_cls(wrapper.parameters()), nothing
+
+
+def sharded(optimizer_cls: type, ddp: str, model: nn.Module, device: torch.device) -> Setup:
+    """Our ShardedOptimizer over ``optimizer_cls``, on torch's DDP or on ours (DDPBucketed, 25 MB like torch's)."""
+    from impl.ddp import DDPBucketed
+    from impl.sharded_optimizer import ShardedOptimizer
+
+    wrapper = wrap_torch_ddp(model, device) if ddp == "torch" else DDPBucketed(model, 25)
+    sync_gradients = getattr(wrapper, "finish_gradient_synchronization", nothing)
+    return wrapper, ShardedOptimizer(wrapper.parameters(), optimizer_cls), sync_gradients
+
+
+def zero(model: nn.Module, device: torch.device) -> Setup:
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    wrapper = wrap_torch_ddp(model, device)
+    return wrapper, ZeroRedundancyOptimizer(wrapper.parameters(), optimizer_class=torch.optim.AdamW), nothing
+
+
+def fsdp(optimizer_cls: type, model: nn.Module, device: torch.device) -> Setup:
+    from impl.fsdp import FSDP
+
+    wrapper = FSDP(model)
+    return wrapper, optimizer_cls(wrapper.parameters()), wrapper.finish_gradient_synchronization
+
+
+def fsdp2(model: nn.Module, device: torch.device) -> Setup:
+    """torch's fully_shard on every block, then on the root (its documented use), fp32 throughout."""
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+    return model, torch.optim.AdamW(model.parameters()), nothing
+
+
+def ddp_variants(bucket_mbs: list[float], world_size: int) -> dict[str, Callable[..., Setup]]:
+    variants = {"no DDP (one process)": no_ddp} if world_size == 1 else {}
+    variants |= {"naive: all-reduce per parameter after backward": naive,
+                 "flat: one all-reduce of all gradients after backward": flat,
+                 "ours: DDPIndividualParameters (overlapped)": individual}
+    variants |= {f"ours: DDPBucketed {mb:g} MB": partial(bucketed, mb) for mb in bucket_mbs}
+    return variants | {"torch DDP (DistributedDataParallel, defaults)": torch_ddp}
+
+
+# (setup, optimizer it steps, the torch peer it is measured against or "" for none)
+SHARDING = {
+    "unsharded: torch DDP": (partial(torch_ddp, optimizer_cls=torch.optim.AdamW), "torch.optim.AdamW", ""),
+    "ours: ShardedOptimizer + torch DDP": (partial(sharded, torch.optim.AdamW, "torch"), "torch.optim.AdamW",
+                                           "torch: ZeroRedundancyOptimizer + torch DDP"),
+    "torch: ZeroRedundancyOptimizer + torch DDP": (zero, "torch.optim.AdamW", ""),
+    "ours: ShardedOptimizer + DDPBucketed 25 MB": (partial(sharded, AdamW, "ours"), "ours (impl.train.AdamW)",
+                                                   "torch: ZeroRedundancyOptimizer + torch DDP"),
+    "ours: FSDP": (partial(fsdp, torch.optim.AdamW), "torch.optim.AdamW", "torch: FSDP2 (fully_shard)"),
+    "torch: FSDP2 (fully_shard)": (fsdp2, "torch.optim.AdamW", ""),
+    "ours: FSDP, our AdamW": (partial(fsdp, AdamW), "ours (impl.train.AdamW)", "torch: FSDP2 (fully_shard)"),
+}
