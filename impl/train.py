@@ -48,7 +48,10 @@ class AdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
-        loss = None if closure is None else closure()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():  # step runs under no_grad; the closure may compute a loss and run backward
+                loss = closure()
         for group in self.param_groups:
             lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             # Parameters at the same step count t share α_t: one multi-tensor (_foreach) update per such

@@ -34,6 +34,8 @@ class AdamW(Protocol):
       α_t = α √(1−β₂ᵗ)/(1−β₁ᵗ); θ ← θ − α_t m/(√v + ε); then θ ← θ − αλθ with the base α
       (decoupled decay, after the Adam step; PyTorch decays first, a ~1e-6 difference).
     - All state lives in ``self.state[p]`` so that ``state_dict()`` checkpoints it.
+    - ``step(closure)`` calls ``closure()`` with gradients enabled (it may run backward, as torch.optim's
+      closures do) before stepping, and returns its loss; ``step()`` returns None.
     - Negative lr, eps or weight_decay, or betas outside [0, 1), raise ValueError.
     """
 

@@ -313,6 +313,25 @@ def test_adamw_state_lives_in_optimizer_state(impl, device):
 
 
 @pytest.mark.component("AdamW")
+def test_adamw_step_with_closure(impl, device):
+    """``step(closure)`` calls the closure with gradients enabled (it may compute the loss and run backward, as
+    torch.optim's closures do), steps with the gradients it made and returns its loss."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0], device=device))
+    optimizer = impl.AdamW([w], lr=0.1, weight_decay=0.0)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    loss = optimizer.step(closure)
+    assert loss is not None and float(loss) == 5.0, f"step(closure) returned {loss!r}, expected the closure's loss 5.0"
+    # At t = 1, m̂ / √v̂ = sign(g): each weight moves by lr against its gradient's sign.
+    assert_close(w.detach(), torch.tensor([0.9, -1.9], device=device), what="weights after step(closure)")
+
+
+@pytest.mark.component("AdamW")
 @pytest.mark.parametrize("bad", [dict(lr=-1e-3), dict(eps=-1e-8), dict(weight_decay=-0.1), dict(betas=(1.0, 0.999)),
                                  dict(betas=(0.9, 1.0)), dict(betas=(-0.1, 0.999))],
                          ids=["lr", "eps", "weight_decay", "beta1=1", "beta2=1", "beta1<0"])
