@@ -25,6 +25,7 @@ def install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite on the reference: conformance, oracles, goldens, the kit's own tests (mutants)."""
     install(session, "test", "oracles")
+    session.run("lint-imports")  # the layering contract in pyproject.toml: a violation fails the session
     session.run("pytest", "tests", *session.posargs)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from impl.tokenizer_programs import CACHE, EOT
+from impl.programs.corpora import CACHE, EOT
 
 LINUX_PACKAGE = "linux-source-6.1"
 TEXT_SUFFIXES = (".rst", ".txt", ".c", ".h")

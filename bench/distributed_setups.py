@@ -2,7 +2,7 @@
 
 Each takes the model (on its device) and returns (what to call, its optimizer, the gradient synchronization
 to run after backward). Naive and flat DDP are the handout's minimal DDP (A2 §5.2, §5.3.1), written here for
-the benchmark; "ours" are the kit's impl.ddp, impl.sharded_optimizer and impl.fsdp (spec/distributed.py);
+the benchmark; "ours" are the kit's impl.distributed.ddp, impl.distributed.sharded_optimizer and impl.distributed.fsdp (spec/distributed.py);
 torch's are DistributedDataParallel, ZeroRedundancyOptimizer and FSDP2's fully_shard, with their defaults.
 """
 
@@ -65,14 +65,14 @@ def flat(model: nn.Module, device: torch.device) -> Setup:
 
 
 def individual(model: nn.Module, device: torch.device) -> Setup:
-    from impl.ddp import DDPIndividualParameters
+    from impl.distributed.ddp import DDPIndividualParameters
 
     wrapper = DDPIndividualParameters(model)
     return wrapper, AdamW(wrapper.parameters()), wrapper.finish_gradient_synchronization
 
 
 def bucketed(bucket_mb: float, model: nn.Module, device: torch.device) -> Setup:
-    from impl.ddp import DDPBucketed
+    from impl.distributed.ddp import DDPBucketed
 
     wrapper = DDPBucketed(model, bucket_mb)
     return wrapper, AdamW(wrapper.parameters()), wrapper.finish_gradient_synchronization
@@ -90,8 +90,8 @@ def torch_ddp(model: nn.Module, device: torch.device, optimizer_cls: type = Adam
 
 def sharded(optimizer_cls: type, ddp: str, model: nn.Module, device: torch.device) -> Setup:
     """Our ShardedOptimizer over ``optimizer_cls``, on torch's DDP or on ours (DDPBucketed, 25 MB like torch's)."""
-    from impl.ddp import DDPBucketed
-    from impl.sharded_optimizer import ShardedOptimizer
+    from impl.distributed.ddp import DDPBucketed
+    from impl.distributed.sharded_optimizer import ShardedOptimizer
 
     wrapper = wrap_torch_ddp(model, device) if ddp == "torch" else DDPBucketed(model, 25)
     sync_gradients = getattr(wrapper, "finish_gradient_synchronization", nothing)
@@ -106,7 +106,7 @@ def zero(model: nn.Module, device: torch.device) -> Setup:
 
 
 def fsdp(optimizer_cls: type, model: nn.Module, device: torch.device) -> Setup:
-    from impl.fsdp import FSDP
+    from impl.distributed.fsdp import FSDP
 
     wrapper = FSDP(model)
     return wrapper, optimizer_cls(wrapper.parameters()), wrapper.finish_gradient_synchronization

@@ -97,7 +97,7 @@ def allreduce(sizes_mib: list[float], device: torch.device, warmup: int, iters: 
             rows.append({"mib": mib, "error": "OOM"})
             continue
 
-        def ours() -> None:  # as impl.ddp.DDPBucketed all-reduces a bucket's flat buffer
+        def ours() -> None:  # as impl.distributed.ddp.DDPBucketed all-reduces a bucket's flat buffer
             dist.all_reduce(buffer, async_op=True).wait()
             buffer.div_(world_size)
 

@@ -4,7 +4,7 @@
     python -m bench.lm_throughput --config gpt2-small --compile on
     python -m bench.lm_throughput --tiny                                    # on a CPU, in seconds
 
-"Ours" is the real ``train`` program's step, impl.train_program.Trainer.train_step (get_batch,
+"Ours" is the real ``train`` program's step, impl.programs.train.Trainer.train_step (get_batch,
 autocast, our cross_entropy, clip_gradients, our AdamW), on a temporary uint16 token file. The
 peer (bench/nanogpt_peer.py) is the same model in torch.nn + SDPA + fused AdamW, started from
 ours' initial weights and fed the same windows from the same file, so that the loss columns of
@@ -27,7 +27,8 @@ import torch
 from bench.gpu_timing import PEAK_BF16_FLOPS, flops_per_token, fmt, free_memory, mfu, peak_memory_gib, report, \
     reset_peak_memory, timed, write_report
 from bench.nanogpt_peer import PeerTrainer
-from impl.train_program import KERNEL_CHOICES, TrainConfig, Trainer
+from impl.programs.config import KERNEL_CHOICES, TrainConfig
+from impl.programs.train import Trainer
 
 CONFIGS = {
     # The handout's TinyStories model (A1 §7.2): 17M parameters without the embeddings.
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
               "torch.cuda.synchronize() calls",
               "MFU: tokens/s × FLOPs per token ÷ dense bf16 peak ("
               + ", ".join(f"{chip} {peak / 1e12:g}" for chip, peak in PEAK_BF16_FLOPS.items()) + " TFLOP/s)",
-              "ours: impl.train_program.Trainer.train_step; peer: bench/nanogpt_peer.py (torch.nn, SDPA, loss inside "
+              "ours: impl.programs.train.Trainer.train_step; peer: bench/nanogpt_peer.py (torch.nn, SDPA, loss inside "
               "the compiled module, fused torch AdamW, clip_grad_norm_), same initial weights and batches"]
     write_report(report("LM training throughput: ours vs a nanoGPT-style peer", "python -m bench.lm_throughput",
                         argv, device, notes, HEADER, rows), args.out)

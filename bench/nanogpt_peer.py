@@ -5,7 +5,7 @@ untied LM head, no biases; tests/programs/test_lm_bench.py checks equal logits),
 a practitioner would for speed: torch.nn layers, one fused QKV projection,
 F.scaled_dot_product_attention (flash attention on a GPU), the loss inside the module so that
 torch.compile fuses it, torch.optim.AdamW(fused=True) and clip_grad_norm_. It trains with the
-optimizer settings, learning-rate schedule and batch sampler of impl.train_program.Trainer,
+optimizer settings, learning-rate schedule and batch sampler of impl.programs.train.Trainer,
 so both see the same windows in the same order.
 """
 
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from bench.gpu_timing import autocast
 from impl.train import lr_cosine_schedule
-from impl.train_program import TrainConfig
+from impl.programs.config import TrainConfig
 
 
 class Rotary(nn.Module):

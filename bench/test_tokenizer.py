@@ -23,8 +23,8 @@ hf = pytest.importorskip("tokenizers", reason="the training peer is HF tokenizer
 
 from fixtures import FIXTURES_DIR  # noqa: E402
 from impl import Tokenizer, train_bpe  # noqa: E402
-from impl.tokenizer import GPT2_PATTERN, read_gpt2_files  # noqa: E402
-from impl.tokenizer_programs import EOT, embedded_corpus  # noqa: E402
+from impl.tokenizer.encoding import GPT2_PATTERN, read_gpt2_files  # noqa: E402
+from impl.programs.corpora import EOT, embedded_corpus  # noqa: E402
 from bench.corpora import linux_text  # noqa: E402
 
 GPT2 = FIXTURES_DIR / "data" / "gpt2"
@@ -148,7 +148,7 @@ def documents(text: str) -> list[str]:
 
 
 def test_encode_all_cores_ours(benchmark, gpt2_text):
-    from impl.bpe_training import worker_context
+    from impl.tokenizer.training import worker_context
 
     benchmark.group = ENCODE_ALL
     docs = documents(gpt2_text)

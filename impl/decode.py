@@ -12,6 +12,9 @@ from torch import Tensor, nn
 
 from impl.nn import softmax
 
+# The components of spec/decode.py, with the same names.
+__all__ = ["sample_next_token", "decode"]
+
 
 def check_sampling_arguments(temperature: float, top_p: float) -> None:
     if temperature < 0:

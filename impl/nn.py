@@ -12,6 +12,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+# The components of spec/nn.py, with the same names.
+__all__ = [
+    "Linear", "Embedding", "RMSNorm", "silu", "SwiGLU", "RotaryEmbedding", "softmax", "scaled_dot_product_attention",
+    "MultiHeadSelfAttention", "TransformerBlock", "TransformerLM",
+]
+
 Norm = Literal["pre", "post", "none"]
 FeedForward = Literal["swiglu", "silu"]
 
@@ -155,7 +161,7 @@ class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention, d_k = d_v = d_model / h, one fused QKV matmul (A1 §3.5.5)."""
 
     # A fused causal kernel (q, k, v) (..., h, seq, d_head) -> (..., h, seq, d_head) used instead of the mask and
-    # the (seq, seq) scores; None is the reference path. impl.fast_lm.use_kernels sets FlashAttention-2.
+    # the (seq, seq) scores; None is the reference path. impl.kernels.fast_lm.use_kernels sets FlashAttention-2.
     attention_kernel = None
 
     def __init__(self, d_model: int, num_heads: int, rope: RotaryEmbedding | None = None, device=None, dtype=None):

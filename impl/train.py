@@ -17,6 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+# The components of spec/train.py, with the same names.
+__all__ = [
+    "cross_entropy", "AdamW", "lr_cosine_schedule", "clip_gradients", "get_batch", "save_checkpoint",
+    "load_checkpoint",
+]
+
 
 def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean of −log softmax(logits)[target] over every leading dim, via a max-shifted logsumexp (A1 §4.1)."""

@@ -13,43 +13,17 @@ top-p sampling, the generation loop, A1 §6), ``kernels`` (Triton kernels with t
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Component name -> area (the spec module that pins it). The order is the report's order.
-COMPONENTS: dict[str, str] = {
-    "train_bpe": "tokenizer",
-    "Tokenizer": "tokenizer",
-    "Linear": "nn",
-    "Embedding": "nn",
-    "RMSNorm": "nn",
-    "silu": "nn",
-    "SwiGLU": "nn",
-    "RotaryEmbedding": "nn",
-    "softmax": "nn",
-    "scaled_dot_product_attention": "nn",
-    "MultiHeadSelfAttention": "nn",
-    "TransformerBlock": "nn",
-    "TransformerLM": "nn",
-    "cross_entropy": "train",
-    "AdamW": "train",
-    "lr_cosine_schedule": "train",
-    "clip_gradients": "train",
-    "get_batch": "train",
-    "save_checkpoint": "train",
-    "load_checkpoint": "train",
-    "sample_next_token": "decode",
-    "decode": "decode",
-    "RMSNormTriton": "kernels",
-    "FlashAttentionPyTorch": "kernels",
-    "FlashAttentionTriton": "kernels",
-    "flash_attention": "kernels",
-    "DDPIndividualParameters": "distributed",
-    "DDPBucketed": "distributed",
-    "ShardedOptimizer": "distributed",
-    "FSDP": "distributed",
-}
+# The areas in the report's order; each is the module spec/<area>.py. Adding an area: that module and its name here.
+AREAS = ("tokenizer", "nn", "train", "decode", "kernels", "distributed")
+
+# Component name -> area, from each area module's ``__all__``.
+COMPONENTS: dict[str, str] = {name: area for area in AREAS
+                              for name in importlib.import_module(f"spec.{area}").__all__}
 
 
 @dataclass

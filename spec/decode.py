@@ -9,6 +9,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+# This area's components, in the report's order (spec.COMPONENTS is built from them).
+__all__ = ["sample_next_token", "decode"]
+
 
 def sample_next_token(logits: Float[Tensor, "... vocab"], temperature: float, top_p: float,
                       generator: torch.Generator | None = None) -> Int[Tensor, "..."]:

@@ -39,6 +39,9 @@ from typing import Any, Iterable, Protocol
 import torch
 from torch import Tensor
 
+# This area's components, in the report's order (spec.COMPONENTS is built from them).
+__all__ = ["DDPIndividualParameters", "DDPBucketed", "ShardedOptimizer", "FSDP"]
+
 
 class DDPIndividualParameters(Protocol):
     """DDP that overlaps communication with the backward pass, one all-reduce per parameter (A2 §5.2, §5.3.2).

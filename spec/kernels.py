@@ -47,6 +47,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+# This area's components, in the report's order (spec.COMPONENTS is built from them).
+__all__ = ["RMSNormTriton", "FlashAttentionPyTorch", "FlashAttentionTriton", "flash_attention"]
+
 
 class RMSNormTriton(Protocol):
     """RMSNorm (spec/nn.py) fused into one Triton kernel forward and one backward (A2 §3.1.1 operator fusion, §4).

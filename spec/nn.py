@@ -13,6 +13,12 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+# This area's components, in the report's order (spec.COMPONENTS is built from them).
+__all__ = [
+    "Linear", "Embedding", "RMSNorm", "silu", "SwiGLU", "RotaryEmbedding", "softmax", "scaled_dot_product_attention",
+    "MultiHeadSelfAttention", "TransformerBlock", "TransformerLM",
+]
+
 
 class Linear(Protocol):
     """y = x Wᵀ, no bias (A1 §3.4.2).

@@ -6,6 +6,9 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+# This area's components, in the report's order (spec.COMPONENTS is built from them).
+__all__ = ["train_bpe", "Tokenizer"]
+
 # GPT-2's pre-tokenizer, applied with the ``regex`` package (A1 §2.4).
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 

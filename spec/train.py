@@ -11,6 +11,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+# This area's components, in the report's order (spec.COMPONENTS is built from them).
+__all__ = [
+    "cross_entropy", "AdamW", "lr_cosine_schedule", "clip_gradients", "get_batch", "save_checkpoint",
+    "load_checkpoint",
+]
+
 Destination = str | os.PathLike | BinaryIO | IO[bytes]
 
 

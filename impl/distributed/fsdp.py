@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 import impl.nn
-from impl.ddp import broadcast_from_rank_0, check_same_parameters
+from impl.distributed.ddp import broadcast_from_rank_0, check_same_parameters
 
 PREFETCH = 2  # gathers outstanding at once in forward (A2 §7: gather after the layer two before has run)
 SHARDED_TYPES = (impl.nn.Linear, impl.nn.Embedding, nn.Linear, nn.Embedding)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from impl.flash_attention import flash_attention
+from impl.kernels.multihead import flash_attention
 from impl.nn import MultiHeadSelfAttention, RMSNorm, TransformerLM
-from impl.rmsnorm_triton import INTERPRETED, RMSNormTriton
+from impl.kernels.rmsnorm import INTERPRETED, RMSNormTriton
 
 
 def use_kernels(model: TransformerLM, attention: bool = True, rmsnorm: bool = True) -> TransformerLM:

@@ -1,10 +1,11 @@
-"""FlashAttention-2 in pure PyTorch (handout A2 §4.2.2 (a), flash_backward), and the multi-head form for the LM.
+"""FlashAttention-2 in pure PyTorch (handout A2 §4.2.2 (a), flash_backward).
 
 Algorithm 1 as written: Q in tiles of Q_TILE rows, K and V in tiles of K_TILE rows, an online
 softmax with a running max m and sum l per query row, and the logsumexp L = m + log l saved for
 the backward, which recomputes P = exp(S − L) tile by tile (A2 eqs. 13–19). Every tile is
 batched over all leading dims at once, so the Python loops run over tiles only. The normative
-text is spec/kernels.py; the Triton kernels (impl/flash_triton.py) follow the same loop order.
+text is spec/kernels.py; the Triton kernels (impl/kernels/flash_triton.py) follow the same loop order and share
+the autograd wrapper (``run_forward``, ``run_backward``) and the input checks defined here.
 """
 
 from __future__ import annotations
@@ -141,64 +142,3 @@ def run_backward(ctx, backward, dO: Tensor) -> tuple[Tensor, Tensor, Tensor, Non
     """The autograd Functions' backward around ``backward(Q, K, V, O, L, dO, is_causal) -> (dQ, dK, dV)``."""
     Q, K, V, O, L = ctx.saved_tensors
     return (*backward(Q, K, V, O, L, dO, ctx.is_causal), None)
-
-
-def functions_for(device: torch.device):
-    """(forward, backward) of FlashAttention-2 on ``device``: the Triton kernels on CUDA, PyTorch elsewhere."""
-    if device.type == "cuda":
-        import impl.flash_triton as triton_kernels  # imported on first use: triton is needed only here
-
-        return triton_kernels.flash_forward, triton_kernels.flash_backward
-    return flash_forward, flash_backward
-
-
-# The multi-head form runs as two custom operators, forward and backward, so that torch.compile keeps the
-# LM in one graph: it sees opaque calls with known output shapes (the fake implementations) where it
-# would otherwise break the graph at every attention call to run the autotuned Triton launch eagerly.
-@torch.library.custom_op("cs336::flash_attention_forward", mutates_args=())
-def attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
-    return functions_for(q.device)[0](q, k, v, is_causal)
-
-
-@attention_forward.register_fake
-def _(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
-    lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=lse_dtype)
-
-
-@torch.library.custom_op("cs336::flash_attention_backward", mutates_args=())
-def attention_backward(q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, do: Tensor, is_causal: bool
-                       ) -> tuple[Tensor, Tensor, Tensor]:
-    return functions_for(q.device)[1](q, k, v, o, lse, do, is_causal)
-
-
-@attention_backward.register_fake
-def _(q, k, v, o, lse, do, is_causal):
-    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
-
-
-def save_for_attention_backward(ctx, inputs, output) -> None:
-    q, k, v, is_causal = inputs
-    o, lse = output
-    ctx.save_for_backward(q, k, v, o, lse)
-    ctx.is_causal = is_causal
-
-
-def attention_gradients(ctx, do: Tensor, _lse_grad: Tensor):
-    """dQ, dK, dV from the backward operator; L is an output only so that it can be saved (no gradient flows to it)."""
-    q, k, v, o, lse = ctx.saved_tensors
-    return (*attention_backward(q, k, v, o, lse, do, ctx.is_causal), None)
-
-
-attention_forward.register_autograd(attention_gradients, setup_context=save_for_attention_backward)
-
-
-def flash_attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False) -> Tensor:
-    """Multi-head attention (..., h, N, d): the Triton kernels on CUDA, the PyTorch FA2 elsewhere."""
-    if q.device.type == "cuda":
-        from impl.flash_triton import check_triton_inputs
-
-        check_triton_inputs(q, k, v)
-    else:
-        check_inputs(q, k, v, "FlashAttentionPyTorch")
-    return attention_forward(q, k, v, bool(is_causal))[0]

@@ -1,6 +1,6 @@
 """FlashAttention-2 in Triton: a forward kernel and a three-kernel backward (handout A2 §4.2.2, §4.3 leaderboard).
 
-Same function and conventions as impl/flash_attention.py (normative text: spec/kernels.py).
+Same function and conventions as impl/kernels/flash_pytorch.py (normative text: spec/kernels.py).
 Written for Hopper from the start:
 
 - Forward (Algorithm 1): one program per (query tile, batch·head); the loop over key tiles is
@@ -36,7 +36,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from impl.flash_attention import check_inputs, run_backward, run_forward
+from impl.kernels.flash_pytorch import check_inputs, run_backward, run_forward
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128

@@ -1,4 +1,4 @@
-"""The ``fetch-corpus`` program: download a public pretraining corpus for the programs (A1 §7).
+"""The corpora the programs read: the embedded prose corpus, and ``fetch-corpus`` for public ones (A1 §7).
 
     fetch-corpus tinystories            # -> ~/.cache/cs336-kit/tinystories/{train,valid}.txt
     fetch-corpus owt --out data/owt     # the course's OpenWebText sample (gunzipped on the way)
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import lzma
 import os
+import shutil
 import sys
 import tempfile
 import urllib.request
@@ -21,7 +23,23 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from impl.tokenizer_programs import CACHE
+from fixtures import FIXTURES_DIR
+
+EMBEDDED = {name: FIXTURES_DIR / "data" / "corpus" / f"prose_{name}.txt.xz" for name in ("train", "valid")}
+CACHE = Path(os.environ.get("CS336_CACHE", Path.home() / ".cache" / "cs336-kit"))
+EOT = "<|endoftext|>"
+
+
+def embedded_corpus(split: str = "train") -> Path:
+    """The embedded prose corpus as plain text (decompressed once into the cache dir)."""
+    target = CACHE / f"prose_{split}.txt"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with lzma.open(EMBEDDED[split], "rb") as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+            shutil.copyfileobj(src, tmp)
+        os.replace(tmp.name, target)
+    return target
+
 
 HF = "https://huggingface.co/datasets"
 CORPORA: dict[str, dict[str, str]] = {

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from impl import generate_program, tokenizer_programs, train_program
+from impl.programs import generate, tokenizer, train
 
 CONFIG = Path(__file__).with_name("configs") / "prose_cpu.toml"
 PROMPT = "It is a truth universally acknowledged"
@@ -31,14 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out_dir or Path("runs") / time.strftime("embedded-%Y%m%d-%H%M%S")
     if out.exists() and any(out.iterdir()):
         parser.error(f"{out} is not empty: choose another --out-dir")
-    tokenizer = out / "tokenizer"
+    tokenizer_dir = out / "tokenizer"
     steps = [
-        ("train-bpe", tokenizer_programs.train_main, ["--out", str(tokenizer)]),
-        ("tokenize train", tokenizer_programs.tokenize_main,
-         ["--tokenizer", str(tokenizer), "--split", "train", "--out", str(out / "prose_train.npy")]),
-        ("tokenize valid", tokenizer_programs.tokenize_main,
-         ["--tokenizer", str(tokenizer), "--split", "valid", "--out", str(out / "prose_valid.npy")]),
-        ("train", train_program.main,
+        ("train-bpe", tokenizer.train_main, ["--out", str(tokenizer_dir)]),
+        ("tokenize train", tokenizer.tokenize_main,
+         ["--tokenizer", str(tokenizer_dir), "--split", "train", "--out", str(out / "prose_train.npy")]),
+        ("tokenize valid", tokenizer.tokenize_main,
+         ["--tokenizer", str(tokenizer_dir), "--split", "valid", "--out", str(out / "prose_valid.npy")]),
+        ("train", train.main,
          ["--config", str(args.config), "--train-data", str(out / "prose_train.npy"),
           "--valid-data", str(out / "prose_valid.npy"), "--out-dir", str(out / "lm"),
           *(["--max-steps", str(args.max_steps)] if args.max_steps else [])]),
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if program(program_args) != 0:
             print(f"embedded-run: {name} failed; outputs so far are in {out}", file=sys.stderr)
             return 1
-    sample = generate_program.generate_text(out / "lm" / "checkpoint.pt", PROMPT, max_new_tokens=120)
+    sample = generate.generate_text(out / "lm" / "checkpoint.pt", PROMPT, max_new_tokens=120)
     (out / "sample.txt").write_text(sample + "\n")
     summary = json.loads((out / "lm" / "summary.json").read_text())
     print(f"== result\nvalidation loss {summary['val_loss']:.3f} nats/token after {summary['step']} steps "

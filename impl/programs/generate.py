@@ -16,9 +16,10 @@ import torch
 
 from impl.decode import decode
 from impl.nn import TransformerLM
-from impl.tokenizer_programs import EOT, load_tokenizer
+from impl.programs.corpora import EOT
+from impl.programs.tokenizer import load_tokenizer
 from impl.train import read_checkpoint
-from impl.train_program import TrainConfig, build_model
+from impl.programs.config import TrainConfig, build_model
 
 
 def load_model(checkpoint_path: Path, device: str) -> tuple[TransformerLM, TrainConfig]:

@@ -34,9 +34,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from impl.ddp import DDPBucketed, DDPIndividualParameters
-from impl.fsdp import FSDP
-from impl.sharded_optimizer import ShardedOptimizer
+from impl.distributed.ddp import DDPBucketed, DDPIndividualParameters
+from impl.distributed.fsdp import FSDP
+from impl.distributed.sharded_optimizer import ShardedOptimizer
 from impl.train import clip_gradients
 
 MODES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
@@ -61,7 +61,7 @@ def check_launch(mode: str, batch_size: int, device: str) -> str:
     if mode != "none" and env is None and not dist.is_initialized():
         raise LaunchError(f"parallel={mode!r} needs the processes and environment torchrun provides (RANK, "
                           f"WORLD_SIZE, MASTER_ADDR, ...): launch with `torchrun --standalone --nproc-per-node N "
-                          f"-m impl.train_program --parallel {mode} ...`, or use parallel='none'")
+                          f"-m impl.programs.train --parallel {mode} ...`, or use parallel='none'")
     if env is None:
         return device
     rank, local_rank, world_size = env
@@ -226,7 +226,7 @@ class DataParallel:
         if self.mode != "sharded_optimizer":
             optimizer.load_state_dict(full)
             return
-        # ShardedOptimizer steps a local optimizer over the parameters this rank owns (impl.sharded_optimizer):
+        # ShardedOptimizer steps a local optimizer over the parameters this rank owns (impl.distributed.sharded_optimizer):
         # renumber the owned parameters' state in its order, hyperparameters from the checkpoint's groups.
         index = {id(p): i for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])}
         local, state, groups, j = optimizer.local, {}, [], 0

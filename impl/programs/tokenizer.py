@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import lzma
 import os
 import resource
 import shutil
@@ -25,26 +24,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fixtures import FIXTURES_DIR
-from impl.bpe_training import chunk_bounds, train_bpe, worker_context
-from impl.run_log import atomic_write_text
-from impl.tokenizer import Tokenizer
-
-EMBEDDED = {name: FIXTURES_DIR / "data" / "corpus" / f"prose_{name}.txt.xz" for name in ("train", "valid")}
-CACHE = Path(os.environ.get("CS336_CACHE", Path.home() / ".cache" / "cs336-kit"))
-EOT = "<|endoftext|>"
-
-
-def embedded_corpus(split: str = "train") -> Path:
-    """The embedded prose corpus as plain text (decompressed once into the cache dir)."""
-    target = CACHE / f"prose_{split}.txt"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with lzma.open(EMBEDDED[split], "rb") as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            shutil.copyfileobj(src, tmp)
-        os.replace(tmp.name, target)
-    return target
-
+from impl.programs.corpora import EMBEDDED, EOT, embedded_corpus
+from impl.programs.run_log import atomic_write_text
+from impl.tokenizer.encoding import Tokenizer
+from impl.tokenizer.training import chunk_bounds, train_bpe, worker_context
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process and its finished workers (Linux reports KiB)."""

@@ -3,13 +3,13 @@
     train --config configs/prose.toml                       # or no config: the defaults below
     train --config configs/prose.toml --max-steps 2000 --lr-max 3e-3
     train --out-dir runs/lm --resume                       # continue exactly where it stopped
-    torchrun --standalone --nproc-per-node 2 -m impl.train_program --parallel ddp ...   # data parallel
+    torchrun --standalone --nproc-per-node 2 -m impl.programs.train --parallel ddp ...   # data parallel
 
 Data are the uint16 ``.npy`` arrays the ``tokenize`` program writes, memory-mapped. Everything
 the run needs to continue bit-identically (model, AdamW state, step, the sampler's RNG state,
 the config) goes into one checkpoint, written atomically. The run leaves ``metrics.jsonl`` and
 ``loss.png`` in ``out_dir``. Under torchrun (``parallel`` other than none) the ranks split each batch and only
-rank 0 writes; impl/parallel.py holds that plumbing, and the checkpoints keep the single-process form.
+rank 0 writes; impl/programs/launch.py holds that plumbing, and the checkpoints keep the single-process form.
 """
 
 from __future__ import annotations
@@ -23,65 +23,18 @@ import os
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from impl.fast_lm import use_kernels
-from impl.nn import TransformerLM
-from impl.parallel import DataParallel, LaunchError, check_launch
-from impl.run_log import MetricsLog, atomic_write_text, plot_loss_curves
+from impl.programs.config import KERNEL_CHOICES, MODEL_FIELDS, TrainConfig, build_model
+from impl.programs.launch import DataParallel, LaunchError, check_launch
+from impl.programs.run_log import MetricsLog, atomic_write_text, plot_loss_curves
 from impl.train import AdamW, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, write_checkpoint
 
 
-@dataclass
-class TrainConfig:
-    # Data: uint16 .npy token arrays from `tokenize` (a sidecar .json beside them gives vocab_size).
-    train_data: str = "runs/prose_train.npy"
-    valid_data: str = "runs/prose_valid.npy"
-    tokenizer_dir: str = ""  # "": the one the train data's sidecar names (`generate` reads it from the checkpoint)
-    # Model (A1 §3; defaults: the handout's TinyStories configuration, ~17M non-embedding parameters).
-    vocab_size: int = 0  # 0: read from the train data's sidecar .json
-    context_length: int = 256
-    d_model: int = 512
-    num_layers: int = 4
-    num_heads: int = 16
-    d_ff: int = 1344
-    rope_theta: float = 10000.0
-    # Optimizer and schedule (A1 §4): cosine from lr_max to lr_min over max_steps after warmup_steps.
-    max_steps: int = 5000
-    batch_size: int = 32  # the global batch: under torchrun each of N ranks trains on batch_size / N of its rows
-    lr_max: float = 1e-3
-    lr_min: float = 1e-4
-    warmup_steps: int = 200
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0
-    # Bookkeeping.
-    log_interval: int = 10  # steps between metrics rows (mean train loss over the interval)
-    eval_interval: int = 250  # steps between validation losses (and at the last step)
-    eval_batches: int = 20  # validation batches, the same ones at every evaluation
-    checkpoint_interval: int = 1000  # steps between checkpoints (and at the last step)
-    max_minutes: float = 0.0  # > 0: stop (with a checkpoint) once this much wall-clock has passed
-    out_dir: str = "runs/lm"
-    seed: int = 0
-    # Execution.
-    device: str = "auto"  # auto: cuda when available, else cpu
-    precision: str = "auto"  # fp32 | bf16 (autocast; fp32 master weights); auto: bf16 on cuda, fp32 on cpu
-    compile: bool = False  # torch.compile the model
-    kernels: str = "none"  # none | attention | rmsnorm | all: Triton FlashAttention-2 / fused RMSNorm (CUDA)
-    # Data parallel (A2 §5-§7; impl/parallel.py). Anything but none runs under torchrun, one process per device.
-    parallel: str = "none"  # none | ddp | ddp_bucketed | sharded_optimizer (+ bucketed DDP) | fsdp
-    bucket_size_mb: float = 25.0  # ddp_bucketed, sharded_optimizer: the largest gradient bucket (MiB)
-    dist_timeout_minutes: float = 10.0  # a collective waiting longer (a rank lost) ends the job instead of hanging
-
-
-KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
 POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff", "max_steps", "batch_size",
                    "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
 
@@ -149,15 +102,6 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     counts = np.bincount(tokens, minlength=vocab_size)
     p = counts[counts > 0] / len(tokens)
     return float(-(p * np.log(p)).sum())
-
-
-def build_model(cfg: TrainConfig) -> TransformerLM:
-    model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
-                          cfg.rope_theta, device=cfg.device)
-    return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))
-
-
-MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta")
 
 
 class Trainer:

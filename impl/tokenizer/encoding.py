@@ -1,6 +1,6 @@
 """Reference byte-level BPE tokenizer: encode, decode, stream, and the course's file format (A1 §2.6).
 
-The normative text is in ``spec/tokenizer.py``; training lives in ``impl/bpe_training.py``.
+The normative text is in ``spec/tokenizer.py``; training lives in ``impl/tokenizer/training.py``.
 """
 
 from __future__ import annotations

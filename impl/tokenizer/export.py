@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from impl.tokenizer import GPT2_PATTERN, Tokenizer, _to_text
+from impl.tokenizer.encoding import GPT2_PATTERN, Tokenizer, _to_text
 
 
 def check_ids_follow_merge_order(tokenizer: Tokenizer) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from impl.tokenizer import PRETOKEN, split_stream
+from impl.tokenizer.encoding import PRETOKEN, split_stream
 
 BLOCK = 1 << 20  # bytes read at a time: memory stays bounded whatever the file size
 CHUNK = 64 << 20  # target bytes per parallel task

@@ -30,13 +30,13 @@ import torch
 from torch import Tensor, nn
 
 import impl as reference
-import impl.bpe_training as reference_training
-import impl.rmsnorm_triton as reference_rmsnorm
-import impl.flash_triton as reference_flash_triton
-import impl.ddp as reference_ddp
-import impl.fsdp as reference_fsdp
+import impl.tokenizer.training as reference_training
+import impl.kernels.rmsnorm as reference_rmsnorm
+import impl.kernels.flash_triton as reference_flash_triton
+import impl.distributed.ddp as reference_ddp
+import impl.distributed.fsdp as reference_fsdp
 import spec.tokenizer
-from impl.flash_attention import check_inputs as check_flash_inputs  # impl.flash_attention is also a function
+from impl.kernels.flash_pytorch import check_inputs as check_flash_inputs
 from spec import COMPONENTS, Implementation
 
 __all__ = ["MUTANTS", "Mutant", "bundle"]
@@ -62,7 +62,7 @@ class Mutant:
 # spec pins: the constructors' arguments, the public methods and GPT2_PATTERN. (A mutant that
 # crashed on a renamed internal would fail tests and pass for rejected; test_mutants.py also checks
 # that each one runs and behaves differently from the reference.) The training mutants do swap one
-# piece of impl/bpe_training.py for the call (mock.patch.object, which raises if the piece is gone).
+# piece of impl/tokenizer/training.py for the call (mock.patch.object, which raises if the piece is gone).
 
 GPT2_PRETOKEN = regex.compile(spec.tokenizer.GPT2_PATTERN)
 PATTERN_WITHOUT_CONTRACTIONS = regex.compile(spec.tokenizer.GPT2_PATTERN.removeprefix("'(?:[sdmt]|ll|ve|re)|"))
@@ -723,7 +723,7 @@ class RMSNormTritonRstdHeldConstant(RMSNormTritonVariant):
 
 # FlashAttention-2 (spec/kernels.py). The PyTorch mutants are Algorithm 1 and its backward written out
 # plainly (16 x 16 tiles) with knobs, each mutant turning exactly one; they keep the reference's input
-# checks. The Triton mutants wrap the reference's kernels (impl/flash_triton.py flash_forward and
+# checks. The Triton mutants wrap the reference's kernels (impl/kernels/flash_triton.py flash_forward and
 # flash_backward) and change what goes in, what is saved or what the backward is told.
 
 
@@ -848,7 +848,7 @@ def _flash_attention_ignores_causal(q, k, v, is_causal=False):
 
 # ======================================================================================= distributed
 #
-# DDP and sharded-optimizer mutants subclass the reference (impl/ddp.py, impl/sharded_optimizer.py) and
+# DDP and sharded-optimizer mutants subclass the reference (impl/distributed/ddp.py, impl/distributed/sharded_optimizer.py) and
 # override one method or swap one helper for the call. They run in the ranks' processes: the suite hands
 # the mutant's label to each rank, which reloads it (tests/harness/multiprocess.py implementation).
 
@@ -990,7 +990,7 @@ class ShardedZeroGradOwnedOnly(reference.ShardedOptimizer):
 
 # ============================================================================================== fsdp
 #
-# FSDP mutants subclass the reference (impl/fsdp.py) and override one method or patch one constant for the
+# FSDP mutants subclass the reference (impl/distributed/fsdp.py) and override one method or patch one constant for the
 # call; like the DDP ones they run in the ranks' processes.
 
 

@@ -213,7 +213,7 @@ def gpt2_pair(bridged):
 
 
 def test_gpt2_reader_matches_the_files():
-    from impl.tokenizer import read_gpt2_files as reference_reader
+    from impl.tokenizer.encoding import read_gpt2_files as reference_reader
     from tests.harness.gpt2_format import bytes_to_unicode, read_gpt2_files
 
     table = bytes_to_unicode()

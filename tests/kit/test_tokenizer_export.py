@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impl import Tokenizer, train_bpe
-from impl.tokenizer_export import to_tiktoken, write_hf_tokenizer_json
-from impl.tokenizer_programs import EOT, embedded_corpus
+from impl.tokenizer.export import to_tiktoken, write_hf_tokenizer_json
+from impl.programs.corpora import EOT, embedded_corpus
 
 tiktoken = pytest.importorskip("tiktoken", reason="the export target")
 hf = pytest.importorskip("tokenizers", reason="the export target")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from impl import generate_program
-from impl.embedded_run import PROMPT, main
+from impl.programs import generate
+from impl.programs.embedded_run import PROMPT, main
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_generate_is_seeded_and_greedy_at_temperature_zero(run, capsys):
     argv = ["--run", str(run / "lm"), "--prompt", "And it came to pass", "--max-new-tokens", "20"]
     outputs = []
     for extra in (["--temperature", "0"], ["--temperature", "0", "--seed", "7"], ["--seed", "1"], ["--seed", "1"]):
-        assert generate_program.main(argv + extra) == 0
+        assert generate.main(argv + extra) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]  # greedy: the seed does not matter
     assert outputs[2] == outputs[3]  # sampled: the same seed, the same text
@@ -44,11 +44,11 @@ def test_generate_is_seeded_and_greedy_at_temperature_zero(run, capsys):
 
 @pytest.mark.e2e
 def test_generate_refuses_a_prompt_longer_than_the_context(run, capsys):
-    assert generate_program.main(["--run", str(run / "lm"), "--prompt", "word " * 400]) == 1
+    assert generate.main(["--run", str(run / "lm"), "--prompt", "word " * 400]) == 1
     assert "longer than the model's context_length=128" in capsys.readouterr().err
 
 
 def test_generate_names_a_missing_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        generate_program.main(["--run", str(tmp_path)])
+        generate.main(["--run", str(tmp_path)])
     assert "checkpoint.pt does not exist" in capsys.readouterr().err

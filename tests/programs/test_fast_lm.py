@@ -1,4 +1,4 @@
-"""The LM on the Triton kernels (impl/fast_lm.py) computes the reference LM's loss and gradients.
+"""The LM on the Triton kernels (impl/kernels/fast_lm.py) computes the reference LM's loss and gradients.
 
 On a CPU the kernels run through Triton's interpreter (tests/conftest.py turns it on), at a
 tiny size; on a GPU the same swap is what the training program's kernel switch does.
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from impl.fast_lm import use_kernels, uses_kernels
+from impl.kernels.fast_lm import use_kernels, uses_kernels
 from impl.nn import MultiHeadSelfAttention, TransformerLM
-from impl.rmsnorm_triton import INTERPRETED, RMSNormTriton
+from impl.kernels.rmsnorm import INTERPRETED, RMSNormTriton
 from impl.train import cross_entropy
 from tests.harness.compare import assert_close
 
@@ -141,7 +141,7 @@ def test_an_optimizer_built_before_the_swap_trains_the_fused_gains():
 
 def test_cpu_model_without_the_interpreter_is_refused():
     """Outside the interpreter a CPU model is refused with an error naming the device, not run on the eager path."""
-    script = ("import torch\nfrom impl.nn import TransformerLM\nfrom impl.fast_lm import use_kernels\n"
+    script = ("import torch\nfrom impl.nn import TransformerLM\nfrom impl.kernels.fast_lm import use_kernels\n"
               "model = TransformerLM(10, 8, 16, 1, 2, 32)\n"
               "try:\n    use_kernels(model, attention=False, rmsnorm=True)\n"
               "except ValueError as e:\n    assert 'cpu' in str(e), e\nelse:\n    raise SystemExit('accepted')\n")

@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from impl import corpora
+from impl.programs import corpora
 
 TEXT = "Once upon a time there was a tiny corpus.<|endoftext|>The end.\n" * 200
 

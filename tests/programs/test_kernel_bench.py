@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench import kernels
-from impl.rmsnorm_triton import INTERPRETED
+from impl.kernels.rmsnorm import INTERPRETED
 
 
 def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:

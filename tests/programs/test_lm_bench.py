@@ -17,7 +17,7 @@ from bench import a2_benchmark, lm_throughput
 from bench.nanogpt_peer import PeerLM, state_dict_from_ours
 from impl.nn import TransformerLM
 from impl.train import cross_entropy
-from impl.train_program import TrainConfig
+from impl.programs.config import TrainConfig
 
 # Odd sizes and a non-default θ, so that a transposed weight, a wrong head split or a θ mix-up shows.
 SHAPE = dict(vocab_size=97, context_length=24, d_model=48, num_layers=2, num_heads=4, d_ff=80, rope_theta=500.0)

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from impl.tokenizer_programs import embedded_corpus, load_tokenizer, tokenize_main, train_main
+from impl.programs.corpora import embedded_corpus
+from impl.programs.tokenizer import load_tokenizer, tokenize_main, train_main
 
 
 @pytest.fixture(scope="module")

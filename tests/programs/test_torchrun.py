@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from impl.parallel import DataParallel
+from impl.programs.launch import DataParallel
 from impl.train import read_checkpoint
-from impl.train_program import main
+from impl.programs.train import main
 from tests.harness.multiprocess import run_ranks
 from tests.programs.test_train_program import ROOT, args, data, trajectory  # noqa: F401 (data: a fixture)
 
@@ -142,10 +142,10 @@ def test_every_mode_trains_as_one_process_and_its_checkpoints_resume_anywhere(da
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_the_torchrun_command_line_prints_and_writes_from_rank_0_only(data, tmp_path):
-    """``torchrun ... -m impl.train_program --parallel ...``: rank 0 shows the progress bar and the summary,
+    """``torchrun ... -m impl.programs.train --parallel ...``: rank 0 shows the progress bar and the summary,
     rank 1 prints nothing (each rank's output captured by torchrun's --log-dir)."""
     out = tmp_path / "run"
-    launched = torchrun("-m", "impl.train_program", *run_args(data, out, 4, "--parallel", "sharded_optimizer"),
+    launched = torchrun("-m", "impl.programs.train", *run_args(data, out, 4, "--parallel", "sharded_optimizer"),
                         launcher=("--log-dir", str(tmp_path / "logs"), "--redirects", "3"))
     assert launched.returncode == 0, launched.stderr[-5000:]
     logs = {(path.parent.name, path.name): path.read_text() for path in (tmp_path / "logs").rglob("*.log")}

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from impl.train import read_checkpoint
-from impl.train_program import TrainConfig, Trainer, TrainingError, main, parse_config
+from impl.programs.config import TrainConfig
+from impl.programs.train import Trainer, TrainingError, main, parse_config
 
 VOCAB = 64
 TINY = ["--d-model", "32", "--num-layers", "2", "--num-heads", "2", "--d-ff", "64", "--context-length", "32",
@@ -57,7 +58,7 @@ def args(data: Path, out: Path, *more: str) -> list[str]:
 
 def run_program(argv: list[str], **popen) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "impl.train_program", *argv], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "impl.programs.train", *argv], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 

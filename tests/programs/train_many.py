@@ -3,7 +3,7 @@
     python -m torch.distributed.run --standalone --nproc-per-node 2 -m tests.programs.train_many RUNS.json
 
 RUNS.json is a list of entries run in order on every rank. An entry is the argument list of one run of
-``impl.train_program.main``, which must succeed. The runs share one process group, made here (the program
+``impl.programs.train.main``, which must succeed. The runs share one process group, made here (the program
 uses a group it finds, and makes its own otherwise): a launch per run would cost the seconds that starting
 interpreters, importing torch and the rendezvous take on a busy 2-core machine, and a default group made
 again after ``destroy_process_group`` in the same processes meets stale addresses in torchrun's store. The
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from impl.train_program import Trainer, main
+from impl.programs.train import Trainer, main
 
 
 class InjectedFailure(RuntimeError):
