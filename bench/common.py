@@ -1,14 +1,18 @@
-"""What the GPU benchmark scripts share: synchronized timing, peak memory, FLOPs and MFU, the report.
+"""What every benchmark shares: the implementation under test, timing, peak memory, FLOPs and MFU, the report.
 
-Used by bench/lm_throughput.py (training tokens/s and MFU, ours vs a nanoGPT-style peer) and
-bench/a2_benchmark.py (A2 §2.1.3 end-to-end timings). Everything also runs on a CPU, where
+``--impl`` (or ``CS336_IMPL``) names the implementation to time beside the reference and the peer, in the
+suite's forms: ``module``, ``module:attr``, ``adapters:path/to/adapters.py``; default ``impl`` (the reference,
+then shown once). A component it lacks (or a feature its interface cannot give, e.g. gradients through course
+adapters) is a table row reading "... is missing: why", never a crash. Everything also runs on a CPU, where
 memory and MFU read "n/a".
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
+import os
 import platform
 import shlex
 import timeit
@@ -17,6 +21,12 @@ from pathlib import Path
 
 import torch
 
+# The one import of the loader in bench/: the other modules import these names from here.
+# moves to spec.loading (issue 14)
+from tests.harness.loading import ComponentMissing, load_implementation
+
+REFERENCE = "impl"
+ENV_VAR = "CS336_IMPL"
 # Dense bf16 tensor-core peaks (no sparsity), SXM parts, as nanoGPT's estimate_mfu uses them.
 PEAK_BF16_FLOPS = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
 
@@ -112,3 +122,46 @@ def write_report(text: str, out: Path) -> None:
 def fmt(value: float | None, spec: str) -> str:
     """A table cell: the value formatted, or n/a where it cannot be measured here."""
     return "n/a" if value is None else format(value, spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# The implementation under test
+
+
+def add_impl_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--impl", default=os.environ.get(ENV_VAR, REFERENCE), metavar="LABEL",
+                        help="the implementation to time beside the reference and the peer: module, module:attr or "
+                             f"adapters:path/to/adapters.py (default: ${ENV_VAR}, else the reference, {REFERENCE})")
+
+
+def tested_implementation(label: str):
+    """The bundle ``--impl`` names, or None for the reference (its rows are the reference's, shown once)."""
+    bundle = load_implementation(label)
+    return None if bundle.is_reference else bundle
+
+
+def yours(bundle, what: str) -> str:
+    """A row label for the implementation under test: ``yours, NAME: what``."""
+    return f"yours, {bundle.name}: {what}"
+
+
+def trainable(bundle, component: str):
+    """``bundle.<component>``, a module class to be trained: missing when the interface gives no gradients."""
+    member = getattr(bundle, component)
+    if "autograd" in getattr(member, "kit_unsupported", ()):  # the features a bridged member declares it lacks
+        raise ComponentMissing(component, "its interface gives its parameters no gradients (course adapters take the "
+                                          "weights by value): it cannot be trained")
+    return member
+
+
+def parse_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows) of each markdown table in a report (what ``report`` writes), for reading reports back."""
+    found, block = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            header, _, *rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in block]
+            found.append((header, rows))
+            block = []
+    return found

@@ -1,15 +1,16 @@
 """Distributed training against torch's own: all-reduce bandwidth, DDP variants, ZeRO and FSDP (A2 §5–§7).
 
-    python -m bench.distributed --nproc 2 --model xl        # the two-GPU run (2 × H200): all sections, + world size 1
-    nox -s distributed -- --nproc 2 --model xl              # the same through nox
-    python -m bench.distributed --nproc 1 --model xl        # one GPU: what our hooks, buckets, gathers cost over torch's
-    python -m bench.distributed --nproc 2 --model small --context 128 --batch 1 --warmup 1 --steps 3   # gloo, 2 CPUs
-    python -m bench.distributed --nproc 2 --model tiny      # a CPU smoke run in about a minute (a test uses it)
-    python -m bench.distributed --sections allreduce --allreduce-mib 1,64,1024    # one section, chosen sizes
+    python -m bench.distributed.benchmark --nproc 2 --model xl   # two GPUs (2 × H200): all sections, + world size 1
+    nox -s bench_distributed -- --nproc 2 --model xl             # the same through nox
+    python -m bench.distributed.benchmark --nproc 1 --model xl   # one GPU: what our hooks, buckets, gathers cost
+    python -m bench.distributed.benchmark --nproc 2 --model small --context 128 --batch 1 --warmup 1 --steps 3  # gloo
+    python -m bench.distributed.benchmark --nproc 2 --model tiny # a CPU smoke run in about a minute (a test uses it)
+    python -m bench.distributed.benchmark --sections allreduce --allreduce-mib 1,64,1024   # one section, chosen sizes
+    python -m bench.distributed.benchmark --nproc 2 --impl mypkg # yours beside ours and torch's
 
 One command for any number of GPUs: it starts ``--nproc`` ranks through torchrun
-(``python -m torch.distributed.run --standalone``; the ranks run bench/distributed_worker.py, the setups
-compared are in bench/distributed_setups.py), NCCL on CUDA (one GPU a rank) and gloo on a CPU, and when
+(``python -m torch.distributed.run --standalone``; the ranks run bench/distributed/worker.py, the setups
+compared are in bench/distributed/setups.py), NCCL on CUDA (one GPU a rank) and gloo on a CPU, and when
 ``--nproc`` > 1 a second launch at world size 1 for the scaling baseline. Rank 0 hands the figures back; this process writes one markdown report (default
 reports/distributed.md): the device, torch, the exact command, and against the goals:
 
@@ -20,6 +21,9 @@ reports/distributed.md): the device, torch, the exact command, and against the g
   backward), flat DDP (one all-reduce of all gradients), DDPIndividualParameters, DDPBucketed at 1, 10,
   100 and 1000 MB, and torch's DistributedDataParallel; every row steps our AdamW. Scaling efficiency =
   the one-process step without DDP ÷ the N-rank step. Goal: our best DDP ≥ 1.00x torch DDP's speed.
+- ``--impl``: the implementation's DDPIndividualParameters, DDPBucketed (the DDP table), ShardedOptimizer and
+  FSDP (the memory table) get rows before ours, each rank resolving the label itself; a component it lacks
+  reads "... is missing: why" in its row.
 - ShardedOptimizer vs ZeroRedundancyOptimizer and FSDP vs FSDP2 (``fully_shard``): allocated memory
   after initialization, peak before and through the optimizer step (per GPU; the largest rank's), step
   time. Goal: our ZeRO's peak ≤ torch's.
@@ -40,12 +44,12 @@ from pathlib import Path
 
 import torch
 
-from bench.distributed_setups import SHARDING
-from bench.distributed_worker import MODELS, VOCAB
-from bench.gpu_timing import report, write_report
+from bench.common import add_impl_argument, report, tested_implementation, write_report
+from bench.distributed.setups import sharding
+from bench.distributed.worker import MODELS, VOCAB
 from impl.nn import TransformerLM
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("allreduce", "ddp", "memory")
 TINY = dict(context=16, batch=2, warmup=1, steps=2, iters=3, allreduce_mib=[1, 10])
 GOALS = dict(allreduce=0.95, ddp=1.00, zero=1.00)
@@ -55,7 +59,7 @@ NO_DDP = "no DDP (one process)"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.distributed", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.distributed.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--nproc", type=int, default=None,
                         help="ranks (GPUs); default: every visible GPU, 2 on a CPU")
     parser.add_argument("--model", choices=sorted(MODELS), default="xl",
@@ -70,6 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                                "on a CPU up to 1024; tiny 1,10)")
     parser.add_argument("--buckets-mb", type=numbers, default=[1, 10, 100, 1000], help="DDPBucketed sizes")
     parser.add_argument("--no-baseline", action="store_true", help="skip the world-size-1 launch")
+    add_impl_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("reports/distributed.md"))
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -105,16 +110,17 @@ def numbers(text: str) -> list[float]:
 
 def launch(nproc: int, config: dict, threads: int) -> dict:
     """Run the worker on ``nproc`` ranks through torchrun; rank 0's figures."""
+    # The ranks run in this directory (an --impl module or adapters path resolves as it does here), the kit importable.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
     env.setdefault("OMP_NUM_THREADS", str(threads))  # a CPU's cores split between the ranks, at every world size
     with tempfile.TemporaryDirectory(prefix="cs336_distributed_") as tmp:
         results = Path(tmp) / "results.json"
         # --standalone: a rendezvous on a free local port; 127.0.0.1, not the host's name, which may not resolve.
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr=127.0.0.1",
-                   f"--nproc-per-node={nproc}", "-m", "bench.distributed_worker", "--results", str(results),
+                   f"--nproc-per-node={nproc}", "-m", "bench.distributed.worker", "--results", str(results),
                    "--config", json.dumps(config)]
         print(f"distributed: launching {nproc} rank(s): {config['sections']}", file=sys.stderr, flush=True)
-        done = subprocess.run(command, env=env, cwd=ROOT)
+        done = subprocess.run(command, env=env)
         if done.returncode != 0:
             raise SystemExit(f"distributed: the {nproc}-rank launch failed (exit {done.returncode}); see above")
         return json.loads(results.read_text())
@@ -225,12 +231,12 @@ def ddp_table(runs: dict[int, dict]) -> tuple[list[str], list[list[str]], list[s
     return header, rows, notes
 
 
-def memory_table(results: dict) -> tuple[list[str], list[list[str]], list[str]]:
+def memory_table(results: dict, tested=None) -> tuple[list[str], list[list[str]], list[str]]:
     rows_in = results["memory"]
     header = ["setup", "optimizer", "after init: allocated / peak (GiB)", "peak before optimizer step (GiB)",
               "peak through optimizer step (GiB)", "step (ms)", "peak ÷ torch peer's", "speed vs torch peer"]
     rows, zero = [], None
-    for name, (_, optimizer, peer_name) in SHARDING.items():
+    for name, (_, optimizer, peer_name) in sharding(tested).items():
         row, peer = rows_in[name], rows_in.get(peer_name) if peer_name else None
         peak_ratio = None
         if peer and "error" not in row and "error" not in peer and row["peak_after_gib"] is not None:
@@ -261,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     config = {key: getattr(args, key) for key in ("model", "context", "batch", "warmup", "steps", "iters",
-                                                  "sections", "allreduce_mib", "buckets_mb")}
+                                                  "sections", "allreduce_mib", "buckets_mb", "impl")}
+    tested = tested_implementation(args.impl)  # here too: a label that does not load fails before any launch
     threads = max(1, (os.cpu_count() or 1) // args.nproc)
     runs = {args.nproc: launch(args.nproc, config, threads)}
     if args.nproc > 1 and "ddp" in args.sections and not args.no_baseline:
@@ -275,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                f"d_model {d_model}, d_ff {d_ff}, {layers} layers, {heads} heads, vocab {VOCAB}, {params / 1e6:,.1f}M "
                f"parameters, fp32; context {args.context}, per-rank batch {args.batch}; {args.warmup} warm-up + "
                f"{args.steps} timed steps")
-    command = "python -m bench.distributed"
+    command = "python -m bench.distributed.benchmark"
+    if tested is not None:
+        setting += f"; yours: --impl {args.impl} ({tested.name})"
     sections = []
     if "allreduce" in args.sections:
         header, rows, notes = allreduce_table(main_run)
@@ -287,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(report(f"DDP: full training step, world size {args.nproc} vs 1", command, argv, device,
                                [setting, *notes], header, rows))
     if "memory" in args.sections:
-        header, rows, notes = memory_table(main_run)
+        header, rows, notes = memory_table(main_run, tested)
         sections.append(report("Optimizer-state sharding and FSDP vs torch ZeRO and FSDP2", command, argv, device,
                                [setting, *notes], header, rows))
     write_report("\n".join(sections), args.out)

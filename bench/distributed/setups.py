@@ -1,9 +1,12 @@
-"""What bench/distributed.py compares: the DDP variants and the sharded setups, each a function of a fresh model.
+"""What bench/distributed/benchmark.py compares: the DDP variants and the sharded setups, each a function of a
+fresh model.
 
 Each takes the model (on its device) and returns (what to call, its optimizer, the gradient synchronization
 to run after backward). Naive and flat DDP are the handout's minimal DDP (A2 §5.2, §5.3.1), written here for
-the benchmark; "ours" are the kit's impl.distributed.ddp, impl.distributed.sharded_optimizer and impl.distributed.fsdp (spec/distributed.py);
-torch's are DistributedDataParallel, ZeroRedundancyOptimizer and FSDP2's fully_shard, with their defaults.
+the benchmark; "ours" are the reference's DDPIndividualParameters, DDPBucketed, ShardedOptimizer and FSDP
+(spec/distributed.py), "yours" the same components of the implementation under test (``--impl``), which
+raise ComponentMissing where it lacks them; torch's are DistributedDataParallel, ZeroRedundancyOptimizer and
+FSDP2's fully_shard, with their defaults.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import torch.distributed as dist
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+import impl
+from bench.common import yours
 from impl.train import AdamW
 
 Setup = tuple[nn.Module, torch.optim.Optimizer, Callable[[], None]]  # what to call, its optimizer, grad sync
@@ -64,17 +69,13 @@ def flat(model: nn.Module, device: torch.device) -> Setup:
     return model, AdamW(params), sync_gradients
 
 
-def individual(model: nn.Module, device: torch.device) -> Setup:
-    from impl.distributed.ddp import DDPIndividualParameters
-
-    wrapper = DDPIndividualParameters(model)
+def individual(bundle, model: nn.Module, device: torch.device) -> Setup:
+    wrapper = bundle.DDPIndividualParameters(model)
     return wrapper, AdamW(wrapper.parameters()), wrapper.finish_gradient_synchronization
 
 
-def bucketed(bucket_mb: float, model: nn.Module, device: torch.device) -> Setup:
-    from impl.distributed.ddp import DDPBucketed
-
-    wrapper = DDPBucketed(model, bucket_mb)
+def bucketed(bundle, bucket_mb: float, model: nn.Module, device: torch.device) -> Setup:
+    wrapper = bundle.DDPBucketed(model, bucket_mb)
     return wrapper, AdamW(wrapper.parameters()), wrapper.finish_gradient_synchronization
 
 
@@ -88,14 +89,13 @@ def torch_ddp(model: nn.Module, device: torch.device, optimizer_cls: type = Adam
     return wrapper, optimizer_cls(wrapper.parameters()), nothing
 
 
-def sharded(optimizer_cls: type, ddp: str, model: nn.Module, device: torch.device) -> Setup:
-    """Our ShardedOptimizer over ``optimizer_cls``, on torch's DDP or on ours (DDPBucketed, 25 MB like torch's)."""
-    from impl.distributed.ddp import DDPBucketed
-    from impl.distributed.sharded_optimizer import ShardedOptimizer
-
-    wrapper = wrap_torch_ddp(model, device) if ddp == "torch" else DDPBucketed(model, 25)
+def sharded(bundle, optimizer_cls: type, ddp: str, model: nn.Module, device: torch.device) -> Setup:
+    """``bundle``'s ShardedOptimizer over ``optimizer_cls``, on torch's DDP or on the bundle's DDPBucketed (25 MB
+    like torch's)."""
+    sharded_optimizer = bundle.ShardedOptimizer  # missing: before any wrapping
+    wrapper = wrap_torch_ddp(model, device) if ddp == "torch" else bundle.DDPBucketed(model, 25)
     sync_gradients = getattr(wrapper, "finish_gradient_synchronization", nothing)
-    return wrapper, ShardedOptimizer(wrapper.parameters(), optimizer_cls), sync_gradients
+    return wrapper, sharded_optimizer(wrapper.parameters(), optimizer_cls), sync_gradients
 
 
 def zero(model: nn.Module, device: torch.device) -> Setup:
@@ -105,10 +105,8 @@ def zero(model: nn.Module, device: torch.device) -> Setup:
     return wrapper, ZeroRedundancyOptimizer(wrapper.parameters(), optimizer_class=torch.optim.AdamW), nothing
 
 
-def fsdp(optimizer_cls: type, model: nn.Module, device: torch.device) -> Setup:
-    from impl.distributed.fsdp import FSDP
-
-    wrapper = FSDP(model)
+def fsdp(bundle, optimizer_cls: type, model: nn.Module, device: torch.device) -> Setup:
+    wrapper = bundle.FSDP(model)
     return wrapper, optimizer_cls(wrapper.parameters()), wrapper.finish_gradient_synchronization
 
 
@@ -122,24 +120,38 @@ def fsdp2(model: nn.Module, device: torch.device) -> Setup:
     return model, torch.optim.AdamW(model.parameters()), nothing
 
 
-def ddp_variants(bucket_mbs: list[float], world_size: int) -> dict[str, Callable[..., Setup]]:
+def ddp_variants(bucket_mbs: list[float], world_size: int, tested=None) -> dict[str, Callable[..., Setup]]:
+    """The DDP table's rows; ``tested``: the implementation under test (None: the reference only), its rows
+    before ours."""
     variants = {"no DDP (one process)": no_ddp} if world_size == 1 else {}
     variants |= {"naive: all-reduce per parameter after backward": naive,
-                 "flat: one all-reduce of all gradients after backward": flat,
-                 "ours: DDPIndividualParameters (overlapped)": individual}
-    variants |= {f"ours: DDPBucketed {mb:g} MB": partial(bucketed, mb) for mb in bucket_mbs}
+                 "flat: one all-reduce of all gradients after backward": flat}
+    for prefix, bundle in ([(yours(tested, ""), tested)] if tested is not None else []) + [("ours: ", impl)]:
+        variants[f"{prefix}DDPIndividualParameters (overlapped)"] = partial(individual, bundle)
+        variants |= {f"{prefix}DDPBucketed {mb:g} MB": partial(bucketed, bundle, mb) for mb in bucket_mbs}
     return variants | {"torch DDP (DistributedDataParallel, defaults)": torch_ddp}
 
 
-# (setup, optimizer it steps, the torch peer it is measured against or "" for none)
-SHARDING = {
-    "unsharded: torch DDP": (partial(torch_ddp, optimizer_cls=torch.optim.AdamW), "torch.optim.AdamW", ""),
-    "ours: ShardedOptimizer + torch DDP": (partial(sharded, torch.optim.AdamW, "torch"), "torch.optim.AdamW",
-                                           "torch: ZeroRedundancyOptimizer + torch DDP"),
-    "torch: ZeroRedundancyOptimizer + torch DDP": (zero, "torch.optim.AdamW", ""),
-    "ours: ShardedOptimizer + DDPBucketed 25 MB": (partial(sharded, AdamW, "ours"), "ours (impl.train.AdamW)",
-                                                   "torch: ZeroRedundancyOptimizer + torch DDP"),
-    "ours: FSDP": (partial(fsdp, torch.optim.AdamW), "torch.optim.AdamW", "torch: FSDP2 (fully_shard)"),
-    "torch: FSDP2 (fully_shard)": (fsdp2, "torch.optim.AdamW", ""),
-    "ours: FSDP, our AdamW": (partial(fsdp, AdamW), "ours (impl.train.AdamW)", "torch: FSDP2 (fully_shard)"),
-}
+ZERO = "torch: ZeroRedundancyOptimizer + torch DDP"
+FSDP2 = "torch: FSDP2 (fully_shard)"
+
+
+def sharding(tested=None) -> dict[str, tuple[Callable[..., Setup], str, str]]:
+    """The memory table's rows: (setup, optimizer it steps, the torch peer it is measured against or "" for none).
+    ``tested``: the implementation under test (None: the reference only): its ShardedOptimizer and FSDP, over
+    torch.optim.AdamW, before ours."""
+    rows = {"unsharded: torch DDP": (partial(torch_ddp, optimizer_cls=torch.optim.AdamW), "torch.optim.AdamW", "")}
+    if tested is not None:
+        rows |= {yours(tested, "ShardedOptimizer + torch DDP"): (
+                     partial(sharded, tested, torch.optim.AdamW, "torch"), "torch.optim.AdamW", ZERO),
+                 yours(tested, "FSDP"): (partial(fsdp, tested, torch.optim.AdamW), "torch.optim.AdamW", FSDP2)}
+    return rows | {
+        "ours: ShardedOptimizer + torch DDP": (partial(sharded, impl, torch.optim.AdamW, "torch"), "torch.optim.AdamW",
+                                               ZERO),
+        ZERO: (zero, "torch.optim.AdamW", ""),
+        "ours: ShardedOptimizer + DDPBucketed 25 MB": (partial(sharded, impl, AdamW, "ours"), "ours (impl.train.AdamW)",
+                                                       ZERO),
+        "ours: FSDP": (partial(fsdp, impl, torch.optim.AdamW), "torch.optim.AdamW", FSDP2),
+        FSDP2: (fsdp2, "torch.optim.AdamW", ""),
+        "ours: FSDP, our AdamW": (partial(fsdp, impl, AdamW), "ours (impl.train.AdamW)", FSDP2),
+    }

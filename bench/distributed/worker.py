@@ -1,7 +1,7 @@
-"""The ranks' side of bench/distributed.py: one process per GPU (or CPU rank), started by torchrun.
+"""The ranks' side of bench/distributed/benchmark.py: one process per GPU (or CPU rank), started by torchrun.
 
-    python -m torch.distributed.run --standalone --nproc-per-node N -m bench.distributed_worker \
-        --results FILE --config JSON          # what `python -m bench.distributed` runs; not meant to be typed
+    python -m torch.distributed.run --standalone --nproc-per-node N -m bench.distributed.worker \
+        --results FILE --config JSON     # what `python -m bench.distributed.benchmark` runs; not meant to be typed
 
 Each rank joins the default process group (NCCL on its GPU, gloo on a CPU), runs the requested sections
 (handout A2 §5–§7; the 2025 handout §2.2–§2.3 for the bucketed DDP and the all-reduce sweep) and gathers
@@ -11,6 +11,8 @@ its figures to rank 0 (``all_gather_object``), which writes them as JSON for the
   path our DDP's buckets take (``async_op=True``, ``wait``, divide by the world size).
 - ``ddp``: a full training step (forward, loss, backward, gradient synchronization, optimizer step) of
   impl.nn.TransformerLM under each DDP variant, all with our AdamW (impl.train.AdamW).
+  ``config["impl"]``: the ``--impl`` label; each rank resolves it itself and adds that implementation's rows.
+  A component it lacks makes its row read "... is missing: why".
 - ``memory``: allocated memory after initialization and peak memory before and through the optimizer
   step, plus the step time, for optimizer-state sharding and FSDP against torch's ZeRO and FSDP2.
 
@@ -39,9 +41,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from bench.a2_benchmark import SIZES, VOCAB
-from bench.distributed_setups import SHARDING, Setup, ddp_variants
-from bench.gpu_timing import device_name, sync, timed
+from bench.common import ComponentMissing, device_name, sync, tested_implementation, timed
+from bench.distributed.setups import Setup, ddp_variants, sharding
+from bench.train.a2_benchmark import SIZES, VOCAB
 from impl.nn import TransformerLM
 from impl.train import cross_entropy
 
@@ -226,6 +228,8 @@ def measure(setup: Callable[..., Setup], config: dict, device: torch.device) -> 
         mine = train_step(setup, config, device, params)
     except torch.OutOfMemoryError:  # every rank runs the same shapes: they run out together
         mine = {"error": "OOM"}
+    except ComponentMissing as missing:  # the implementation under test lacks a component: its row says which
+        mine = {"error": str(missing)}
     except Exception as error:  # noqa: BLE001  (one failing implementation: one row, not the run)
         print(f"rank {dist.get_rank()}: {type(error).__name__}: {error}", file=sys.stderr)
         mine = {"error": "error"}
@@ -247,12 +251,13 @@ def measure(setup: Callable[..., Setup], config: dict, device: torch.device) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.distributed_worker", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.distributed.worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=json.loads, required=True, help="the settings, as JSON (from the launcher)")
     parser.add_argument("--results", type=Path, required=True, help="where rank 0 writes the figures (JSON)")
     args = parser.parse_args(argv)
     config = args.config
     device = init()
+    tested = tested_implementation(config["impl"])  # each rank resolves the label itself: nothing is pickled
     import torch._dynamo  # noqa: F401  (the first optimizer step imports it anyway: here it is frozen with the rest)
 
     gc.freeze()  # what the imports made lives on: the collections between rows then skip it (seconds saved)
@@ -262,12 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         results["allreduce"] = allreduce(config["allreduce_mib"], device, config["warmup"], config["iters"])
     if "ddp" in config["sections"]:
         results["ddp"] = {}
-        for name, setup in ddp_variants(config["buckets_mb"], world_size).items():
+        for name, setup in ddp_variants(config["buckets_mb"], world_size, tested).items():
             log(f"ddp: {name}")
             results["ddp"][name] = measure(setup, config, device)
     if "memory" in config["sections"]:
         results["memory"] = {}
-        for name, (setup, _, _) in SHARDING.items():
+        for name, (setup, _, _) in sharding(tested).items():
             log(f"memory: {name}")
             results["memory"][name] = measure(setup, config, device)
     if dist.get_rank() == 0:

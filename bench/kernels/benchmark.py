@@ -1,15 +1,18 @@
-"""The Triton kernels against the strongest peers: FlashAttention-2 and the fused RMSNorm (A2 §3.1.1, §4).
+"""Triton kernels against the strongest peers: FlashAttention-2 and the fused RMSNorm (A2 §3.1.1, §4).
 
-    python -m bench.kernels --leaderboard     # the 2025 leaderboard shape: fwd, fwd+bwd vs SDPA FLASH, cuDNN, naive
-    python -m bench.kernels --sweep           # flash_benchmarking (A2 §4.2): seq 128…65536 × d 16…128 × bf16/fp32
-    python -m bench.kernels --rmsnorm         # GB/s vs eager and torch.compile at the LM's shapes
-    python -m bench.kernels --sweep --seqs 128,1024 --dims 64 --dtypes bf16      # a slice of the sweep
-    python -m bench.kernels --tiny            # CPU smoke run through Triton's interpreter (a test uses it)
+    python -m bench.kernels.benchmark --leaderboard   # the 2025 leaderboard shape: fwd, fwd+bwd vs SDPA, cuDNN, naive
+    python -m bench.kernels.benchmark --sweep         # flash_benchmarking (A2 §4.2): seq 128…65536 × d 16…128
+    python -m bench.kernels.benchmark --rmsnorm       # GB/s vs eager and torch.compile at the LM's shapes
+    python -m bench.kernels.benchmark --sweep --seqs 128,1024 --dims 64 --dtypes bf16      # a slice of the sweep
+    python -m bench.kernels.benchmark --tiny          # CPU smoke run through Triton's interpreter (a test uses it)
+    python -m bench.kernels.benchmark --impl mypkg    # yours beside ours and the peers, in every table
 
-No flag: all three. One table per benchmark; the report (default reports/kernels.md) holds the
-tables of the run. Every time is triton.testing.do_bench's median (CUDA events, L2 flushed
-between calls, ``--warmup`` / ``--rep`` in ms). Inputs are drawn before timing; a cell that
-runs out of memory reads OOM, one whose kernel cannot run reads "error" (the reason goes to
+No flag: all three. ``--impl``: the implementation's FlashAttentionTriton, FlashAttentionPyTorch (its
+autograd Functions' ``apply(q, k, v, is_causal)``), flash_attention and RMSNormTriton get rows before
+ours; a component it lacks reads "... is missing: why" in its row. One table per benchmark; the report
+(default reports/kernels.md) holds the tables of the run. Every time is triton.testing.do_bench's median
+(CUDA events, L2 flushed between calls, ``--warmup`` / ``--rep`` in ms). Inputs are drawn before timing; a
+cell that runs out of memory reads OOM, one whose kernel cannot run reads "error" (the reason goes to
 stderr), and the run goes on.
 
 - Attention FLOPs, causal: 2·2·B·H·N²·d / 2 forward (QKᵀ and PV, half the scores), backward
@@ -29,7 +32,8 @@ from pathlib import Path
 
 import torch
 
-from bench.gpu_timing import fmt, free_memory, report, timed, write_report
+from bench.common import ComponentMissing, add_impl_argument, fmt, free_memory, report, tested_implementation, \
+    timed, write_report, yours
 
 # The 2025 leaderboard (A2 2025 §1.3.3): B=1, 16 heads, N=16384, d_head=64, causal, bf16, fwd+bwd timed.
 LEADERBOARD = dict(batch=1, heads=16, seq=16_384, d_head=64)
@@ -47,17 +51,17 @@ TINY = dict(leaderboard=dict(batch=1, heads=2, seq=32, d_head=16), seqs=(16, 32)
             rmsnorm_shapes=(("tiny", 40, 48),))
 
 LEADERBOARD_HEADER = ["implementation", "forward (ms)", "forward TFLOP/s", "fwd+bwd (ms)", "fwd+bwd TFLOP/s",
-                      "ours' speed-up vs this (fwd+bwd)", "H100 anchor fwd+bwd (ms)"]
-SWEEP_HEADER = ["dtype", "seq", "d", "ours fwd (ms)", "ours bwd (ms)", "ours fwd+bwd (ms)", "PyTorch fwd (ms)",
-                "PyTorch bwd (ms)", "PyTorch fwd+bwd (ms)", "fwd+bwd speed-up", "ours fwd+bwd TFLOP/s"]
-RMSNORM_HEADER = ["dtype", "shape", "pass", "ours (ms)", "ours GB/s", "eager GB/s", "torch.compile GB/s",
-                  "F.rms_norm GB/s", "ours ÷ compile (speed)", "ours ÷ eager (speed)"]
+                      "row 1's speed-up vs this (fwd+bwd)", "H100 anchor fwd+bwd (ms)"]
+SWEEP_HEADER = ["implementation", "dtype", "seq", "d", "fwd (ms)", "bwd (ms)", "fwd+bwd (ms)", "PyTorch fwd (ms)",
+                "PyTorch bwd (ms)", "PyTorch fwd+bwd (ms)", "fwd+bwd speed-up", "fwd+bwd TFLOP/s"]
+RMSNORM_HEADER = ["implementation", "dtype", "shape", "pass", "time (ms)", "GB/s", "eager GB/s", "torch.compile GB/s",
+                  "F.rms_norm GB/s", "÷ compile (speed)", "÷ eager (speed)"]
 
-Cell = float | str  # milliseconds, or "OOM" / "error" / "n/a"
+Cell = float | str  # milliseconds, or "OOM" / "error" / "n/a" / "<component> is missing: why"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.kernels.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--leaderboard", action="store_true", help="the 2025 leaderboard shape vs SDPA and naive")
     parser.add_argument("--sweep", action="store_true", help="A2 flash_benchmarking: seq × d × dtype, vs naive")
     parser.add_argument("--rmsnorm", action="store_true", help="fused RMSNorm GB/s vs eager and torch.compile")
@@ -66,6 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtypes", type=dtypes, default=tuple(DTYPES), help="sweep/rmsnorm dtypes: bf16,fp32")
     parser.add_argument("--warmup", type=int, default=25, help="do_bench warm-up (ms)")
     parser.add_argument("--rep", type=int, default=100, help="do_bench repetition time (ms)")
+    add_impl_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("reports/kernels.md"))
     parser.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny shapes through Triton's interpreter")
     args = parser.parse_args(argv)
@@ -117,6 +122,8 @@ class Bench:
                                                return_mode="median")
             fn()  # warm-up (compilation)
             return 1000 * timed(fn, self.device, repeat=2) / 2
+        except ComponentMissing as missing:  # e.g. a course adapter that raises NotImplementedError when called
+            failed = str(missing)
         except torch.OutOfMemoryError:
             failed: Cell = "OOM"
         except Exception as error:  # noqa: BLE001  (an unsupported shape or backend: one cell, not the run)
@@ -144,8 +151,15 @@ def attention_tflop(batch: int, heads: int, seq: int, d: int) -> float:
     return 2 * 2 * batch * heads * seq * seq * d / 2 / 1e12
 
 
-def time_attention(bench: Bench, attend: Callable, q, k, v, backward_alone: bool) -> tuple[Cell, Cell, Cell]:
-    """(forward, backward, fwd+bwd) ms of ``attend(q, k, v)``; backward_alone False leaves it "n/a"."""
+def is_missing(value: Cell) -> bool:
+    return isinstance(value, str) and " is missing" in value
+
+
+def time_attention(bench: Bench, attend: Callable | Cell, q, k, v, backward_alone: bool) -> tuple[Cell, Cell, Cell]:
+    """(forward, backward, fwd+bwd) ms of ``attend(q, k, v)``; backward_alone False leaves it "n/a". ``attend`` a
+    string: the reason it cannot run (a missing component), shown once."""
+    if isinstance(attend, str):
+        return attend, "", ""
     dout = torch.randn_like(q)
     forward = bench.ms(lambda: attend(q, k, v))
     backward: Cell = "n/a"
@@ -158,7 +172,7 @@ def time_attention(bench: Bench, attend: Callable, q, k, v, backward_alone: bool
             free_memory(bench.device)
             backward = "OOM"
     both = bench.ms(lambda: attend(q, k, v).backward(dout), grad_to_none=[q, k, v]) \
-        if not isinstance(forward, str) else forward
+        if not isinstance(forward, str) else ("" if is_missing(forward) else forward)
     return forward, backward, both
 
 
@@ -166,20 +180,30 @@ def time_attention(bench: Bench, attend: Callable, q, k, v, backward_alone: bool
 # Attention implementations on (B, H, N, d) tensors
 
 
-def ours(q, k, v):
-    """impl.FlashAttentionTriton on (B·H, N, d): heads folded into the batch, as the leaderboard calls it."""
-    import impl
+def folded(bundle, component: str) -> Callable | str:
+    """``bundle.<component>.apply`` (an autograd Function of spec/kernels.py) on (B·H, N, d): heads folded into the
+    batch, as the leaderboard calls it; the reason as a string where the implementation lacks it."""
+    try:
+        function = getattr(bundle, component)
+    except ComponentMissing as missing:
+        return str(missing)
 
-    B, H, N, D = q.shape
-    o = impl.FlashAttentionTriton.apply(q.reshape(B * H, N, D), k.reshape(B * H, N, D), v.reshape(B * H, N, D), True)
-    return o.view(B, H, N, D)
+    def attend(q, k, v):
+        B, H, N, D = q.shape
+        o = function.apply(q.reshape(B * H, N, D), k.reshape(B * H, N, D), v.reshape(B * H, N, D), True)
+        return o.view(B, H, N, D)
+
+    return attend
 
 
-def ours_multihead(q, k, v):
-    """impl.flash_attention on (B, H, N, d): the same kernels as custom operators, kept in torch.compile's graph."""
-    import impl
-
-    return impl.flash_attention(q, k, v, is_causal=True)
+def multihead(bundle, tiny: bool) -> Callable | str | None:
+    """``bundle.flash_attention`` on (B, H, N, d) (ours: the same kernels as custom operators, kept in
+    torch.compile's graph), compiled; None on a CPU (--tiny), the reason where the implementation lacks it."""
+    try:
+        attention = bundle.flash_attention
+    except ComponentMissing as missing:
+        return str(missing)
+    return None if tiny else torch.compile(lambda q, k, v: attention(q, k, v, is_causal=True))
 
 
 def sdpa(backend_name: str) -> Callable:
@@ -215,16 +239,28 @@ def qkv(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, seed: 
 # The three tables
 
 
-def leaderboard(bench: Bench, tiny: bool) -> tuple[list[str], list[list[str]]]:
+def implementations(tested) -> list[tuple[str, object]]:
+    """(row label prefix, bundle): the implementation under test first (when not the reference), then ours."""
+    import impl
+
+    return ([(yours(tested, ""), tested)] if tested is not None else []) + [("ours: ", impl)]
+
+
+def leaderboard(bench: Bench, tiny: bool, tested=None) -> tuple[list[str], list[list[str]]]:
     shape = TINY["leaderboard"] if tiny else LEADERBOARD
     B, H, N, D = shape["batch"], shape["heads"], shape["seq"], shape["d_head"]
     dtype = torch.float32 if tiny else torch.bfloat16  # the interpreter's bf16 dot products are not what is smoked
     q, k, v = qkv((B, H, N, D), dtype, bench.device)
     flop = attention_tflop(B, H, N, D)
-    contenders: list[tuple[str, Callable | None, str]] = [
-        ("ours (FlashAttentionTriton)", ours, "class record (leaderboard)"),
-        ("ours, torch.compile'd (impl.flash_attention, as the leaderboard times it)",
-         None if tiny else torch.compile(ours_multihead), ""),
+    contenders: list[tuple[str, Callable | str | None, str]] = []
+    for prefix, bundle in implementations(tested):
+        contenders += [
+            (f"{prefix}FlashAttentionTriton", folded(bundle, "FlashAttentionTriton"),
+             "class record (leaderboard)" if bundle is not tested else ""),
+            (f"{prefix}flash_attention, torch.compile'd (as the leaderboard times it)", multihead(bundle, tiny), ""),
+            (f"{prefix}FlashAttentionPyTorch (tiles in PyTorch)", folded(bundle, "FlashAttentionPyTorch"), ""),
+        ]
+    contenders += [
         ("SDPA FLASH", None if tiny else sdpa("FLASH_ATTENTION"), "SDPA FLASH"),
         ("SDPA cuDNN", None if tiny else sdpa("CUDNN_ATTENTION"), "SDPA cuDNN"),
         ("naive PyTorch, eager", naive(N, bench.device), ""),
@@ -235,16 +271,16 @@ def leaderboard(bench: Bench, tiny: bool) -> tuple[list[str], list[list[str]]]:
         print(f"leaderboard: {name}", file=sys.stderr)
         timings[name] = ("n/a", "n/a", "n/a") if attend is None else time_attention(bench, attend, q, k, v, False)
         free_memory(bench.device)
-    ours_both = timings[contenders[0][0]][2]
+    first_both = timings[contenders[0][0]][2]
     rows = []
     for name, _, anchor in contenders:
         forward, _, both = timings[name]
         rows.append([name, cell(forward), rate(flop, forward), cell(both), rate(3.5 * flop, both),
-                     ratio(both, ours_both), fmt(H100_ANCHORS_MS.get(anchor), ".2f")])
+                     ratio(both, first_both), fmt(H100_ANCHORS_MS.get(anchor), ".2f")])
     return LEADERBOARD_HEADER, rows
 
 
-def sweep(bench: Bench, seqs, dims, dtype_names) -> tuple[list[str], list[list[str]]]:
+def sweep(bench: Bench, seqs, dims, dtype_names, tested=None) -> tuple[list[str], list[list[str]]]:
     rows = []
     for dtype_name in dtype_names:
         for seq in seqs:
@@ -253,23 +289,34 @@ def sweep(bench: Bench, seqs, dims, dtype_names) -> tuple[list[str], list[list[s
                 try:
                     q, k, v = qkv((1, 1, seq, d), DTYPES[dtype_name], bench.device)  # batch 1 (one head)
                 except torch.OutOfMemoryError:
-                    rows.append([dtype_name, str(seq), str(d)] + ["OOM"] * 6 + ["", ""])
+                    rows.append(["all", dtype_name, str(seq), str(d)] + ["OOM"] * 6 + ["", ""])
                     continue
-                mine = time_attention(bench, ours, q, k, v, True)
-                free_memory(bench.device)
+                mine = {}
+                for prefix, bundle in implementations(tested):
+                    mine[f"{prefix}FlashAttentionTriton"] = time_attention(
+                        bench, folded(bundle, "FlashAttentionTriton"), q, k, v, True)
+                    free_memory(bench.device)
                 try:
                     peer = time_attention(bench, naive(seq, bench.device), q, k, v, True)
                 except torch.OutOfMemoryError:  # the (seq, seq) mask itself
                     peer = ("OOM", "OOM", "OOM")
                 free_memory(bench.device)
-                rows.append([dtype_name, str(seq), str(d), *map(cell, mine), *map(cell, peer), ratio(peer[2], mine[2]),
-                             rate(3.5 * attention_tflop(1, 1, seq, d), mine[2])])
+                for name, times in mine.items():
+                    rows.append([name, dtype_name, str(seq), str(d), *map(cell, times), *map(cell, peer),
+                                 ratio(peer[2], times[2]), rate(3.5 * attention_tflop(1, 1, seq, d), times[2])])
                 del q, k, v
     return SWEEP_HEADER, rows
 
 
-def rmsnorm(bench: Bench, shapes, dtype_names, tiny: bool) -> tuple[list[str], list[list[str]]]:
-    import impl
+def fused_rmsnorm(bundle, d: int, device: torch.device, dtype: torch.dtype):
+    """``bundle.RMSNormTriton(d)``, or the reason (a string) where the implementation lacks it."""
+    try:
+        return bundle.RMSNormTriton(d, device=device, dtype=dtype)
+    except ComponentMissing as missing:
+        return str(missing)
+
+
+def rmsnorm(bench: Bench, shapes, dtype_names, tiny: bool, tested=None) -> tuple[list[str], list[list[str]]]:
     from impl.nn import RMSNorm
 
     rows = []
@@ -283,28 +330,33 @@ def rmsnorm(bench: Bench, shapes, dtype_names, tiny: bool) -> tuple[list[str], l
             x = torch.randn(n_rows, d, device=bench.device, dtype=dtype, requires_grad=True)
             dy = torch.randn_like(x)
             eager = RMSNorm(d, device=bench.device, dtype=dtype)
+            fused = {f"{prefix}RMSNormTriton": fused_rmsnorm(bundle, d, bench.device, dtype)
+                     for prefix, bundle in implementations(tested)}
             contenders = {
-                "ours": impl.RMSNormTriton(d, device=bench.device, dtype=dtype),
+                **fused,
                 "eager": eager,
                 "compile": None if tiny else torch.compile(eager),
                 "F.rms_norm": lambda t, w=eager.weight: torch.nn.functional.rms_norm(t, (d,), w, 1e-5),
             }
             times = {}
             for name, norm in contenders.items():
-                if norm is None:
-                    times[name] = ("n/a", "n/a")
+                if norm is None or isinstance(norm, str):
+                    times[name] = ("n/a", "n/a") if norm is None else (norm, "")
                     continue
-                params = [x, eager.weight] if name != "ours" else [x, norm.weight]
+                params = [x, norm.weight] if name in fused else [x, eager.weight]
                 times[name] = (bench.ms(lambda: norm(x), cuda_graph=True),
                                bench.ms(lambda: norm(x).backward(dy), grad_to_none=params, cuda_graph=True))
             free_memory(bench.device)
-            for i, (phase, gb) in enumerate((("forward", forward_gb), ("fwd+bwd", both_gb))):
-                mine = times["ours"][i]
-                rows.append([dtype_name, f"{n_rows}×{d} ({label})", phase, cell(mine, ".4f"), rate(gb, mine, ".0f"),
-                             rate(gb, times["eager"][i], ".0f"), rate(gb, times["compile"][i], ".0f"),
-                             rate(gb, times["F.rms_norm"][i], ".0f"), ratio(times["compile"][i], mine),
-                             ratio(times["eager"][i], mine)])
-            del x, dy, contenders
+            for name in fused:
+                for i, (phase, gb) in enumerate((("forward", forward_gb), ("fwd+bwd", both_gb))):
+                    mine = times[name][i]
+                    if is_missing(times[name][0]) and i:  # the reason once: one row for the missing component
+                        continue
+                    rows.append([name, dtype_name, f"{n_rows}×{d} ({label})", phase, cell(mine, ".4f"),
+                                 rate(gb, mine, ".0f"), rate(gb, times["eager"][i], ".0f"),
+                                 rate(gb, times["compile"][i], ".0f"), rate(gb, times["F.rms_norm"][i], ".0f"),
+                                 ratio(times["compile"][i], mine), ratio(times["eager"][i], mine)])
+            del x, dy, contenders, fused
     return RMSNORM_HEADER, rows
 
 
@@ -319,18 +371,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TRITON_INTERPRET", "1")
         device = torch.device("cpu")
     elif not torch.cuda.is_available():
-        print("bench.kernels needs a GPU (CUDA is not available here); `--tiny` runs a CPU smoke test through Triton's "
-              "interpreter", file=sys.stderr)
+        print("bench.kernels.benchmark needs a GPU (CUDA is not available here); `--tiny` runs a CPU smoke test "
+              "through Triton's interpreter", file=sys.stderr)
         return 2
     else:
         device = torch.device("cuda")
+    tested = tested_implementation(args.impl)  # after TRITON_INTERPRET: its kernels' mode is fixed at import
     bench = Bench(device, args.warmup, args.rep)
     tiny = args.tiny
     if tiny:
         seqs, dims, dtype_names = TINY["seqs"], TINY["dims"], TINY["dtypes"]
     else:
         seqs, dims, dtype_names = args.seqs, args.dims, args.dtypes
-    command = "python -m bench.kernels"
+    command = "python -m bench.kernels.benchmark"
+    who = [] if tested is None else [f"yours: --impl {args.impl} ({tested.name}), in the rows before ours'"]
     timing = (f"times: triton.testing.do_bench median, warmup {args.warmup} ms, rep {args.rep} ms"
               if device.type == "cuda" else "times: CPU, Triton interpreter, mean of 2 calls (a smoke, not a speed)")
     tiles = ("FlashAttention tiles: fixed per dtype and head dim (CS336_FLASH_AUTOTUNE=0)"
@@ -338,33 +392,36 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
     if args.leaderboard:
         s = TINY["leaderboard"] if tiny else LEADERBOARD
-        header, rows = leaderboard(bench, tiny)
+        header, rows = leaderboard(bench, tiny, tested)
         sections.append(report(
             "FlashAttention-2: the 2025 leaderboard shape", command, argv, device,
             [f"B={s['batch']}, {s['heads']} heads, N={s['seq']}, d={s['d_head']}, causal, "
              f"{'fp32 (tiny)' if tiny else 'bf16'}; fwd+bwd = o.backward(dO) after the forward", timing,
              f"TFLOP/s: causal forward 2·B·H·N²·d FLOPs, fwd+bwd 3.5x that",
-             "H100 anchors (issue): SDPA FLASH 7.49 ms, cuDNN 4.55 ms, the class record 5.36 ms, fwd+bwd", tiles],
+             "H100 anchors (issue): SDPA FLASH 7.49 ms, cuDNN 4.55 ms, the class record 5.36 ms, fwd+bwd", tiles,
+             "FlashAttentionPyTorch: A2 §4.2.2 (a), tiles looped in Python (slow by design: for comparison)", *who],
             header, rows))
     if args.sweep:
-        header, rows = sweep(bench, seqs, dims, dtype_names)
+        header, rows = sweep(bench, seqs, dims, dtype_names, tested)
         sections.append(report(
             "FlashAttention-2 vs PyTorch attention (A2 flash_benchmarking)", command, argv, device,
             ["batch 1, causal, Q/K/V (1, N, d); PyTorch = naive softmax(QKᵀ/√d)V with a causal mask (eager)",
-             "bwd alone: o.backward(dO, retain_graph=True) on one forward's graph; speed-up = PyTorch ÷ ours fwd+bwd",
-             timing, tiles],
+             "bwd alone: o.backward(dO, retain_graph=True) on one forward's graph; speed-up = PyTorch ÷ the row's "
+             "fwd+bwd",
+             timing, tiles, *who],
             header, rows))
     if args.rmsnorm:
         shapes = TINY["rmsnorm_shapes"] if tiny else RMSNORM_SHAPES
-        header, rows = rmsnorm(bench, shapes, dtype_names, tiny)
+        header, rows = rmsnorm(bench, shapes, dtype_names, tiny, tested)
         sections.append(report(
             "Fused RMSNorm vs eager and torch.compile", command, argv, device,
             ["eager = impl.nn.RMSNorm (fp32 math); torch.compile of the same module; F.rms_norm for reference",
              "GB/s = the bytes every implementation must move (fwd: read x, g, write y; bwd adds read x, g, dy, "
-             "write dx, dg) / time; goal: ours ÷ compile ≥ 1.00x (H100 anchor: 2.8 TB/s forward)",
+             "write dx, dg) / time; goal: RMSNormTriton ÷ compile ≥ 1.00x (H100 anchor: 2.8 TB/s forward)",
              "times: GPU time of calls replayed from a CUDA graph (triton.testing.do_bench_cudagraph, median; no L2 "
              "flush, so inputs under 50 MB may sit in L2), for every contender alike: these kernels take less GPU "
-             "time than their launch, which would otherwise be what is timed" if device.type == "cuda" else timing],
+             "time than their launch, which would otherwise be what is timed" if device.type == "cuda" else timing,
+             *who],
             header, rows))
     write_report("\n".join(sections), args.out)
     return 0

@@ -1,15 +1,19 @@
-"""Training throughput, ours vs a nanoGPT-style peer: tokens/s and MFU in the same run (A1 §7, A2 §2).
+"""Training throughput, an implementation vs ours and a nanoGPT-style peer: tokens/s and MFU (A1 §7, A2 §2).
 
-    python -m bench.lm_throughput --config tinystories --steps 100          # on a GPU
-    python -m bench.lm_throughput --config gpt2-small --compile on
-    python -m bench.lm_throughput --tiny                                    # on a CPU, in seconds
+    python -m bench.train.lm_throughput --config tinystories --steps 100          # on a GPU
+    python -m bench.train.lm_throughput --config gpt2-small --compile on
+    python -m bench.train.lm_throughput --tiny                                    # on a CPU, in seconds
+    python -m bench.train.lm_throughput --tiny --impl mypkg                       # yours beside ours and the peer
 
 "Ours" is the real ``train`` program's step, impl.programs.train.Trainer.train_step (get_batch,
 autocast, our cross_entropy, clip_gradients, our AdamW), on a temporary uint16 token file. The
-peer (bench/nanogpt_peer.py) is the same model in torch.nn + SDPA + fused AdamW, started from
+peer (bench/train/nanogpt_peer.py) is the same model in torch.nn + SDPA + fused AdamW, started from
 ours' initial weights and fed the same windows from the same file, so that the loss columns of
-the two rows must agree. Warm-up steps (compilation included) are excluded; the timed steps are
-bracketed by torch.cuda.synchronize(). Precision is bf16 autocast on a GPU, fp32 on a CPU.
+the two rows must agree. ``--impl`` adds the implementation's own step: its TransformerLM (loaded with
+ours' initial weights: the spec's state-dict keys), AdamW and cross_entropy, fed and clipped as the peer
+is; a component it lacks (or a model that gives no gradients, as course adapters) is a "missing" row.
+Warm-up steps (compilation included) are excluded; the timed steps are bracketed by
+torch.cuda.synchronize(). Precision is bf16 autocast on a GPU, fp32 on a CPU.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.gpu_timing import PEAK_BF16_FLOPS, flops_per_token, fmt, free_memory, mfu, peak_memory_gib, report, \
-    reset_peak_memory, timed, write_report
-from bench.nanogpt_peer import PeerTrainer
+from bench.common import PEAK_BF16_FLOPS, ComponentMissing, add_impl_argument, flops_per_token, fmt, free_memory, \
+    mfu, peak_memory_gib, report, reset_peak_memory, tested_implementation, timed, trainable, write_report, yours
+from bench.train.nanogpt_peer import PeerTrainer, SameBatches
 from impl.programs.config import KERNEL_CHOICES, TrainConfig
 from impl.programs.train import Trainer
 
@@ -40,8 +44,9 @@ CONFIGS = {
     # For tests on a CPU.
     "tiny": dict(vocab_size=256, context_length=32, d_model=64, num_layers=2, num_heads=4, d_ff=128, batch_size=4),
 }
-HEADER = ["config", "implementation", "compile", "tokens/s", "step (ms)", "MFU", "ours ÷ peer (tokens/s)",
+HEADER = ["config", "implementation", "compile", "tokens/s", "step (ms)", "MFU", "÷ peer (tokens/s)",
           "peak memory (GiB)", "loss at last step"]
+PEER = "nanoGPT-style peer"
 
 
 @dataclass
@@ -66,13 +71,18 @@ def measure(train_step, device: torch.device, warmup: int, steps: int, tokens_pe
                   losses[-1].item())
 
 
-def table_row(config: str, label: str, compile: bool, result: Result | None, ratio: str, flops: int,
+def table_row(config: str, label: str, compile: bool, result: Result | str | None, peer: Result | None, flops: int,
               device: torch.device) -> list[str]:
+    """One row; ``result`` None: out of memory; a string: why the row has no figures (missing, error)."""
+    settings = [config, label, "on" if compile else "off"]
+    if isinstance(result, str):
+        return settings + [result] + [""] * 5
+    ratio = f"{result.tokens_per_s / peer.tokens_per_s:.2f}x" if result and peer and label != PEER else "-"
     if result is None:
-        return [config, label, "on" if compile else "off", "OOM", "OOM", "OOM", ratio, "OOM", "OOM"]
-    return [config, label, "on" if compile else "off", f"{result.tokens_per_s:,.0f}", f"{result.step_ms:.1f}",
-            fmt(mfu(result.tokens_per_s, flops, device), ".1%"), ratio, fmt(result.peak_gib, ".2f"),
-            f"{result.loss:.4f}"]
+        return settings + ["OOM", "OOM", "OOM", ratio, "OOM", "OOM"]
+    return settings + [f"{result.tokens_per_s:,.0f}", f"{result.step_ms:.1f}",
+                       fmt(mfu(result.tokens_per_s, flops, device), ".1%"), ratio, fmt(result.peak_gib, ".2f"),
+                       f"{result.loss:.4f}"]
 
 
 def token_file(directory: Path, vocab_size: int, n_tokens: int) -> Path:
@@ -83,9 +93,37 @@ def token_file(directory: Path, vocab_size: int, n_tokens: int) -> Path:
     return path
 
 
-def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, steps: int
-            ) -> tuple[TrainConfig, int, Result | None, Result | None]:
-    """Time ours, then the peer from ours' initial weights; returns the resolved config and N (no embedding)."""
+def bundle_trainer(bundle, cfg: TrainConfig, tokens: np.ndarray, weights: dict[str, torch.Tensor]) -> SameBatches:
+    """The implementation's own step: its TransformerLM from ours' initial weights, its AdamW and cross_entropy."""
+    model_cls, optimizer_cls, cross_entropy = trainable(bundle, "TransformerLM"), bundle.AdamW, bundle.cross_entropy
+    model = model_cls(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
+                      cfg.rope_theta, device=torch.device(cfg.device))
+    model.load_state_dict(weights)  # the spec's keys: the same start as ours and the peer
+    optimizer = optimizer_cls(model.parameters(), lr=cfg.lr_max, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                              weight_decay=cfg.weight_decay)
+    forward = torch.compile(model) if cfg.compile else model
+    return SameBatches(cfg, tokens, model, optimizer, lambda x, y: cross_entropy(forward(x), y))
+
+
+def measure_bundle(bundle, cfg: TrainConfig, data: Path, weights: dict, warmup: int, steps: int) -> Result | str | None:
+    """The implementation's throughput, or why there is none: a missing component, or its error."""
+    device = torch.device(cfg.device)
+    try:
+        trainer = bundle_trainer(bundle, cfg, np.load(data, mmap_mode="r"), weights)
+        return measure(trainer.train_step, device, warmup, steps, cfg.batch_size * cfg.context_length)
+    except ComponentMissing as missing:
+        return str(missing)
+    except Exception as error:  # noqa: BLE001  (a failing implementation: one row, not the run)
+        return f"error: {type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    finally:
+        trainer = None
+        free_memory(device)
+
+
+def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, steps: int, tested
+            ) -> tuple[TrainConfig, int, Result | None, Result | str | None, Result | None]:
+    """Time ours, the implementation under test (None: none) and the peer, all from ours' initial weights;
+    returns the resolved config and N (no embedding) with the three results."""
     trainer = Trainer(TrainConfig(train_data=str(data), valid_data=str(data), out_dir=str(out_dir), compile=compile,
                                   **shape))
     cfg, device = trainer.cfg, torch.device(trainer.cfg.device)
@@ -101,15 +139,16 @@ def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, 
     ours = measure(ours_step, device, warmup, steps, tokens_per_step)
     del trainer, ours_step
     free_memory(device)
+    theirs = None if tested is None else measure_bundle(tested, cfg, data, weights, warmup, steps)
     peer_trainer = PeerTrainer(cfg, np.load(data, mmap_mode="r"), weights)
     peer = measure(peer_trainer.train_step, device, warmup, steps, tokens_per_step)
     del peer_trainer
     free_memory(device)
-    return cfg, non_embedding, ours, peer
+    return cfg, non_embedding, ours, theirs, peer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.lm_throughput", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.train.lm_throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="tinystories,gpt2-small",
                         help=f"comma-separated, from {', '.join(CONFIGS)} (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per row (default: %(default)s)")
@@ -119,6 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--context-length", type=int, help="override every config's context length")
     parser.add_argument("--vocab-size", type=int, help="override every config's vocabulary (at most 65536: uint16)")
     parser.add_argument("--kernels", choices=KERNEL_CHOICES, help="ours on the Triton kernels (TrainConfig.kernels)")
+    add_impl_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("reports/lm_throughput.md"))
     parser.add_argument("--tiny", action="store_true",
                         help="tiny model, 1 warm-up + 3 steps, no compile: for CPU tests")
@@ -137,19 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k in ("batch_size", "context_length", "vocab_size", "kernels")
                  if (v := getattr(args, k)) is not None}
     modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
+    tested = tested_implementation(args.impl)
     rows, notes = [], []
     with tempfile.TemporaryDirectory(prefix="lm_throughput-") as tmp:
         for name in args.config.split(","):
             shape = CONFIGS[name] | overrides
             data = token_file(Path(tmp), shape["vocab_size"], 64 * shape["batch_size"] * (shape["context_length"] + 1))
             for compile in modes:
-                cfg, n, ours, peer = compare(shape, compile, data, Path(tmp) / f"{name}-{compile}", args.warmup,
-                                             args.steps)
+                cfg, n, ours, theirs, peer = compare(shape, compile, data, Path(tmp) / f"{name}-{compile}",
+                                                     args.warmup, args.steps, tested)
                 device = torch.device(cfg.device)
                 flops = flops_per_token(n, cfg.num_layers, cfg.d_model, cfg.context_length)
-                ratio = f"{ours.tokens_per_s / peer.tokens_per_s:.2f}x" if ours and peer else "-"
-                rows.append(table_row(name, "ours", compile, ours, ratio, flops, device))
-                rows.append(table_row(name, "nanoGPT-style peer", compile, peer, "-", flops, device))
+                if tested is not None:
+                    rows.append(table_row(name, yours(tested, "its step"), compile, theirs, peer, flops, device))
+                rows.append(table_row(name, "ours", compile, ours, peer, flops, device))
+                rows.append(table_row(name, PEER, compile, peer, peer, flops, device))
             notes.append(f"{name}: vocab {cfg.vocab_size}, ctx {cfg.context_length}, d_model {cfg.d_model}, "
                          f"d_ff {cfg.d_ff}, {cfg.num_layers} layers, {cfg.num_heads} heads, θ {cfg.rope_theta:g}, "
                          f"batch {cfg.batch_size}, {cfg.precision}, ours on kernels: {cfg.kernels}; N = {n / 1e6:.1f}M parameters without the token "
@@ -158,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
               "torch.cuda.synchronize() calls",
               "MFU: tokens/s × FLOPs per token ÷ dense bf16 peak ("
               + ", ".join(f"{chip} {peak / 1e12:g}" for chip, peak in PEAK_BF16_FLOPS.items()) + " TFLOP/s)",
-              "ours: impl.programs.train.Trainer.train_step; peer: bench/nanogpt_peer.py (torch.nn, SDPA, loss inside "
-              "the compiled module, fused torch AdamW, clip_grad_norm_), same initial weights and batches"]
-    write_report(report("LM training throughput: ours vs a nanoGPT-style peer", "python -m bench.lm_throughput",
+              "ours: impl.programs.train.Trainer.train_step; peer: bench/train/nanogpt_peer.py (torch.nn, SDPA, loss "
+              "inside the compiled module, fused torch AdamW, clip_grad_norm_), same initial weights and batches"]
+    if tested is not None:
+        notes.append(f"yours: --impl {args.impl} ({tested.name}): its TransformerLM, AdamW and cross_entropy, from "
+                     "ours' initial weights, fed the same batches, clip_grad_norm_ and the schedule as the peer")
+    title = f"LM training throughput: {'yours and ours' if tested is not None else 'ours'} vs a nanoGPT-style peer"
+    write_report(report(title, "python -m bench.train.lm_throughput",
                         argv, device, notes, HEADER, rows), args.out)
     return 0
 

@@ -6,17 +6,19 @@ a practitioner would for speed: torch.nn layers, one fused QKV projection,
 F.scaled_dot_product_attention (flash attention on a GPU), the loss inside the module so that
 torch.compile fuses it, torch.optim.AdamW(fused=True) and clip_grad_norm_. It trains with the
 optimizer settings, learning-rate schedule and batch sampler of impl.programs.train.Trainer,
-so both see the same windows in the same order.
+so both see the same windows in the same order (SameBatches, which also feeds an --impl's model).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.gpu_timing import autocast
+from bench.common import autocast
 from impl.train import lr_cosine_schedule
 from impl.programs.config import TrainConfig
 
@@ -114,21 +116,15 @@ def state_dict_from_ours(ours: dict[str, Tensor], num_layers: int) -> dict[str, 
     return peer
 
 
-class PeerTrainer:
-    """train_step() as Trainer.train_step, in torch's own parts; ``cfg`` is Trainer's resolved config."""
+class SameBatches:
+    """A training step fed as Trainer.train_step is: its learning-rate schedule, its batch sampler (the same
+    windows in the same order), clipping at ``cfg.grad_clip``; the model, optimizer and loss are given.
+    ``cfg`` is Trainer's resolved config; ``loss(x, y)`` returns the mean cross-entropy of the batch."""
 
-    def __init__(self, cfg: TrainConfig, tokens: np.ndarray, weights: dict[str, Tensor]):
+    def __init__(self, cfg: TrainConfig, tokens: np.ndarray, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 loss: Callable[[Tensor, Tensor], Tensor]):
         self.cfg, self.tokens, self.device = cfg, tokens, torch.device(cfg.device)
-        with self.device:
-            self.model = PeerLM(cfg)
-        self.model.load_state_dict(state_dict_from_ours(weights, cfg.num_layers))  # strict: every key, every shape
-        ours, peer = sum(w.numel() for w in weights.values()), sum(p.numel() for p in self.model.parameters())
-        if ours != peer:
-            raise RuntimeError(f"the peer has {peer} parameters but ours has {ours}: not the same model")
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr_max, betas=(cfg.beta1, cfg.beta2),
-                                           eps=cfg.eps, weight_decay=cfg.weight_decay,
-                                           fused=self.device.type == "cuda")
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.model, self.optimizer, self.loss = model, optimizer, loss
         self.autocast = autocast(self.device, cfg.precision)
         self.sampler = np.random.default_rng(cfg.seed)  # Trainer's sampler: the same windows in the same order
         self.step = 0
@@ -147,10 +143,27 @@ class PeerTrainer:
             group["lr"] = lr_cosine_schedule(self.step, cfg.lr_max, cfg.lr_min, cfg.warmup_steps, cfg.max_steps)
         x, y = self.batch()
         with self.autocast:
-            _, loss = self.forward(x, y)
+            loss = self.loss(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return loss.detach()
+
+
+class PeerTrainer(SameBatches):
+    """train_step() as Trainer.train_step, in torch's own parts, from ``weights`` (our state dict)."""
+
+    def __init__(self, cfg: TrainConfig, tokens: np.ndarray, weights: dict[str, Tensor]):
+        device = torch.device(cfg.device)
+        with device:
+            model = PeerLM(cfg)
+        model.load_state_dict(state_dict_from_ours(weights, cfg.num_layers))  # strict: every key, every shape
+        ours, peer = sum(w.numel() for w in weights.values()), sum(p.numel() for p in model.parameters())
+        if ours != peer:
+            raise RuntimeError(f"the peer has {peer} parameters but ours has {ours}: not the same model")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr_max, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                                      weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+        forward = torch.compile(model) if cfg.compile else model
+        super().__init__(cfg, tokens, model, optimizer, lambda x, y: forward(x, y)[1])  # the loss inside the module

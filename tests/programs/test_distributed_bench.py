@@ -1,4 +1,5 @@
-"""bench/distributed.py on a CPU: the tiny smoke run with gloo (two ranks, then one), and the report's arithmetic.
+"""bench/distributed/benchmark.py on a CPU: the tiny smoke run with gloo (two ranks, then one), an implementation
+under test (--impl) in the ranks beside ours and torch's, and the report's arithmetic.
 
 No time is asserted; the tables' shape, the formulas (busbw, scaling efficiency, the goals) and the refusals are.
 """
@@ -9,9 +10,11 @@ import re
 
 import pytest
 
-from bench import distributed
-from bench.distributed_setups import SHARDING
-from tests.programs.test_kernel_bench import tables
+from bench.common import parse_tables as tables
+from bench.distributed import benchmark as distributed
+from bench.distributed.setups import sharding
+
+SHARDING = sharding()  # the reference's rows and torch's
 
 TIME = r"\d+\.\d{2} ± \d+\.\d{2}"
 DDP_ROWS = ["no DDP (one process)", "naive: all-reduce per parameter after backward",
@@ -26,7 +29,7 @@ def test_tiny_two_rank_run_writes_every_section(tmp_path):
     out = tmp_path / "distributed.md"
     assert distributed.main(["--nproc", "2", "--model", "tiny", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "command: `python -m bench.distributed --nproc 2 --model tiny" in text
+    assert "command: `python -m bench.distributed.benchmark --nproc 2 --model tiny" in text
     assert "- gloo: 2 rank(s), each on CPU" in text  # the backend on a CPU
     (ar_header, ar_rows), (ddp_header, ddp_rows), (mem_header, mem_rows) = tables(text)
 
@@ -50,6 +53,32 @@ def test_tiny_two_rank_run_writes_every_section(tmp_path):
         cells = dict(zip(mem_header, row))
         assert re.fullmatch(TIME, cells["step (ms)"]) and cells["after init: allocated / peak (GiB)"] == "n/a", row
     assert "goal: ShardedOptimizer's peak" in text and "not measured" in text  # a CPU has no allocator statistics
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("label, yours, missing", [
+    ("adapters:tests/kit/adapters_reference.py", "yours, adapters (tests/kit/adapters_reference.py): ", False),
+    ("tests.kit.toy_partial", "yours, toy partial package: ", True)])
+def test_each_rank_times_the_implementation_under_test_beside_ours(tmp_path, label, yours, missing):
+    """Course adapters (DDP, bucketed DDP, sharded optimizer and FSDP through the bridge) get timed rows; the toy
+    package has none of them: each of its rows says so, and the run exits 0."""
+    out = tmp_path / "distributed.md"
+    assert distributed.main(["--nproc", "2", "--model", "tiny", "--sections", "ddp,memory", "--no-baseline",
+                             "--buckets-mb", "10", "--impl", label, "--out", str(out)]) == 0
+    (ddp_header, ddp_rows), (mem_header, mem_rows) = tables(out.read_text())
+    ddp = {r[0]: dict(zip(ddp_header, r)) for r in ddp_rows}
+    memory = {r[0]: dict(zip(mem_header, r)) for r in mem_rows}
+    theirs = [ddp[yours + "DDPIndividualParameters (overlapped)"], ddp[yours + "DDPBucketed 10 MB"],
+              memory[yours + "ShardedOptimizer + torch DDP"], memory[yours + "FSDP"]]
+    cells = [row.get("step, world size 2 (ms)", row.get("step (ms)")) for row in theirs]
+    if missing:
+        assert [c.split(" is missing: ")[0] for c in cells] == ["DDPIndividualParameters", "DDPBucketed",
+                                                                 "ShardedOptimizer", "FSDP"], cells
+    else:
+        assert all(re.fullmatch(TIME, c) for c in cells), cells
+    assert re.fullmatch(TIME, ddp["ours: DDPBucketed 10 MB"]["step, world size 2 (ms)"])
+    assert list(memory)[:3] == ["unsharded: torch DDP", yours + "ShardedOptimizer + torch DDP", yours + "FSDP"]
 
 
 def fake_run(world_size: int, step_ms: dict[str, float]) -> dict:

@@ -1,4 +1,5 @@
-"""bench/kernels.py on a CPU: the --tiny smoke run through Triton's interpreter, the cells, the refusals.
+"""bench/kernels/benchmark.py on a CPU: the --tiny smoke run through Triton's interpreter, the cells, the refusals,
+the implementation under test (--impl) beside ours, and its missing components as rows.
 
 No time is asserted; the tables' shape and the failure handling are.
 """
@@ -10,22 +11,13 @@ import re
 import pytest
 import torch
 
-from bench import kernels
+from bench.common import parse_tables as tables
+from bench.kernels import benchmark as kernels
 from impl.kernels.rmsnorm import INTERPRETED
 
-
-def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
-    """(header, rows) of each markdown table in a report of several."""
-    found, lines = [], text.splitlines() + [""]
-    block: list[str] = []
-    for line in lines:
-        if line.startswith("|"):
-            block.append(line)
-        elif block:
-            header, _, *rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in block]
-            found.append((header, rows))
-            block = []
-    return found
+ADAPTERS = "adapters:tests/kit/adapters_reference.py"
+YOURS = "yours, adapters (tests/kit/adapters_reference.py): "
+TOY = "yours, toy partial package: "
 
 
 @pytest.mark.skipif(not INTERPRETED, reason="the --tiny run needs TRITON_INTERPRET=1 before impl is imported")
@@ -35,18 +27,56 @@ def test_tiny_run_writes_the_three_tables(tmp_path):
     text = out.read_text()
     (lb_header, lb_rows), (sweep_header, sweep_rows), (rms_header, rms_rows) = tables(text)
     assert lb_header == kernels.LEADERBOARD_HEADER
-    assert [r[0] for r in lb_rows] == ["ours (FlashAttentionTriton)", "ours, torch.compile'd (impl.flash_attention, "
-                                      "as the leaderboard times it)", "SDPA FLASH", "SDPA cuDNN", "naive PyTorch, eager",
-                                      "naive PyTorch, torch.compile'd"]
+    assert [r[0] for r in lb_rows] == LEADERBOARD_OURS + PEERS  # the reference once, no "yours" rows
     ours = dict(zip(lb_header, lb_rows[0]))
-    assert re.fullmatch(r"\d+\.\d{3}", ours["forward (ms)"]) and ours["ours' speed-up vs this (fwd+bwd)"] == "1.00x"
-    assert dict(zip(lb_header, lb_rows[2]))["H100 anchor fwd+bwd (ms)"] == "7.49"  # SDPA FLASH: GPU only, anchor shown
+    assert re.fullmatch(r"\d+\.\d{3}", ours["forward (ms)"]) and ours["row 1's speed-up vs this (fwd+bwd)"] == "1.00x"
+    assert re.fullmatch(r"\d+\.\d{3}", dict(zip(lb_header, lb_rows[2]))["fwd+bwd (ms)"])  # FlashAttentionPyTorch
+    assert dict(zip(lb_header, lb_rows[3]))["H100 anchor fwd+bwd (ms)"] == "7.49"  # SDPA FLASH: GPU only, anchor shown
     assert sweep_header == kernels.SWEEP_HEADER
-    assert [(r[0], r[1], r[2]) for r in sweep_rows] == [("fp32", "16", "16"), ("fp32", "32", "16")]
-    assert all(re.fullmatch(r"\d+\.\d{3}", c) for r in sweep_rows for c in r[3:9]), sweep_rows
+    assert [tuple(r[:4]) for r in sweep_rows] == [("ours: FlashAttentionTriton", "fp32", "16", "16"),
+                                                  ("ours: FlashAttentionTriton", "fp32", "32", "16")]
+    assert all(re.fullmatch(r"\d+\.\d{3}", c) for r in sweep_rows for c in r[4:10]), sweep_rows
     assert rms_header == kernels.RMSNORM_HEADER
-    assert [(r[0], r[2]) for r in rms_rows] == [("fp32", "forward"), ("fp32", "fwd+bwd")]
-    assert "command: `python -m bench.kernels --tiny" in text
+    assert [(r[0], r[1], r[3]) for r in rms_rows] == [("ours: RMSNormTriton", "fp32", "forward"),
+                                                      ("ours: RMSNormTriton", "fp32", "fwd+bwd")]
+    assert "command: `python -m bench.kernels.benchmark --tiny" in text
+
+
+LEADERBOARD_OURS = ["ours: FlashAttentionTriton", "ours: flash_attention, torch.compile'd (as the leaderboard times it)",
+                    "ours: FlashAttentionPyTorch (tiles in PyTorch)"]
+PEERS = ["SDPA FLASH", "SDPA cuDNN", "naive PyTorch, eager", "naive PyTorch, torch.compile'd"]
+
+
+@pytest.mark.skipif(not INTERPRETED, reason="the --tiny run needs TRITON_INTERPRET=1 before impl is imported")
+def test_course_adapters_are_timed_beside_ours_and_what_they_lack_reads_missing(tmp_path):
+    """The adapters' two FlashAttention-2 Functions get rows before ours; flash_attention and RMSNormTriton have no
+    course adapter: a row each saying so."""
+    out = tmp_path / "kernels.md"
+    assert kernels.main(["--tiny", "--leaderboard", "--rmsnorm", "--impl", ADAPTERS, "--out", str(out)]) == 0
+    (lb_header, lb_rows), (rms_header, rms_rows) = tables(out.read_text())
+    assert [r[0] for r in lb_rows] == [YOURS + row.removeprefix("ours: ") for row in LEADERBOARD_OURS] \
+        + LEADERBOARD_OURS + PEERS
+    triton, multihead, pytorch = (dict(zip(lb_header, row)) for row in lb_rows[:3])
+    assert re.fullmatch(r"\d+\.\d{3}", triton["fwd+bwd (ms)"]) and triton["row 1's speed-up vs this (fwd+bwd)"] == "1.00x"
+    assert re.fullmatch(r"\d+\.\d{3}", pytorch["fwd+bwd (ms)"])
+    assert multihead["forward (ms)"].startswith("flash_attention is missing: ")
+    assert [(r[0], r[3]) for r in rms_rows] == [(YOURS + "RMSNormTriton", "forward"), ("ours: RMSNormTriton", "forward"),
+                                                ("ours: RMSNormTriton", "fwd+bwd")]
+    assert dict(zip(rms_header, rms_rows[0]))["time (ms)"].startswith("RMSNormTriton is missing: ")
+
+
+@pytest.mark.skipif(not INTERPRETED, reason="the --tiny run needs TRITON_INTERPRET=1 before impl is imported")
+def test_an_implementation_without_kernels_reads_missing_in_every_row_and_exits_0(tmp_path):
+    out = tmp_path / "kernels.md"
+    assert kernels.main(["--tiny", "--impl", "tests.kit.toy_partial", "--out", str(out)]) == 0
+    (_, lb_rows), (_, sweep_rows), (_, rms_rows) = tables(out.read_text())
+    assert [r[0] for r in lb_rows] == [TOY + row.removeprefix("ours: ") for row in LEADERBOARD_OURS] \
+        + LEADERBOARD_OURS + PEERS
+    assert all(r[1].endswith("is missing: tests.kit.toy_partial does not provide it") for r in lb_rows[:3])
+    theirs = [r for r in sweep_rows + rms_rows if r[0].startswith(TOY)]
+    assert len(theirs) == 3 and all(r[4].endswith("is missing: tests.kit.toy_partial does not provide it")
+                                    for r in theirs)
+    assert [r[0] for r in sweep_rows] == [TOY + "FlashAttentionTriton", "ours: FlashAttentionTriton"] * 2
 
 
 def test_an_out_of_memory_cell_reads_oom_and_an_unsupported_one_error():

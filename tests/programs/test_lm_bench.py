@@ -1,7 +1,8 @@
-"""The GPU benchmark scripts, on a CPU at tiny sizes: bench/lm_throughput.py and bench/a2_benchmark.py.
+"""The LM training-step benchmarks, on a CPU at tiny sizes: bench/train/lm_throughput.py and a2_benchmark.py.
 
 What matters most is that the throughput peer is a fair comparison: the same function as our
-TransformerLM (equal logits from the same weights), the same size, the same training step.
+TransformerLM (equal logits from the same weights), the same size, the same training step. Then that
+an implementation under test (--impl) gets its rows, and what it lacks reads missing, exit code 0.
 No wall-clock time is asserted.
 """
 
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import a2_benchmark, lm_throughput
-from bench.nanogpt_peer import PeerLM, state_dict_from_ours
+from bench.common import parse_tables
+from bench.train import a2_benchmark, lm_throughput
+from bench.train.nanogpt_peer import PeerLM, state_dict_from_ours
 from impl.nn import TransformerLM
 from impl.train import cross_entropy
 from impl.programs.config import TrainConfig
@@ -23,11 +25,13 @@ from impl.programs.config import TrainConfig
 SHAPE = dict(vocab_size=97, context_length=24, d_model=48, num_layers=2, num_heads=4, d_ff=80, rope_theta=500.0)
 
 
+ADAPTERS = "adapters:tests/kit/adapters_reference.py"
+
+
 def table(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the one markdown table in a report."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    header, *rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
-    return header, rows[1:]  # rows[0] is the --- separator
+    (found,) = parse_tables(path.read_text())
+    return found
 
 
 def models(theta: float = SHAPE["rope_theta"]) -> tuple[TransformerLM, PeerLM]:
@@ -62,11 +66,47 @@ def test_lm_throughput_reports_ours_and_the_peer_training_alike(tmp_path):
     assert header == lm_throughput.HEADER
     assert [(r[0], r[1], r[2]) for r in rows] == [("tiny", "ours", "off"), ("tiny", "nanoGPT-style peer", "off")]
     ours, peer = (dict(zip(header, row)) for row in rows)
-    assert float(ours["tokens/s"].replace(",", "")) > 0 and re.fullmatch(r"\d+\.\d\dx", ours["ours ÷ peer (tokens/s)"])
+    assert float(ours["tokens/s"].replace(",", "")) > 0 and re.fullmatch(r"\d+\.\d\dx", ours["÷ peer (tokens/s)"])
     assert ours["MFU"] == peer["MFU"] == "n/a"  # no peak FLOP/s for a CPU
     # Same initial weights, same batches, same optimizer settings: the same loss after the timed steps.
     assert abs(float(ours["loss at last step"]) - float(peer["loss at last step"])) < 1e-3
-    assert "command: `python -m bench.lm_throughput --tiny" in out.read_text()
+    assert "command: `python -m bench.train.lm_throughput --tiny" in out.read_text()
+
+
+@pytest.mark.parametrize("label, reason", [
+    (ADAPTERS, "TransformerLM is missing: its interface gives its parameters no gradients"),
+    ("tests.kit.toy_partial", "TransformerLM is missing: tests.kit.toy_partial does not provide it")])
+def test_an_implementation_that_cannot_train_reads_missing_beside_ours_and_the_peer(tmp_path, label, reason):
+    """Course adapters take weights by value (no gradients: no training step); the toy package has no model.
+    Either way one row says why, ours and the peer are timed, and the run exits 0."""
+    out = tmp_path / "lm_throughput.md"
+    assert lm_throughput.main(["--tiny", "--steps", "1", "--impl", label, "--out", str(out)]) == 0
+    header, rows = table(out)
+    assert [r[1] for r in rows] == [rows[0][1], "ours", "nanoGPT-style peer"] and rows[0][1].startswith("yours, ")
+    assert rows[0][3].startswith(reason) and rows[0][4:] == [""] * 5
+    assert float(rows[1][3].replace(",", "")) > 0
+
+
+def test_an_implementation_with_a_model_trains_from_our_weights_on_our_batches(tmp_path):
+    """The implementation's own TransformerLM, AdamW and cross_entropy (here the reference's module under a label
+    that is not the reference's): timed in its own row, and its loss equals ours after the same steps."""
+    out = tmp_path / "lm_throughput.md"
+    assert lm_throughput.main(["--tiny", "--steps", "2", "--impl", "tests.kit.adapters_reference:impl",
+                               "--out", str(out)]) == 0
+    header, rows = table(out)
+    theirs, ours, _ = (dict(zip(header, row)) for row in rows)
+    assert theirs["implementation"].startswith("yours, ") and ours["implementation"] == "ours"
+    assert float(theirs["tokens/s"].replace(",", "")) > 0 and re.fullmatch(r"\d+\.\d\dx", theirs["÷ peer (tokens/s)"])
+    assert abs(float(theirs["loss at last step"]) - float(ours["loss at last step"])) < 1e-4
+
+
+def test_a2_benchmark_reports_what_an_implementation_lacks_once_per_configuration(tmp_path):
+    out = tmp_path / "a2.md"
+    assert a2_benchmark.main(["--tiny", "--precision", "fp32", "--impl", "tests.kit.toy_partial", "--out", str(out)]) == 0
+    header, rows = table(out)
+    assert [r[1] for r in rows] == ["yours, toy partial package: its TransformerLM", "ours"]
+    assert rows[0][5] == "TransformerLM is missing: tests.kit.toy_partial does not provide it"
+    assert re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", rows[1][5])
 
 
 def test_a2_benchmark_times_three_phases_per_precision(tmp_path):
@@ -74,9 +114,9 @@ def test_a2_benchmark_times_three_phases_per_precision(tmp_path):
     assert a2_benchmark.main(["--tiny", "--out", str(out)]) == 0
     header, rows = table(out)
     assert header == a2_benchmark.HEADER
-    assert [(r[0], r[2], r[3]) for r in rows] == [("tiny", "fp32", "off"), ("tiny", "bf16", "off")]
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [("tiny", "ours", "fp32", "off"), ("tiny", "ours", "bf16", "off")]
     for row in rows:
-        timings, memory = row[4:7], row[7:]
+        timings, memory = row[5:8], row[8:]
         assert all(re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", cell) for cell in timings), row
         assert memory == ["n/a"] * 3  # no allocator statistics on a CPU
 
