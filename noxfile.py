@@ -5,7 +5,9 @@ pip takes from the machine's local wheel store); on GPU machines (nvidia-smi pre
 session venv sees the system's own CUDA build of torch instead.
 """
 
+import ast
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -65,51 +67,81 @@ def gpu(session: nox.Session) -> None:
                 *session.posargs)
 
 
+# ---------------------------------------------------------------------------------------------
+# One conformance session per area: `nox -s nn -- --impl mypkg` checks that area only, with the report.
+
+
+def spec_areas() -> tuple[str, ...]:
+    """spec.AREAS, read from spec/__init__.py without importing it (nox runs outside the venv: no torch here)."""
+    tree = ast.parse((Path(__file__).parent / "spec" / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "AREAS" for target in node.targets):
+            return ast.literal_eval(node.value)
+    raise RuntimeError("spec/__init__.py defines no AREAS")
+
+
+def conformance_session(area: str) -> None:
+    def run(session: nox.Session) -> None:
+        install(session, "test", "oracles")
+        session.run("pytest", f"tests/conformance/{area}", "--report-json", f"reports/compliance-{area}.json",
+                    *session.posargs)
+
+    run.__doc__ = f"Conformance of the {area} area, with the compliance report: -- --impl mypkg (default: ours)."
+    nox.session(name=area, **VENV)(run)
+
+
+for _area in spec_areas():
+    conformance_session(_area)
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks, one session per area: an implementation (--impl, default the reference) beside ours and the peer.
+
+
 @nox.session(**VENV)
-def bench(session: nox.Session) -> None:
-    """Benchmarks: ours vs the strongest peer, same input, same run; tables printed, reports/bench.json."""
+def bench_tokenizer(session: nox.Session) -> None:
+    """BPE training and encoding vs HF tokenizers and tiktoken (pytest-benchmark); tables printed, reports/bench.json.
+
+    nox -s bench_tokenizer -- --impl mypkg -k encode         # yours beside ours and the peers
+    """
     install(session, "test", "oracles")
-    session.run("pytest", "bench", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-disable-gc",
+    session.run("pytest", "bench/tokenizer", "-p", "no:cacheprovider", "--benchmark-only", "--benchmark-disable-gc",
                 "--benchmark-columns=mean,stddev,rounds", *session.posargs)
 
 
 @nox.session(**VENV)
-def lm_bench(session: nox.Session) -> None:
-    """Training tokens/s and MFU, ours vs a nanoGPT-style peer, same run; reports/lm_throughput.md.
+def bench_train(session: nox.Session) -> None:
+    """The LM training step: tokens/s and MFU vs a nanoGPT-style peer; `-- --a2`: A2 §2.1.3 timings per model size.
 
-    nox -s lm_bench -- --config tinystories --steps 100      # on a GPU; `-- --tiny` on a CPU
+    Two programs (bench/train/lm_throughput.py, bench/train/a2_benchmark.py: their own options and tables), one
+    area, one session; reports/lm_throughput.md or reports/a2_benchmark.md.
+
+    nox -s bench_train -- --config tinystories --steps 100 --impl mypkg     # on a GPU; `-- --tiny` on a CPU
+    nox -s bench_train -- --a2 --sizes xl --precision bf16 --compile off,on --memory-snapshot reports/snapshots
     """
     install(session)
-    session.run("python", "-m", "bench.lm_throughput", *session.posargs)
+    args = list(session.posargs)
+    module = "bench.train.a2_benchmark" if "--a2" in args else "bench.train.lm_throughput"
+    session.run("python", "-m", module, *(a for a in args if a != "--a2"))
 
 
 @nox.session(**VENV)
-def a2_benchmark(session: nox.Session) -> None:
-    """A2 §2.1.3: forward, forward+backward, full step per model size, fp32/bf16; reports/a2_benchmark.md.
-
-    nox -s a2_benchmark -- --sizes xl --precision bf16 --compile off,on --memory-snapshot reports/snapshots
-    """
-    install(session)
-    session.run("python", "-m", "bench.a2_benchmark", *session.posargs)
-
-
-@nox.session(**VENV)
-def kernels(session: nox.Session) -> None:
+def bench_kernels(session: nox.Session) -> None:
     """Triton kernels vs peers (do_bench): FA2 leaderboard, A2 flash sweep, fused RMSNorm GB/s; reports/kernels.md.
 
-    nox -s kernels -- --leaderboard              # or --sweep [--seqs 1024,16384 --dims 64 --dtypes bf16], --rmsnorm
-    nox -s kernels -- --tiny                     # on a CPU: a smoke run through Triton's interpreter
+    nox -s bench_kernels -- --leaderboard --impl mypkg   # or --sweep [--seqs 1024 --dims 64 --dtypes bf16], --rmsnorm
+    nox -s bench_kernels -- --tiny                       # on a CPU: a smoke run through Triton's interpreter
     """
     install(session)
-    session.run("python", "-m", "bench.kernels", *session.posargs)
+    session.run("python", "-m", "bench.kernels.benchmark", *session.posargs)
 
 
 @nox.session(**VENV)
-def distributed(session: nox.Session) -> None:
+def bench_distributed(session: nox.Session) -> None:
     """DDP, ZeRO and FSDP vs torch's (torchrun, NCCL/gloo): all-reduce GB/s, step times, memory; reports/distributed.md.
 
-    nox -s distributed -- --nproc 2 --model xl       # two GPUs (+ a world-size-1 launch for the scaling baseline)
-    nox -s distributed -- --nproc 2 --model tiny     # on a CPU: gloo, a smoke run in about a minute
+    nox -s bench_distributed -- --nproc 2 --model xl --impl mypkg   # two GPUs (+ a world-size-1 launch for scaling)
+    nox -s bench_distributed -- --nproc 2 --model tiny              # on a CPU: gloo, a smoke run in about a minute
     """
     install(session)
-    session.run("python", "-m", "bench.distributed", *session.posargs)
+    session.run("python", "-m", "bench.distributed.benchmark", *session.posargs)
