@@ -13,8 +13,11 @@ top-p sampling, the generation loop, A1 §6), ``kernels`` (Triton kernels with t
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 # Component name -> area (the spec module that pins it). The order is the report's order.
@@ -50,6 +53,18 @@ COMPONENTS: dict[str, str] = {
     "ShardedOptimizer": "distributed",
     "FSDP": "distributed",
 }
+# The areas, in the same order: the second-level name of every folder and module that holds one area's part.
+AREAS: tuple[str, ...] = tuple(dict.fromkeys(COMPONENTS.values()))
+
+
+def area_modules(package: str) -> list[ModuleType]:
+    """``<package>.<area>`` for every area that has a module in ``package``, imported, in the areas' order.
+
+    The packages that keep one module per area (spec.adapters, fixtures.cases, tests.kit.mutants) assemble
+    themselves with this, so that a new area adds its module and edits no shared list.
+    """
+    names = [f"{package}.{area}" for area in AREAS]
+    return [importlib.import_module(name) for name in names if importlib.util.find_spec(name) is not None]
 
 
 @dataclass

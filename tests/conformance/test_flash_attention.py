@@ -323,7 +323,7 @@ def test_triton_cpu_tensors_without_the_interpreter_are_an_error(impl):
     impl.FlashAttentionTriton  # noqa: B018 (missing is reported as missing, not as a failed subprocess)
     script = textwrap.dedent(f"""
         import torch
-        from tests.harness.loading import load_implementation
+        from spec.loading import load_implementation
         function = load_implementation({impl.label!r}).FlashAttentionTriton
         q = torch.randn(1, 16, 16)
         try:

@@ -25,7 +25,7 @@ def test_golden(name, impl, device, golden, request):
     else:
         pytest.fail(f"golden {case.path} is missing: run `nox -s fixtures` to generate it from the reference")
     request.node.user_properties.append(("reproduce", (
-        "python -c \"from tests.harness.loading import load_implementation; from fixtures.cases import reproduce; "
+        "python -c \"from spec.loading import load_implementation; from fixtures.cases import reproduce; "
         f"reproduce('{name}', load_implementation('{impl.label}'))\"")))
     outputs = {f"output/{k}": v for k, v in run_case(case, impl, inputs, device).items()}
     data = {f"input/{k}": v for k, v in inputs.items()} | outputs

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spec.loading import needs
 from tests.harness.compare import assert_close
-from tests.harness.loading import needs
 
 PROPERTY = settings(max_examples=25, deadline=None)
 SEEDS = st.integers(0, 2**31 - 1)

@@ -229,7 +229,7 @@ def test_cpu_tensors_without_the_interpreter_are_an_error(impl):
     impl.RMSNormTriton  # noqa: B018  (an implementation without it is reported missing here, not failed below)
     script = textwrap.dedent(f"""
         import torch
-        from tests.harness.loading import load_implementation
+        from spec.loading import load_implementation
         module = load_implementation({impl.label!r}).RMSNormTriton(8)
         try:
             module(torch.ones(2, 8))

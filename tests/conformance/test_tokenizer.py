@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures import FIXTURES_DIR, GOLDENS_DIR
+from spec.gpt2_format import read_gpt2_files
 from spec.tokenizer import GPT2_PATTERN
-from tests.harness.gpt2_format import read_gpt2_files
 from tests.harness.snapshot import JsonSnapshotExtension
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -508,7 +508,7 @@ def test_encode_iterable_is_lazy(impl, gpt2):
 
 STREAM_SCRIPT = textwrap.dedent("""
     import itertools, pickle, resource, sys
-    from tests.harness.loading import load_implementation
+    from spec.loading import load_implementation
 
     label, tokenizer_path, corpus_path = sys.argv[1:]
     impl = load_implementation(label)

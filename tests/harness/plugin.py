@@ -20,15 +20,8 @@ import pytest
 import torch
 
 from spec import COMPONENTS
-from tests.harness.loading import (
-    ENV_VAR,
-    REFERENCE,
-    Bundle,
-    ComponentMissing,
-    ExpectedFailure,
-    load_implementation,
-    read_expected_failures,
-)
+from spec.loading import ENV_VAR, REFERENCE, Bundle, ComponentMissing, load_implementation
+from tests.harness.expected_failures import ExpectedFailure, read_expected_failures
 
 STATUSES = ("pass", "fail", "missing", "xfail", "skip")
 MARKERS = {

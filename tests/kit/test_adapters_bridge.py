@@ -1,4 +1,4 @@
-"""The course-adapter bridge (tests/harness/bridge.py): a course-style adapters.py checked unchanged.
+"""The course-adapter bridge (spec/adapters/): a course-style adapters.py checked unchanged.
 
 adapters_reference.py routes every course adapter to the reference, so through the bridge it
 must behave exactly like the reference; adapters_partial.py lacks one function and stubs
@@ -23,8 +23,8 @@ import spec.kernels
 import spec.nn
 import spec.train
 from spec import COMPONENTS
-from tests.harness.bridge import NO_COURSE_ADAPTER, load_adapters
-from tests.harness.loading import ComponentMissing, load_implementation, needs
+from spec.adapters import NO_COURSE_ADAPTER, load_adapters
+from spec.loading import ComponentMissing, load_implementation, needs
 from tests.harness.multiprocess import implementation, run_ranks
 from tests.kit.run_suite import run_suite
 
@@ -214,7 +214,7 @@ def gpt2_pair(bridged):
 
 def test_gpt2_reader_matches_the_files():
     from impl.tokenizer import read_gpt2_files as reference_reader
-    from tests.harness.gpt2_format import bytes_to_unicode, read_gpt2_files
+    from spec.gpt2_format import bytes_to_unicode, read_gpt2_files
 
     table = bytes_to_unicode()
     assert len(set(table.values())) == 256
@@ -226,7 +226,7 @@ def test_gpt2_reader_matches_the_files():
 
 
 def test_gpt2_reader_rejects_malformed_files(tmp_path):
-    from tests.harness.gpt2_format import read_merges, read_vocab
+    from spec.gpt2_format import read_merges, read_vocab
 
     (tmp_path / "merges.txt").write_text("#version: 0.2\nĠ t\n\nĠt he extra\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"merges.txt:4: expected two tokens"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from spec import COMPONENTS
-from tests.harness.loading import load_implementation
+from spec.loading import load_implementation
 from tests.kit.conftest import Verdict
 from tests.kit.mutants import BY_NAME, MUTANTS
 from tests.kit.run_suite import REPO
@@ -129,7 +129,7 @@ def test_tokenizer_mutants_run_and_differ_from_the_reference(tmp_path):
 
     import impl
     from fixtures import FIXTURES_DIR
-    from tests.harness.gpt2_format import read_gpt2_files
+    from spec.gpt2_format import read_gpt2_files
 
     corpus = tmp_path / "corpus.txt"
     with lzma.open(FIXTURES_DIR / "data" / "corpus" / "prose_valid.txt.xz", "rt", encoding="utf-8") as f:
