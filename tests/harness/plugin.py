@@ -1,6 +1,6 @@
 """The kit's pytest plugin: implementation selection, markers, and the compliance report.
 
-Loaded by tests/conftest.py. Conformance tests (under tests/conformance/) carry one
+Loaded by tests/conftest.py. Conformance tests (under tests/conformance/<area>/) carry one
 ``component(name)`` marker and a docstring stating the spec clause they check; the run ends
 with a component x {pass, fail, missing, xfail, skip} matrix, as text and as JSON.
 """

@@ -27,11 +27,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conformance.test_nn import randn
 from tests.harness.compare import assert_close, assert_within_rule
+from tests.harness.helpers import REPO, randn
 
 PROPERTY = settings(max_examples=8, deadline=None)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 
 FUNCTIONS = [pytest.param("FlashAttentionPyTorch", marks=pytest.mark.component("FlashAttentionPyTorch"), id="pytorch"),

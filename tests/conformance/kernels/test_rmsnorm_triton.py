@@ -20,8 +20,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conformance.test_nn import randn
 from tests.harness.compare import assert_close, assert_within_rule
+from tests.harness.helpers import REPO, randn
 
 pytestmark = pytest.mark.component("RMSNormTriton")
 
@@ -241,7 +241,7 @@ def test_cpu_tensors_without_the_interpreter_are_an_error(impl):
     """)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_INTERPRET": "0"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                          cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -1,0 +1,26 @@
+"""Helpers shared by the kit's tests: the repository root, seeded random tensors.
+
+Test modules never import each other: what two of them share lives here (or, for one folder's
+tests only, in a helper module of that folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+# The repository root: the working directory of the subprocesses the tests start (``python -m pytest ...``).
+REPO = Path(__file__).resolve().parents[2]
+
+
+def randn(*shape, seed: int, device, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
+    """A reproducible normal tensor, drawn on the CPU (same values on every device)."""
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(device=device, dtype=dtype)
+
+
+def randint(high: int, *shape, seed: int, device) -> torch.Tensor:
+    """Reproducible integers in [0, high), drawn on the CPU."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, high, shape, generator=g).to(device)
