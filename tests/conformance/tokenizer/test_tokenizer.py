@@ -550,7 +550,7 @@ def test_encode_iterable_streams_in_bounded_memory(impl, gpt2, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Goldens: discrete outputs of the proven reference (fixtures/goldens/test_tokenizer/*.json).
+# Goldens: discrete outputs of the proven reference (fixtures/goldens/tokenizer/test_tokenizer/*.json).
 
 GOLDEN_PROSE = dict(vocab_size=1000, special_tokens=[EOT])  # trained on the whole of prose_valid
 
@@ -586,7 +586,7 @@ def test_golden_ids_prose_tokenizer(impl, golden, request, tmp_path):
     if request.config.option.update_snapshots:  # only ever the reference (the plugin refuses others)
         _, merges = train(impl, tmp_path, prose(), **GOLDEN_PROSE)
     else:
-        path = GOLDENS_DIR / "test_tokenizer" / "test_golden_merges[prose].json"
+        path = GOLDENS_DIR / "tokenizer" / "test_tokenizer" / "test_golden_merges[prose].json"
         if not path.exists():
             pytest.fail(f"golden {path} is missing: run `nox -s fixtures` to generate it from the reference")
         merges = [(a.encode("latin-1"), b.encode("latin-1")) for a, b in json.loads(path.read_text("utf-8"))]
