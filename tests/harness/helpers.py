@@ -1,4 +1,4 @@
-"""Helpers shared by the kit's tests: the repository root, seeded random tensors.
+"""Helpers shared by the kit's tests: the repository root, seeded random tensors, the tables of a markdown report.
 
 Test modules never import each other: what two of them share lives here (or, for one folder's
 tests only, in a helper module of that folder).
@@ -24,3 +24,17 @@ def randint(high: int, *shape, seed: int, device) -> torch.Tensor:
     """Reproducible integers in [0, high), drawn on the CPU."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, high, shape, generator=g).to(device)
+
+
+def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows) of each markdown table in a report of several."""
+    found, lines = [], text.splitlines() + [""]
+    block: list[str] = []
+    for line in lines:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            header, _, *rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in block]
+            found.append((header, rows))
+            block = []
+    return found

@@ -11,7 +11,7 @@ import pytest
 
 from bench import distributed
 from bench.distributed_setups import SHARDING
-from tests.programs.test_kernel_bench import tables
+from tests.harness.helpers import tables
 
 TIME = r"\d+\.\d{2} ± \d+\.\d{2}"
 DDP_ROWS = ["no DDP (one process)", "naive: all-reduce per parameter after backward",

@@ -12,20 +12,7 @@ import torch
 
 from bench import kernels
 from impl.rmsnorm_triton import INTERPRETED
-
-
-def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
-    """(header, rows) of each markdown table in a report of several."""
-    found, lines = [], text.splitlines() + [""]
-    block: list[str] = []
-    for line in lines:
-        if line.startswith("|"):
-            block.append(line)
-        elif block:
-            header, _, *rows = [[cell.strip() for cell in row.strip("|").split("|")] for row in block]
-            found.append((header, rows))
-            block = []
-    return found
+from tests.harness.helpers import tables
 
 
 @pytest.mark.skipif(not INTERPRETED, reason="the --tiny run needs TRITON_INTERPRET=1 before impl is imported")
