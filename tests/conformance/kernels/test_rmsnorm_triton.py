@@ -12,8 +12,6 @@ plus the LM shapes (marked ``gpu``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -21,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.harness.compare import assert_close, assert_within_rule
-from tests.harness.helpers import REPO, randn
+from tests.harness.helpers import randn, run_without_triton_interpreter
 
 pytestmark = pytest.mark.component("RMSNormTriton")
 
@@ -239,9 +237,7 @@ def test_cpu_tensors_without_the_interpreter_are_an_error(impl):
         else:
             raise SystemExit("CPU tensors ran without the interpreter")
     """)
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_INTERPRET": "0"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
+    done = run_without_triton_interpreter(script, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
