@@ -6,17 +6,15 @@ them all under their spec names (``impl.Linear``, ``impl.train_bpe`` ...), which
 them. The programs (train, generate, train-bpe ...) are in impl/programs/, which the library never imports.
 """
 
-import importlib
 from pathlib import Path
 
-from spec import AREAS
+from spec import area_modules
 
 __all__: list[str] = []
-for _area in AREAS:  # each area's components under their names: impl.Linear is impl.nn.Linear
-    _module = importlib.import_module(f"impl.{_area}")
+for _module in area_modules("impl"):  # each area's components under their names: impl.Linear is impl.nn.Linear
     globals().update({name: getattr(_module, name) for name in _module.__all__})
     __all__ += _module.__all__
-del _area, _module
+del _module
 __version__ = "0.1.0"
 name = "cs336 reference (impl)"
 # Known gaps, one test id pattern a line; the reference keeps it empty.

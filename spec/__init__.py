@@ -14,8 +14,10 @@ top-p sampling, the generation loop, A1 §6), ``kernels`` (Triton kernels with t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 # The areas in the report's order; each is the module spec/<area>.py. Adding an area: that module and its name here.
@@ -24,6 +26,24 @@ AREAS = ("tokenizer", "nn", "train", "decode", "kernels", "distributed")
 # Component name -> area, from each area module's ``__all__``.
 COMPONENTS: dict[str, str] = {name: area for area in AREAS
                               for name in importlib.import_module(f"spec.{area}").__all__}
+
+
+def area_modules(package: str) -> list[ModuleType]:
+    """``<package>.<area>`` for every area that has a module in ``package``, imported, in the areas' order.
+
+    The packages that keep one module per area (spec.adapters, fixtures.cases, tests.kit.mutants) assemble
+    themselves with this, so that a new area adds its module and edits no shared list.
+    """
+    names = [f"{package}.{area}" for area in AREAS]
+    return [importlib.import_module(name) for name in names if importlib.util.find_spec(name) is not None]
+
+
+class ComponentMissing(Exception):
+    """The implementation under test does not provide this component (or this feature of it)."""
+
+    def __init__(self, component: str, detail: str = ""):
+        self.component = component
+        super().__init__(f"{component} is missing" + (f": {detail}" if detail else ""))
 
 
 @dataclass

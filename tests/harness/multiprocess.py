@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness.loading import Bundle, ComponentMissing, load_implementation
+from spec import ComponentMissing
+from spec.loading import Bundle, load_implementation
 
 # The ranks fork from a server process that has imported torch once (~2-8 s per rank saved on each launch on a
 # 2-core machine: the import, and torch._dynamo's, which every optimizer pulls in). Like spawn, and unlike fork, the

@@ -1,6 +1,6 @@
 """The kit's pytest plugin: implementation selection, markers, and the compliance report.
 
-Loaded by tests/conftest.py. Conformance tests (under tests/conformance/) carry one
+Loaded by tests/conftest.py. Conformance tests (under tests/conformance/<area>/) carry one
 ``component(name)`` marker and a docstring stating the spec clause they check; the run ends
 with a component x {pass, fail, missing, xfail, skip} matrix, as text and as JSON.
 """
@@ -19,16 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from spec import COMPONENTS
-from tests.harness.loading import (
-    ENV_VAR,
-    REFERENCE,
-    Bundle,
-    ComponentMissing,
-    ExpectedFailure,
-    load_implementation,
-    read_expected_failures,
-)
+from spec import COMPONENTS, ComponentMissing
+from spec.loading import ENV_VAR, REFERENCE, Bundle, load_implementation
+from tests.harness.expected_failures import ExpectedFailure, read_expected_failures
 
 STATUSES = ("pass", "fail", "missing", "xfail", "skip")
 MARKERS = {

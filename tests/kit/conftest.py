@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
-
-@dataclass
-class Verdict:
-    mutant: str
-    component: str
-    killed: bool
-    detail: str  # the test that rejected the mutant, or why the run did not
-
-
-verdicts_key = pytest.StashKey[list[Verdict]]()
+from tests.kit.verdicts import verdicts_key
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,7 +21,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     verdicts = config.stash.get(verdicts_key, [])
     if not verdicts:
         return
-    terminalreporter.section("mutants (tests/kit/mutants.py)")
+    terminalreporter.section("mutants (tests/kit/mutants/)")
     for verdict in verdicts:
         if not verdict.killed:
             terminalreporter.write_line(f"SURVIVED {verdict.mutant} [{verdict.component}]: {verdict.detail}")

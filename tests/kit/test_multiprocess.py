@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from tests.harness.loading import ComponentMissing
+from spec import ComponentMissing
 from tests.harness.multiprocess import (
     RankFailed,
     RankTimeout,

@@ -1,6 +1,6 @@
 """The conformance suite rejects every mutant: the share rejected is the kit's strength.
 
-Each mutant (tests/kit/mutants.py) is the reference with one component broken. The suite runs
+Each mutant (tests/kit/mutants/<area>.py) is the reference with one component broken. The suite runs
 on it in a subprocess, as a user would, restricted to that component with ``--component``
 and stopped at the first failure with ``-x``. A mutant is rejected only when a test of its
 own component *failed* (exit code 1 and a ``fail`` in the JSON matrix): a usage error, a
@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from spec import COMPONENTS
-from tests.harness.loading import load_implementation
-from tests.kit.conftest import Verdict
+from spec.loading import load_implementation
+from tests.harness.helpers import REPO
 from tests.kit.mutants import BY_NAME, MUTANTS
-from tests.kit.run_suite import REPO
+from tests.kit.verdicts import Verdict
 
 TIMEOUT_S = 300
 
@@ -129,7 +129,7 @@ def test_tokenizer_mutants_run_and_differ_from_the_reference(tmp_path):
 
     import impl
     from fixtures import FIXTURES_DIR
-    from tests.harness.gpt2_format import read_gpt2_files
+    from spec.gpt2_format import read_gpt2_files
 
     corpus = tmp_path / "corpus.txt"
     with lzma.open(FIXTURES_DIR / "data" / "corpus" / "prose_valid.txt.xz", "rt", encoding="utf-8") as f:

@@ -20,8 +20,8 @@ def test_partial_package_shows_missing_components_without_crashing(tmp_path):
 
 def test_expected_failures_become_xfail_and_stale_entries_warn(tmp_path):
     known = tmp_path / "expected_failures.txt"
-    known.write_text("tests/conformance/test_goldens.py::test_golden[linear]  # not written yet\n"
-                     "tests/conformance/test_goldens.py::test_golden[softmax]  # but it passes\n"
+    known.write_text("tests/conformance/nn/test_goldens.py::test_golden[linear]  # not written yet\n"
+                     "tests/conformance/nn/test_goldens.py::test_golden[softmax]  # but it passes\n"
                      "tests/conformance/test_nothing.py::*  # matches no test\n")
     run = run_suite(tmp_path, "--impl", TOY, "--component", "Linear", "--component", "softmax",
                     "--expected-failures", str(known))
@@ -29,7 +29,7 @@ def test_expected_failures_become_xfail_and_stale_entries_warn(tmp_path):
     assert linear["xfail"] == 1 and linear["missing"] >= 1, linear
     assert run.report["warnings"] == [
         "stale expected-failure entry 'tests/conformance/test_nothing.py::*': it matches no test",
-        "stale expected-failure entry: tests/conformance/test_goldens.py::test_golden[softmax] passes",
+        "stale expected-failure entry: tests/conformance/nn/test_goldens.py::test_golden[softmax] passes",
     ]
     assert "WARNING: stale expected-failure entry 'tests/conformance/test_nothing.py::*'" in run.output
 

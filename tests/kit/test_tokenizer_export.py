@@ -41,7 +41,7 @@ def test_exports_give_our_ids_on_the_corpus(trained, exported, prose):
 
 
 # Assigned characters only (Python's Unicode 14): newer code points are classified by each regex
-# engine's own tables (see ASSIGNED_TEXT in tests/conformance/test_tokenizer.py).
+# engine's own tables (see ASSIGNED_TEXT in tests/conformance/tokenizer/test_tokenizer.py).
 @settings(max_examples=60, deadline=None)
 @given(st.text(st.characters(exclude_categories=("Cs", "Cn")), max_size=200) | st.lists(
     st.sampled_from(["the", " Lord", " said", EOT, "\n\n", "  ", "'ll", "é", "🌍", "123", "!?"]), max_size=30).map("".join))

@@ -10,7 +10,6 @@ import copy
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ from impl.nn import MultiHeadSelfAttention, TransformerLM
 from impl.kernels.rmsnorm import INTERPRETED, RMSNormTriton
 from impl.train import cross_entropy
 from tests.harness.compare import assert_close
+from tests.harness.helpers import REPO
 
 # Odd vocabulary, a non-default θ; d_head = 16, the smallest FlashAttention tile.
 SHAPE = dict(vocab_size=61, context_length=32, d_model=64, num_layers=2, num_heads=4, d_ff=96, rope_theta=500.0)
@@ -147,5 +147,5 @@ def test_cpu_model_without_the_interpreter_is_refused():
               "except ValueError as e:\n    assert 'cpu' in str(e), e\nelse:\n    raise SystemExit('accepted')\n")
     env = os.environ | {"TRITON_INTERPRET": "0"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parents[2])
+                          cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr

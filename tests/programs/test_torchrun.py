@@ -2,7 +2,7 @@
 
 Two processes on the CPU (gloo), launched as a user would, ``python -m torch.distributed.run
 --standalone --nproc-per-node 2`` (a free port from the rendezvous, never a fixed one), on the tiny
-model and Markov corpus of test_train_program.py. A launch costs seconds on a busy 2-core machine, so
+model and Markov corpus of tests/programs/tiny_training.py. A launch costs seconds on a busy 2-core machine, so
 the runs of all modes share one launch and one process group through tests/programs/train_many.py; the
 real command line (the program making its own group) is launched once more, and once with a rank that fails.
 
@@ -26,8 +26,9 @@ import torch
 from impl.programs.launch import DataParallel
 from impl.train import read_checkpoint
 from impl.programs.train import main
+from tests.harness.helpers import REPO
 from tests.harness.multiprocess import run_ranks
-from tests.programs.test_train_program import ROOT, args, data, trajectory  # noqa: F401 (data: a fixture)
+from tests.programs.tiny_training import args, trajectory
 
 MODES = ("ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
 FLAT = ["--warmup-steps", "2", "--lr-min", "1e-2", "--log-interval", "1", "--eval-interval", "3",
@@ -44,11 +45,11 @@ def run_args(data: Path, out: Path, steps: int, *more: str) -> list[str]:
 def torchrun(*program: str, launcher: tuple[str, ...] = (), timeout: float = 400) -> subprocess.CompletedProcess:
     """Launch ``program`` on 2 ranks; past ``timeout`` the launcher gets SIGTERM, on which torchrun stops its workers
     (they run in sessions of their own: killing the launcher alone would leave them behind), and the test fails."""
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS} | {"PYTHONPATH": str(ROOT),
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS} | {"PYTHONPATH": str(REPO),
                                                                            "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *launcher,
                *program]
-    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    with subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:
         try:
             out, err = process.communicate(timeout=timeout)

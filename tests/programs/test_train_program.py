@@ -1,7 +1,8 @@
 """The reference's ``train`` program: exact resume after SIGKILL, config precedence, and bad input.
 
 Runs on a tiny model and a synthetic corpus (a random first-order Markov chain, so there is
-something to learn) to stay within seconds; the embedded-corpus run is test_embedded_run.py.
+something to learn: tests/programs/tiny_training.py, the ``data`` fixture of conftest.py) to stay
+within seconds; the embedded-corpus run is test_embedded_run.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,50 +22,14 @@ import torch
 from impl.train import read_checkpoint
 from impl.programs.config import TrainConfig
 from impl.programs.train import Trainer, TrainingError, main, parse_config
-
-VOCAB = 64
-TINY = ["--d-model", "32", "--num-layers", "2", "--num-heads", "2", "--d-ff", "64", "--context-length", "32",
-        "--batch-size", "8", "--warmup-steps", "5", "--lr-max", "1e-2", "--eval-batches", "2"]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def markov_tokens(n: int, seed: int) -> np.ndarray:
-    """Each token drawn from a fixed, peaked distribution over the next ids given the previous one."""
-    rng = np.random.default_rng(0)  # the same chain for train and valid
-    transition = rng.dirichlet(np.full(VOCAB, 0.1), size=VOCAB)
-    cumulative = transition.cumsum(axis=1)
-    draws = np.random.default_rng(seed).random(n)
-    tokens = np.empty(n, dtype=np.uint16)
-    tokens[0] = 0
-    for i in range(1, n):
-        tokens[i] = min(np.searchsorted(cumulative[tokens[i - 1]], draws[i]), VOCAB - 1)
-    return tokens
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for split, n, seed in (("train", 40_000, 1), ("valid", 5_000, 2)):
-        np.save(root / f"{split}.npy", markov_tokens(n, seed))
-        (root / f"{split}.json").write_text(json.dumps({"dtype": "uint16", "vocab_size": VOCAB}))
-    return root
-
-
-def args(data: Path, out: Path, *more: str) -> list[str]:
-    return ["--train-data", str(data / "train.npy"), "--valid-data", str(data / "valid.npy"), "--out-dir", str(out),
-            *TINY, *more]
+from tests.harness.helpers import REPO
+from tests.programs.tiny_training import args, trajectory
 
 
 def run_program(argv: list[str], **popen) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "impl.programs.train", *argv], env=env, cwd=ROOT,
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "impl.programs.train", *argv], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def trajectory(out: Path) -> list[dict]:
-    """Every metrics row without its timing fields, which no two runs share."""
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k not in ("wall_s", "tokens_per_s")} for row in rows]
 
 
 def test_a_run_killed_and_resumed_follows_the_uninterrupted_trajectory_bit_for_bit(data, tmp_path):

@@ -4,9 +4,10 @@ Both write tokens in GPT-2's byte-to-unicode alphabet (every byte as one printab
 character: ``Ġ`` is the space). ``vocab.json`` maps token text to id; ``merges.txt`` has one
 merge per line, ``"left right"``, after an optional ``#version`` line.
 
-The kit reads them itself (independently of impl/) so that the adapters bridge can offer
-``Tokenizer.from_files`` on top of the course's ``get_tokenizer(vocab, merges, special_tokens)``:
-reading the file format is not part of what a course adapters file exposes.
+The kit reads them itself (independently of impl/) so that the adapters bridge
+(spec/adapters/tokenizer.py) can offer ``Tokenizer.from_files`` on top of the course's
+``get_tokenizer(vocab, merges, special_tokens)``: reading the file format is not part of what a
+course adapters file exposes. The tokenizer's conformance tests read the files with it too.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures import FIXTURES_DIR, GOLDENS_DIR
+from spec.gpt2_format import read_gpt2_files
 from spec.tokenizer import GPT2_PATTERN
-from tests.harness.gpt2_format import read_gpt2_files
 from tests.harness.snapshot import JsonSnapshotExtension
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -508,7 +508,7 @@ def test_encode_iterable_is_lazy(impl, gpt2):
 
 STREAM_SCRIPT = textwrap.dedent("""
     import itertools, pickle, resource, sys
-    from tests.harness.loading import load_implementation
+    from spec.loading import load_implementation
 
     label, tokenizer_path, corpus_path = sys.argv[1:]
     impl = load_implementation(label)
@@ -550,7 +550,7 @@ def test_encode_iterable_streams_in_bounded_memory(impl, gpt2, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Goldens: discrete outputs of the proven reference (fixtures/goldens/test_tokenizer/*.json).
+# Goldens: discrete outputs of the proven reference (fixtures/goldens/tokenizer/test_tokenizer/*.json).
 
 GOLDEN_PROSE = dict(vocab_size=1000, special_tokens=[EOT])  # trained on the whole of prose_valid
 
@@ -586,7 +586,7 @@ def test_golden_ids_prose_tokenizer(impl, golden, request, tmp_path):
     if request.config.option.update_snapshots:  # only ever the reference (the plugin refuses others)
         _, merges = train(impl, tmp_path, prose(), **GOLDEN_PROSE)
     else:
-        path = GOLDENS_DIR / "test_tokenizer" / "test_golden_merges[prose].json"
+        path = GOLDENS_DIR / "tokenizer" / "test_tokenizer" / "test_golden_merges[prose].json"
         if not path.exists():
             pytest.fail(f"golden {path} is missing: run `nox -s fixtures` to generate it from the reference")
         merges = [(a.encode("latin-1"), b.encode("latin-1")) for a, b in json.loads(path.read_text("utf-8"))]

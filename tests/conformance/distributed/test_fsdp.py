@@ -38,8 +38,9 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from spec import ComponentMissing
+from spec.loading import needs
 from tests.harness.compare import assert_close
-from tests.harness.loading import ComponentMissing, needs
 from tests.harness.multiprocess import implementation, run_ranks
 
 pytestmark = [pytest.mark.component("FSDP"), pytest.mark.distributed]

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spec.loading import needs
 from tests.harness.compare import assert_close
-from tests.harness.loading import needs
+from tests.harness.helpers import randint, randn
 
 PROPERTY = settings(max_examples=25, deadline=None)
 SEEDS = st.integers(0, 2**31 - 1)
@@ -28,19 +29,7 @@ LM = dict(vocab_size=61, context_length=12, d_model=32, num_layers=2, num_heads=
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers: seeded tensors, state dicts with the spec's keys, loading.
-
-
-def randn(*shape, seed: int, device, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
-    """A reproducible normal tensor, drawn on the CPU (same values on every device)."""
-    g = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(device=device, dtype=dtype)
-
-
-def randint(high: int, *shape, seed: int, device) -> torch.Tensor:
-    """Reproducible integers in [0, high), drawn on the CPU."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, high, shape, generator=g).to(device)
+# Helpers: state dicts with the spec's keys, loading (seeded tensors: tests/harness/helpers.py).
 
 
 def random_state(shapes: dict[str, tuple[int, ...]], seed: int, device) -> dict[str, torch.Tensor]:

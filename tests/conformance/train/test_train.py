@@ -20,8 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from spec import ComponentMissing
+from spec.loading import needs
 from tests.harness.compare import assert_close
-from tests.harness.loading import ComponentMissing, needs
 
 # ---------------------------------------------------------------------------- helpers
 

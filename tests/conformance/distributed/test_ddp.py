@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spec.loading import needs
 from tests.harness.compare import assert_close
-from tests.harness.loading import needs
 from tests.harness.multiprocess import collective_log, implementation, mark, run_ranks, run_ranks_once
 
 COMPONENTS = ("DDPIndividualParameters", "DDPBucketed")

@@ -2,30 +2,23 @@
 
 Accepted forms: ``module`` (the module's attributes are the members), ``module:attr``
 (an attribute holding a module, an object or a ``spec.Implementation``) and
-``adapters:path/to/adapters.py`` (a course-style adapters file, through the bridge).
+``adapters:path/to/adapters.py`` (a course-style adapters file, through the bridge in
+spec/adapters/). In spec/, not tests/, so that the benchmarks resolve ``--impl`` the same way;
+the expected-failures file is the suite's alone (tests/harness/expected_failures.py).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec import COMPONENTS
+from spec import COMPONENTS, ComponentMissing
 
 REFERENCE = "impl"
 ENV_VAR = "CS336_IMPL"
-
-
-class ComponentMissing(Exception):
-    """The implementation under test does not provide this component (or this feature of it)."""
-
-    def __init__(self, component: str, detail: str = ""):
-        self.component = component
-        super().__init__(f"{component} is missing" + (f": {detail}" if detail else ""))
 
 
 def needs(member: Any, feature: str, component: str) -> None:
@@ -66,7 +59,7 @@ class Bundle:
 
 def load_implementation(label: str) -> Bundle:
     if label.startswith("adapters:"):
-        from tests.harness.bridge import load_adapters
+        from spec.adapters import load_adapters
 
         source = load_adapters(Path(label.removeprefix("adapters:")))
     else:
@@ -94,28 +87,3 @@ def _distribution_version(label: str) -> str:
         return importlib.metadata.version(top)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-@dataclass
-class ExpectedFailure:
-    pattern: str
-    reason: str
-    matched: bool = False
-
-    def matches(self, nodeid: str) -> bool:
-        # Only * and ? are wildcards: brackets in node ids (test_golden[linear]) are literal.
-        return fnmatch.fnmatchcase(nodeid, self.pattern.replace("[", "[[]"))
-
-
-def read_expected_failures(path: Path | None) -> list[ExpectedFailure]:
-    """One node-id glob per line, optional ``# reason``; blank and comment-only lines ignored."""
-    if path is None:
-        return []
-    if not path.is_file():
-        raise FileNotFoundError(f"expected-failures file {path} does not exist")
-    entries = []
-    for line in path.read_text().splitlines():
-        pattern, _, reason = line.partition("#")
-        if pattern.strip():
-            entries.append(ExpectedFailure(pattern.strip(), reason.strip() or "declared in " + path.name))
-    return entries

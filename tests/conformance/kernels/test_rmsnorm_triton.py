@@ -12,16 +12,14 @@ plus the LM shapes (marked ``gpu``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conformance.test_nn import randn
 from tests.harness.compare import assert_close, assert_within_rule
+from tests.harness.helpers import randn, run_without_triton_interpreter
 
 pytestmark = pytest.mark.component("RMSNormTriton")
 
@@ -229,7 +227,7 @@ def test_cpu_tensors_without_the_interpreter_are_an_error(impl):
     impl.RMSNormTriton  # noqa: B018  (an implementation without it is reported missing here, not failed below)
     script = textwrap.dedent(f"""
         import torch
-        from tests.harness.loading import load_implementation
+        from spec.loading import load_implementation
         module = load_implementation({impl.label!r}).RMSNormTriton(8)
         try:
             module(torch.ones(2, 8))
@@ -239,9 +237,7 @@ def test_cpu_tensors_without_the_interpreter_are_an_error(impl):
         else:
             raise SystemExit("CPU tensors ran without the interpreter")
     """)
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_INTERPRET": "0"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    done = run_without_triton_interpreter(script, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

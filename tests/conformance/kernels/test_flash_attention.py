@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -27,11 +25,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conformance.test_nn import randn
 from tests.harness.compare import assert_close, assert_within_rule
+from tests.harness.helpers import randn, run_without_triton_interpreter
 
 PROPERTY = settings(max_examples=8, deadline=None)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 
 FUNCTIONS = [pytest.param("FlashAttentionPyTorch", marks=pytest.mark.component("FlashAttentionPyTorch"), id="pytorch"),
@@ -323,7 +320,7 @@ def test_triton_cpu_tensors_without_the_interpreter_are_an_error(impl):
     impl.FlashAttentionTriton  # noqa: B018 (missing is reported as missing, not as a failed subprocess)
     script = textwrap.dedent(f"""
         import torch
-        from tests.harness.loading import load_implementation
+        from spec.loading import load_implementation
         function = load_implementation({impl.label!r}).FlashAttentionTriton
         q = torch.randn(1, 16, 16)
         try:
@@ -334,9 +331,7 @@ def test_triton_cpu_tensors_without_the_interpreter_are_an_error(impl):
         else:
             raise SystemExit("CPU tensors ran without the interpreter")
     """)
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_INTERPRET": "0"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+    done = run_without_triton_interpreter(script, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 

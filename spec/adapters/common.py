@@ -1,0 +1,82 @@
+"""What every area's bridge shares: the loaded adapters file, its import, and functions bridged one to one.
+
+The areas' bridges (spec/adapters/<area>.py) build on these; spec/adapters/__init__.py assembles them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from spec import ComponentMissing
+
+
+class Adapters:
+    """A loaded adapters file. ``call`` turns a stub (absent or NotImplementedError) into ComponentMissing."""
+
+    def __init__(self, module: ModuleType, path: Path):
+        self.module, self.path = module, path
+
+    def has(self, function: str) -> bool:
+        return callable(getattr(self.module, function, None))
+
+    def call(self, component: str, function: str, *args: Any, **kwargs: Any) -> Any:
+        if not self.has(function):
+            raise ComponentMissing(component, f"{self.path.name} has no {function}")
+        try:
+            return getattr(self.module, function)(*args, **kwargs)
+        except NotImplementedError as error:
+            raise ComponentMissing(component, f"adapters.{function} raises NotImplementedError") from error
+
+
+def import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise FileNotFoundError(f"adapters file {path} does not exist (from --impl adapters:{path})")
+    # A name of its own per file, so that two adapters files can be loaded side by side.
+    name = "cs336_kit_adapters_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"cannot import adapters file {path}: not a Python source file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up here
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        hint = (" (is the package it imports installed in this environment? e.g. pip install -e <your repo>)"
+                if isinstance(error, ImportError) else "")
+        raise ValueError(f"cannot import adapters file {path}: {type(error).__name__}: {error}{hint}") from error
+    return module
+
+
+def bound(adapters: Adapters, base: type, name: str | None = None, **attributes: Any) -> type:
+    """A subclass of ``base`` bound to one adapters file (its ``adapters``), named after its component: one per file,
+    so that two adapters files can be loaded side by side."""
+    return type(name or base.__name__, (base,), {"adapters": adapters, "__module__": base.__module__, **attributes})
+
+
+def bridge_function(adapters: Adapters, component: str, spec_function: Callable, adapter: str) -> Callable:
+    """A function with ``spec_function``'s signature that calls ``adapter`` positionally."""
+    signature = inspect.signature(spec_function)
+
+    def bridged(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)  # accepts the spec's keyword names
+        bound.apply_defaults()
+        return adapters.call(component, adapter, *bound.arguments.values())
+
+    bridged.__name__ = bridged.__qualname__ = component
+    bridged.__signature__ = signature
+    bridged.__doc__ = f"``{component}`` through adapters.{adapter} ({adapters.path})."
+    return bridged
+
+
+def bridge_functions(adapters: Adapters, functions: dict[str, tuple[Callable, str]]) -> dict[str, Callable]:
+    """``bridge_function`` for each entry ``component: (spec function, adapter)`` whose adapter the file has."""
+    return {component: bridge_function(adapters, component, spec_function, adapter)
+            for component, (spec_function, adapter) in functions.items() if adapters.has(adapter)}

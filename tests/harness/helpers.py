@@ -1,0 +1,37 @@
+"""Helpers shared by the kit's tests: the repository root, seeded random tensors.
+
+Test modules never import each other: what two of them share lives here (or, for one folder's
+tests only, in a helper module of that folder).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+# The repository root: the working directory of the subprocesses the tests start (``python -m pytest ...``).
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_without_triton_interpreter(script: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run the Python source ``script`` in a fresh interpreter, from the repository root, with TRITON_INTERPRET=0:
+    Triton fixes a kernel's mode when the kernel is defined, so only a new process can turn the interpreter off."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_INTERPRET": "0"}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO)
+
+
+def randn(*shape, seed: int, device, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
+    """A reproducible normal tensor, drawn on the CPU (same values on every device)."""
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(device=device, dtype=dtype)
+
+
+def randint(high: int, *shape, seed: int, device) -> torch.Tensor:
+    """Reproducible integers in [0, high), drawn on the CPU."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, high, shape, generator=g).to(device)

@@ -1,0 +1,175 @@
+"""The course-adapter bridge (spec/adapters/): loading a course-style adapters.py unchanged.
+
+adapters_reference.py routes every course adapter to the reference, so through the bridge it
+must behave exactly like the reference; adapters_partial.py lacks one function and stubs
+another, which must come out *missing*, never failed. The areas' bridges have their tests
+beside this file (test_<area>.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import impl
+import spec.distributed
+import spec.kernels
+import spec.nn
+import spec.train
+from spec import COMPONENTS, ComponentMissing
+from spec.adapters import NO_COURSE_ADAPTER, load_adapters
+from spec.loading import load_implementation
+from tests.harness.helpers import REPO
+from tests.kit.bridge.common import BYTES_VOCAB, PARTIAL_ADAPTERS, REFERENCE_ADAPTERS
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def test_reference_adapters_provide_every_component(bridged):
+    assert bridged.name == f"adapters ({REFERENCE_ADAPTERS})"
+    assert set(bridged.members) == set(COMPONENTS) - NO_COURSE_ADAPTER
+
+
+def test_nonexistent_path_is_a_clear_error(tmp_path):
+    path = tmp_path / "no_such_adapters.py"
+    with pytest.raises(FileNotFoundError, match="no_such_adapters.py does not exist"):
+        load_adapters(path)
+    with pytest.raises(FileNotFoundError, match="no_such_adapters.py"):  # the plugin turns this into a usage error
+        load_implementation(f"adapters:{path}")
+
+
+def test_adapters_that_fail_to_import_are_a_clear_error(tmp_path):
+    path = tmp_path / "adapters.py"
+    path.write_text("from cs336_basics_not_installed_here.model import Linear\n")
+    with pytest.raises(ValueError, match=r"cannot import adapters file .*adapters\.py.*cs336_basics_not_installed_here"
+                                         r".*installed"):
+        load_adapters(path)
+    path.write_text("def run_linear(:\n")
+    with pytest.raises(ValueError, match="cannot import adapters file .*SyntaxError"):
+        load_adapters(path)
+
+
+def test_absent_function_leaves_its_component_missing():
+    bundle = load_implementation(f"adapters:{PARTIAL_ADAPTERS}")
+    assert not bundle.provides("get_batch")
+    with pytest.raises(ComponentMissing, match="get_batch is missing"):
+        bundle.get_batch  # noqa: B018
+    assert bundle.provides("Linear") and bundle.provides("softmax")
+
+
+def test_not_implemented_error_becomes_component_missing(partial):
+    with pytest.raises(ComponentMissing, match="adapters.run_softmax raises NotImplementedError") as error:
+        partial.softmax(torch.randn(3, 4), dim=-1)
+    assert error.value.component == "softmax"
+
+
+def course_stub_file(path: Path) -> Path:
+    """The course's stub adapters.py: every course signature, every body ``raise NotImplementedError``."""
+    import tests.kit.adapters_reference as module
+
+    functions = [f for name, f in vars(module).items()
+                 if inspect.isfunction(f) and f.__module__ == module.__name__ and not name.startswith("_")]
+    lines = ["from __future__ import annotations", ""]
+    for function in functions:
+        lines += [f"def {function.__name__}{inspect.signature(function)}:", "    raise NotImplementedError", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+STUB_CALLS = {  # component -> a call through the bridged bundle
+    "train_bpe": lambda b: b.train_bpe("unused.txt", 300, ["<|endoftext|>"]),
+    "Tokenizer": lambda b: b.Tokenizer(BYTES_VOCAB, []).encode("unused"),
+    "Linear": lambda b: b.Linear(4, 3)(torch.randn(2, 4)),
+    "Embedding": lambda b: b.Embedding(10, 4)(torch.tensor([1, 2])),
+    "RMSNorm": lambda b: b.RMSNorm(4)(torch.randn(2, 4)),
+    "silu": lambda b: b.silu(torch.randn(3)),
+    "SwiGLU": lambda b: b.SwiGLU(4, 8)(torch.randn(2, 4)),
+    "RotaryEmbedding": lambda b: b.RotaryEmbedding(1e4, 4, 8)(torch.randn(3, 4), torch.arange(3)),
+    "softmax": lambda b: b.softmax(torch.randn(3), 0),
+    "scaled_dot_product_attention": lambda b: b.scaled_dot_product_attention(*torch.randn(3, 2, 5, 4)),
+    "MultiHeadSelfAttention": lambda b: b.MultiHeadSelfAttention(8, 2)(torch.randn(1, 3, 8)),
+    "TransformerBlock": lambda b: b.TransformerBlock(8, 2, 16, b.RotaryEmbedding(1e4, 4, 8))(torch.randn(1, 3, 8)),
+    "TransformerLM": lambda b: b.TransformerLM(10, 8, 8, 1, 2, 16)(torch.tensor([[1, 2, 3]])),
+    "cross_entropy": lambda b: b.cross_entropy(torch.randn(2, 5), torch.tensor([0, 4])),
+    "AdamW": lambda b: b.AdamW([torch.nn.Parameter(torch.zeros(2))]),
+    "lr_cosine_schedule": lambda b: b.lr_cosine_schedule(3, 1.0, 0.1, 2, 10),
+    "clip_gradients": lambda b: b.clip_gradients([], 1.0),
+    "get_batch": lambda b: b.get_batch(np.arange(20), 2, 4, "cpu"),
+    "save_checkpoint": lambda b: b.save_checkpoint(torch.nn.Linear(2, 2), None, 0, "unused.pt"),
+    "load_checkpoint": lambda b: b.load_checkpoint("unused.pt", torch.nn.Linear(2, 2), None),
+    "FlashAttentionPyTorch": lambda b: b.FlashAttentionPyTorch.apply(*torch.randn(3, 1, 16, 16)),
+    "FlashAttentionTriton": lambda b: b.FlashAttentionTriton.apply(*torch.randn(3, 1, 16, 16)),
+    "FSDP": lambda b: b.FSDP(torch.nn.Linear(2, 2)),
+    "DDPIndividualParameters": lambda b: b.DDPIndividualParameters(torch.nn.Linear(2, 2)),
+    "DDPBucketed": lambda b: b.DDPBucketed(torch.nn.Linear(2, 2), 1.0),
+    "ShardedOptimizer": lambda b: b.ShardedOptimizer([torch.nn.Parameter(torch.zeros(2))], torch.optim.SGD, lr=0.1),
+}
+
+
+def test_course_stub_file_reports_every_component_missing(tmp_path):
+    """The course's untouched stub file: every component is there, and every one is missing when used."""
+    stub = load_adapters(course_stub_file(tmp_path / "adapters.py"))
+    assert set(stub.members) == set(COMPONENTS) - NO_COURSE_ADAPTER == set(STUB_CALLS)
+    for component, call in STUB_CALLS.items():
+        with pytest.raises(ComponentMissing) as error:
+            call(stub)
+        assert error.value.component == component
+        assert "NotImplementedError" in str(error.value), str(error.value)
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+
+
+def test_functions_have_the_spec_signatures(bridged):
+    for component, area in COMPONENTS.items():
+        if component in NO_COURSE_ADAPTER:
+            continue
+        member, spec_member = getattr(bridged, component), getattr(getattr(spec, area), component)
+        if inspect.isfunction(spec_member):
+            assert inspect.signature(member) == inspect.signature(spec_member), component
+
+
+def test_functions_take_the_spec_keyword_names(bridged):
+    x = torch.randn(3, 5)
+    assert torch.equal(bridged.softmax(x=x, dim=0), impl.softmax(x, 0))
+    Q, K, V = torch.randn(3, 2, 4, 8)
+    mask = torch.rand(2, 4, 4) < 0.7
+    mask[..., 0] = True
+    assert torch.equal(bridged.scaled_dot_product_attention(Q, K, V, mask=mask),
+                       impl.scaled_dot_product_attention(Q, K, V, mask))
+    assert bridged.lr_cosine_schedule(t=5, max_learning_rate=1.0, min_learning_rate=0.1, warmup_iters=2,
+                                      cosine_cycle_iters=10) == impl.lr_cosine_schedule(5, 1.0, 0.1, 2, 10)
+
+# ---------------------------------------------------------------------------------------------
+# End to end: the conformance suite through the bridge.
+
+
+@pytest.mark.slow
+def test_conformance_suite_through_partial_adapters(tmp_path):
+    """The absent and the stubbed function are missing; nothing fails; the header names the adapters."""
+    report = tmp_path / "r.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider",
+         "--impl", "adapters:tests/kit/adapters_partial.py", "--report-json", str(report)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert report.exists(), f"no report written (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    result = json.loads(report.read_text())
+    rows = result["components"]
+    assert result["implementation"]["name"] == "adapters (tests/kit/adapters_partial.py)"
+    assert rows["softmax"]["status"] == "MISSING" and rows["softmax"]["pass"] == 0
+    assert rows["get_batch"]["status"] == "MISSING" and rows["get_batch"]["pass"] == 0
+    failed = [r for r in result["results"] if r["status"] == "fail"]
+    assert not failed, "failed through the adapters bridge:\n" + "\n".join(
+        f"{r['nodeid']}: {r['message']}" for r in failed)
+    for component in ("train_bpe", "Tokenizer", "Linear", "MultiHeadSelfAttention", "TransformerLM", "cross_entropy",
+                      "AdamW", "load_checkpoint"):
+        assert rows[component]["pass"] > 0, (component, rows[component])

@@ -1,0 +1,23 @@
+"""What every area's mutants share: the Mutant, a reference with one component replaced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import impl as reference
+from spec import COMPONENTS, Implementation
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # a Python identifier: ``--impl tests.kit.mutants:<name>``
+    component: str  # the spec component it breaks (and the only one)
+    description: str  # what is wrong, in the spec's terms
+    broken: Any  # replaces the reference's member for ``component``
+
+    def implementation(self) -> Implementation:
+        """The reference's members, with ``component`` replaced by the broken variant."""
+        members = {name: getattr(reference, name) for name in COMPONENTS}
+        members[self.component] = self.broken
+        return Implementation(name=f"mutant {self.name}", version=reference.__version__, members=members)
