@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from spec import COMPONENTS, Implementation, area_modules
-from spec.adapters.common import Adapters, bound, bridge_function, bridge_functions, import_file
+from spec.adapters.common import Adapters, import_file
 
-__all__ = ["NO_COURSE_ADAPTER", "Adapters", "bound", "bridge_function", "bridge_functions", "import_file",
-           "load_adapters"]
+__all__ = ["NO_COURSE_ADAPTER", "load_adapters"]
 
 BRIDGES = area_modules(__name__)
 # Components the course's adapters.py has no function for: always missing through the bridge.
