@@ -8,7 +8,8 @@ weight, x)``; ``TransformerLM`` passes its ``state_dict``-keyed weights, the cou
 
 What adapters cannot show: they take weights by value, so the student's initialization,
 gradients to the module's parameters and the ablation switches (A1 §7.3) stay out of
-reach. Bridged modules declare that in ``kit_unsupported``; the tests that need those
+reach; nor do they take a dtype (the course's ``run_*`` build their modules in the default
+float32, so float64 parameters handed to them are a mismatch of the bridge, not of the student). Bridged modules declare that in ``kit_unsupported``; the tests that need those
 features call ``needs(...)`` and report the component *missing*, not failed.
 """
 
@@ -22,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 import spec.nn
-from spec.adapters.common import Adapters, bound, bridge_functions
 from spec import ComponentMissing
+from spec.adapters.common import Adapters, bound, bridge_functions
 
 # Spec function -> the adapter taking the same arguments in the same order (names may differ).
 FUNCTIONS: dict[str, tuple[Callable, str]] = {
@@ -32,7 +33,7 @@ FUNCTIONS: dict[str, tuple[Callable, str]] = {
     "scaled_dot_product_attention": (spec.nn.scaled_dot_product_attention, "run_scaled_dot_product_attention"),
 }
 # What no adapters file lets the kit check (see the module docstring).
-KIT_UNSUPPORTED = frozenset({"initialization", "autograd", "ablations"})
+KIT_UNSUPPORTED = frozenset({"initialization", "autograd", "ablations", "dtype"})
 
 
 def members(adapters: Adapters) -> dict[str, Any]:

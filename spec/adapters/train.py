@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 import spec.train
-from spec.adapters.common import Adapters, bridge_functions
 from spec import ComponentMissing
+from spec.adapters.common import Adapters, bridge_functions
 
 # Spec function -> the adapter taking the same arguments in the same order (names may differ).
 FUNCTIONS: dict[str, tuple[Callable, str]] = {

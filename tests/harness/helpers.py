@@ -13,16 +13,31 @@ from pathlib import Path
 
 import torch
 
+from spec import ComponentMissing
+
 # The repository root: the working directory of the subprocesses the tests start (``python -m pytest ...``).
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The exit code of a script that ended in ComponentMissing: the parent reports the component missing, not failed.
+MISSING_EXIT = 86
+
+
 def run_without_triton_interpreter(script: str, timeout: float) -> subprocess.CompletedProcess:
     """Run the Python source ``script`` in a fresh interpreter, from the repository root, with TRITON_INTERPRET=0:
-    Triton fixes a kernel's mode when the kernel is defined, so only a new process can turn the interpreter off."""
+    Triton fixes a kernel's mode when the kernel is defined, so only a new process can turn the interpreter off.
+    A ComponentMissing in the script (a course adapter that raises NotImplementedError, say) is raised again here."""
+    wrapped = (f"import sys\nfrom spec import ComponentMissing\ntry:\n"
+               f"    exec(compile({script!r}, '<script>', 'exec'), {{'__name__': '__main__'}})\n"
+               f"except ComponentMissing as error:\n"
+               f"    print(error.component, error, sep='\\n', file=sys.stderr)\n    sys.exit({MISSING_EXIT})\n")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_INTERPRET": "0"}
-    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout,
+    done = subprocess.run([sys.executable, "-c", wrapped], env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO)
+    if done.returncode == MISSING_EXIT:
+        component, message = done.stderr.strip().splitlines()[-2:]
+        raise ComponentMissing(component, message.removeprefix(f"{component} is missing: "))
+    return done
 
 
 def randn(*shape, seed: int, device, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Loaded by tests/conftest.py. Conformance tests (under tests/conformance/<area>/) carry one
 ``component(name)`` marker and a docstring stating the spec clause they check; the run ends
-with a component x {pass, fail, missing, xfail, skip} matrix, as text and as JSON.
+with a component x {pass, fail, missing, xfail, skip, error} matrix, as text and as JSON.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import torch
 from spec import COMPONENTS, ComponentMissing
 from spec.loading import ENV_VAR, REFERENCE, Bundle, load_implementation
 from tests.harness.expected_failures import ExpectedFailure, read_expected_failures
+from tests.harness.oracles import OracleError
 
-STATUSES = ("pass", "fail", "missing", "xfail", "skip")
+# error: the kit could not judge the test (its oracle broke, tests/harness/oracles.py): neither pass nor fail.
+STATUSES = ("pass", "fail", "missing", "xfail", "skip", "error")
 MARKERS = {
     "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
     "gpu": "needs a CUDA device (run with --device cuda)",
@@ -157,7 +159,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     missing = call.excinfo is not None and call.excinfo.errisinstance(ComponentMissing)
     if missing and not hasattr(report, "wasxfail"):
         report.longrepr = f"MISSING: {call.excinfo.value}"
-    status = _status(report, missing)
+    if call.excinfo is not None and call.excinfo.errisinstance(OracleError):
+        report.longrepr = f"KIT ERROR: {call.excinfo.value}"
+        status = "error"
+    else:
+        status = _status(report, missing)
     if status is None:
         return report
     if status == "pass" and hasattr(report, "wasxfail"):
@@ -166,7 +172,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     reproduce = dict(item.user_properties).get("reproduce", "")
     if status == "fail" and not reproduce:
         reproduce = f"python -m pytest '{item.nodeid}' --impl {item.config.stash[bundle_key].label}"
-    message = _short_message(report) if status in ("fail", "missing", "skip", "xfail") else ""
+    message = _short_message(report) if status in ("fail", "missing", "skip", "xfail", "error") else ""
     item.config.stash[results_key].append(
         Result(item.nodeid, component, status, doc.strip().split("\n\n")[0], message, reproduce))
     return report
@@ -203,7 +209,8 @@ def matrix(results: list[Result]) -> dict[str, dict[str, int | str]]:
         # adapters file cannot expose initialization, for one); MISSING: nothing of it passes.
         row["status"] = ("FAIL" if count["fail"] else
                          "PARTIAL" if count["missing"] and count["pass"] else "MISSING" if count["missing"] else
-                         "PASS" if count["pass"] or count["xfail"] else "SKIP" if count["skip"] else "NOT RUN")
+                         "PASS" if count["pass"] or count["xfail"] else "KIT ERROR" if count["error"] else
+                         "SKIP" if count["skip"] else "NOT RUN")
         rows[name] = row
     return rows
 
@@ -226,8 +233,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for (component, message), count in missing.items():
         write(f"\nMISSING [{component}] {count} test{'s' * (count > 1)}: {message.removeprefix('MISSING: ')}")
     for result in results:
-        if result.status in ("fail", "skip"):
-            write(f"\n{result.status.upper()} [{result.component}] {result.nodeid}")
+        if result.status in ("fail", "skip", "error"):
+            write(f"\n{'KIT ERROR' if result.status == 'error' else result.status.upper()} [{result.component}] "
+                  f"{result.nodeid}")
             if result.clause and result.status == "fail":
                 write(f"  spec: {result.clause}")
             write(f"  {result.message}")

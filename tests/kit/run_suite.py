@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ class SuiteRun:
     report: dict | None
 
 
-def run_suite(tmp_path: Path, *args: str, timeout: float = 600) -> SuiteRun:
+def run_suite(tmp_path: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> SuiteRun:
+    """``env``: variables set for the run, over this process's environment."""
     report = tmp_path / "compliance.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/conformance", "-p", "no:cacheprovider",
          "--report-json", str(report), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=os.environ | (env or {}),
     )
     return SuiteRun(done.returncode, done.stdout + done.stderr,
                     json.loads(report.read_text()) if report.exists() else None)

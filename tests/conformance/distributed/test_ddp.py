@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spec import ComponentMissing
 from spec.loading import needs
 from tests.harness.compare import assert_close
 from tests.harness.multiprocess import collective_log, implementation, mark, run_ranks, run_ranks_once
@@ -168,12 +169,20 @@ def ddp_scenario(rank: int, world_size: int, label: str, component: str, with_lm
     out["trained"] = state(model)
 
     # Bucket layouts: one backward per limit, each on a fresh model (the wrappers' hooks stay on their model).
+    # A limit the implementation rejects (None is the spec's, not the course's: its signature is a float) fails that
+    # layout's test alone, so it is recorded instead of ending the scenario every other test reads.
     if component == "DDPBucketed":
         out["layouts"] = {}
         for bucket in BUCKET_SIZES:
             model = toy_model(seed=0, device=device)
             mark_when_ready(model)
-            ddp = wrap(impl, component, model, bucket)
+            try:
+                ddp = wrap(impl, component, model, bucket)
+            except ComponentMissing:
+                raise
+            except Exception as error:  # noqa: BLE001 (any error is the finding, reported by test_bucket_layout)
+                out["layouts"][bucket] = {"error": f"{type(error).__name__}: {error}"}
+                continue
             with collective_log() as log:
                 lm_loss(ddp, 0, VOCAB, SEQ, world_size, rank, device).backward()
                 mark(BACKWARD_RETURNED)
@@ -419,7 +428,7 @@ def test_all_reduce_is_launched_during_backward(impl, component, world):
     results = ranks(impl, component, world)
     for rank, result in enumerate(results):
         logs = [record["log"] for record in result["steps"]]
-        if component == "DDPBucketed":
+        if component == "DDPBucketed" and "log" in result["layouts"]["tiny"]:  # else test_bucket_layout reports it
             logs.append(result["layouts"]["tiny"]["log"])
         for log in logs:
             launched = all_reduces(log)
@@ -448,6 +457,8 @@ def test_bucket_layout(impl, component, world, bucket):
     oracle = single_process()["steps"][0]
     for rank, result in enumerate(ranks(impl, component, world)):
         layout = result["layouts"][bucket]
+        assert "error" not in layout, f"rank {rank}: DDPBucketed(module, bucket_size_mb={BUCKET_SIZES[bucket]}) " \
+                                      f"raised {layout['error']}"
         got = sorted(e.numel for _, e in all_reduces(layout["log"]))
         assert got == expected, f"rank {rank}, bucket_size_mb={BUCKET_SIZES[bucket]}: buckets of {got} elements, " \
                                 f"expected {expected} ({EXPECTED_BUCKETS[bucket]}, parameters {numels})"
@@ -465,7 +476,8 @@ def test_no_bucket_is_all_reduced_before_its_gradients_are_ready(impl, component
     numels = trainable_numels()
     for rank, result in enumerate(ranks(impl, component, world)):
         logs = {f"step {s}": r["log"] for s, r in enumerate(result["steps"])}
-        logs |= {f"bucket_size_mb={BUCKET_SIZES[b]}": result["layouts"][b]["log"] for b in BUCKET_SIZES}
+        logs |= {f"bucket_size_mb={BUCKET_SIZES[b]}": result["layouts"][b]["log"] for b in BUCKET_SIZES
+                 if "log" in result["layouts"][b]}  # a rejected limit: test_bucket_layout reports it
         layouts = {f"step {s}": TRAINING_BUCKETS for s in range(STEPS)} | {
             f"bucket_size_mb={BUCKET_SIZES[b]}": b for b in BUCKET_SIZES}
         for what, log in logs.items():

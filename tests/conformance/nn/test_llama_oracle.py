@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from tests.harness.compare import assert_close
+from tests.harness.oracles import oracle
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,13 @@ def test_logits_match_hf_llama(config, batch, seq, impl, device, transformers):
                               d_ff=config.d_ff, rope_theta=config.rope_theta, device=device, dtype=torch.float32)
     state = randomized_state(ours, seed=batch * 1000 + seq)
     ours.load_state_dict({name: value.to(device) for name, value in state.items()})
-    theirs = hf_llama(transformers, config)
-    missing, unexpected = theirs.load_state_dict(to_hf(state, config), strict=False)
-    assert not unexpected and all("rotary" in name for name in missing), (missing, unexpected)
-    theirs.to(device)
-
+    hf_state = to_hf(state, config)  # a missing spec key fails here: the implementation's state dict
     token_ids = torch.randint(0, config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(seq))
+    with oracle("HF transformers' LlamaForCausalLM"), torch.no_grad():
+        theirs = hf_llama(transformers, config)
+        missing, unexpected = theirs.load_state_dict(hf_state, strict=False)
+        assert not unexpected and all("rotary" in name for name in missing), (missing, unexpected)
+        expected = theirs.to(device)(input_ids=token_ids.to(device), use_cache=False).logits
     with torch.no_grad():
         got = ours(token_ids.to(device))
-        expected = theirs(input_ids=token_ids.to(device), use_cache=False).logits
     assert_close(got, expected, what="TransformerLM logits vs HF LlamaForCausalLM", dtype=torch.float32)

@@ -205,8 +205,10 @@ BUILDERS = [  # (builder, takes token ids); d_model = 8 everywhere
 
 
 @pytest.mark.parametrize("build, takes_ids", BUILDERS)
-def test_dtype_and_device_keywords(impl, device, build, takes_ids):
+def test_dtype_and_device_keywords(impl, device, build, takes_ids, request):
     """Every module accepts ``device`` and ``dtype``: its parameters and its output follow them."""
+    component = request.node.get_closest_marker("component").args[0]
+    needs(getattr(impl, component), "dtype", component)
     module = build(impl, device=device, dtype=torch.float64)
     for name, p in module.named_parameters():
         assert p.dtype == torch.float64 and p.device.type == device.type, f"{name}: {p.dtype} on {p.device}"

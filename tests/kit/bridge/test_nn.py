@@ -89,7 +89,7 @@ def test_parameters_follow_device_and_dtype(bridged):
 def test_modules_declare_what_adapters_cannot_show(bridged, component):
     module = getattr(bridged, component)
     assert issubclass(module, torch.nn.Module)
-    for feature in ("initialization", "autograd", "ablations"):
+    for feature in ("initialization", "autograd", "ablations", "dtype"):
         with pytest.raises(ComponentMissing, match=f"{component} is missing: {feature}"):
             needs(module, feature, component)
 

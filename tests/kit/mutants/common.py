@@ -18,6 +18,11 @@ class Mutant:
 
     def implementation(self) -> Implementation:
         """The reference's members, with ``component`` replaced by the broken variant."""
-        members = {name: getattr(reference, name) for name in COMPONENTS}
-        members[self.component] = self.broken
-        return Implementation(name=f"mutant {self.name}", version=reference.__version__, members=members)
+        return reference_with(self.component, self.broken, name=f"mutant {self.name}")
+
+
+def reference_with(component: str, member: Any, name: str) -> Implementation:
+    """The reference's members with one replaced (a mutant, or a correct variant the suite must accept)."""
+    members = {component_name: getattr(reference, component_name) for component_name in COMPONENTS}
+    members[component] = member
+    return Implementation(name=name, version=reference.__version__, members=members)
