@@ -26,6 +26,7 @@ from tests.harness.oracles import OracleError
 
 # error: the kit could not judge the test (its oracle broke, tests/harness/oracles.py): neither pass nor fail.
 STATUSES = ("pass", "fail", "missing", "xfail", "skip", "error")
+MISSING_EXIT = 6  # the run's exit code when nothing failed but something is missing (pytest's own codes stop at 5)
 MARKERS = {
     "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
     "gpu": "needs a CUDA device (run with --device cuda)",
@@ -175,7 +176,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     message = _short_message(report) if status in ("fail", "missing", "skip", "xfail", "error") else ""
     item.config.stash[results_key].append(
         Result(item.nodeid, component, status, doc.strip().split("\n\n")[0], message, reproduce))
+    if status == "missing":
+        # Not a pytest failure: the summary line counts it as "missing", -x goes on, no traceback is printed, and
+        # the exit code says "missing" only when nothing failed (pytest_sessionfinish).
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"MISSING: {call.excinfo.value}")
+        report.kit_missing = True
     return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    if getattr(report, "kit_missing", False):
+        return "missing", "M", "MISSING"
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Exit codes: 0 every test passed; 1 a test failed (a FAIL, or a KIT ERROR); MISSING_EXIT nothing failed but
+    some components (or features) are missing; pytest's own for usage errors (4) and the rest."""
+    if exitstatus == pytest.ExitCode.OK and any(r.status == "missing" for r in session.config.stash[results_key]):
+        session.exitstatus = MISSING_EXIT
 
 
 def _status(report: pytest.TestReport, missing: bool) -> str | None:
