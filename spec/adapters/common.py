@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -51,8 +52,19 @@ def import_file(path: Path) -> ModuleType:
         del sys.modules[name]
         hint = (" (is the package it imports installed in this environment? e.g. pip install -e <your repo>)"
                 if isinstance(error, ImportError) else "")
-        raise ValueError(f"cannot import adapters file {path}: {type(error).__name__}: {error}{hint}") from error
+        raise ValueError(f"cannot import adapters file {path}: {type(error).__name__}: {error} "
+                         f"(at {where(error, path)}){hint}") from error
     return module
+
+
+def where(error: Exception, path: Path) -> str:
+    """``file:line`` of an import error: the adapters file's own line where it has one, else the innermost."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [frame for frame in frames if Path(frame.filename).resolve() == path.resolve()]
+    frame = (own or frames)[-1]
+    return f"{frame.filename}:{frame.lineno}"
 
 
 def bound(adapters: Adapters, base: type, name: str | None = None, **attributes: Any) -> type:

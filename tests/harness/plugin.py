@@ -244,16 +244,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section(f"compliance matrix: {bundle.name} {bundle.version} (--impl {bundle.label})")
     write(pytest_report_header(config)[1])
     write(f"{'component':32}" + "".join(f"{s:>9}" for s in STATUSES) + "   status")
-    for name, row in rows.items():
-        write(f"{name:32}" + "".join(f"{row[s]:>9}" for s in STATUSES) + f"   {row['status']}")
+    for name, row in rows.items():  # the components this run tested (all of them in the JSON report)
+        if row["status"] != "NOT RUN":
+            write(f"{name:32}" + "".join(f"{row[s]:>9}" for s in STATUSES) + f"   {row['status']}")
     totals = Counter(r.status for r in results)
     write(f"{'TOTAL':32}" + "".join(f"{totals[s]:>9}" for s in STATUSES))
     # Missing tests share their reason: one line per component and reason, not one per test.
     missing = Counter((r.component, r.message) for r in results if r.status == "missing")
     for (component, message), count in missing.items():
         write(f"\nMISSING [{component}] {count} test{'s' * (count > 1)}: {message.removeprefix('MISSING: ')}")
+    # Skips too (GPU-only tests on a CPU, say): one line per reason, with the components it covers.
+    skipped: dict[str, Counter] = {}
     for result in results:
-        if result.status in ("fail", "skip", "error"):
+        if result.status == "skip":
+            skipped.setdefault(result.message, Counter())[result.component] += 1
+    for message, components in skipped.items():
+        count, where = sum(components.values()), ", ".join(f"{c} {n}" for c, n in components.items())
+        write(f"\nSKIP {count} test{'s' * (count > 1)}: {message} ({where})")
+    for result in results:
+        if result.status in ("fail", "error"):
             write(f"\n{'KIT ERROR' if result.status == 'error' else result.status.upper()} [{result.component}] "
                   f"{result.nodeid}")
             if result.clause and result.status == "fail":

@@ -43,3 +43,16 @@ def test_unknown_implementation_is_a_clear_usage_error(tmp_path):
     run = run_suite(tmp_path, "--impl", "no_such_package_here")
     assert run.returncode == 4, run.output
     assert "cannot import implementation module 'no_such_package_here'" in run.output
+
+
+def test_quiet_report_rows_of_the_run_and_skips_by_reason(tmp_path):
+    """--component shows only its rows; skips are one line per reason with the components they cover."""
+    run = run_suite(tmp_path, "--component", "RMSNormTriton", "--component", "softmax")
+    matrix = run.output[run.output.index("compliance matrix:"):]
+    lines = matrix.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("component"))
+    total = next(i for i, line in enumerate(lines) if line.startswith("TOTAL"))
+    assert [line.split()[0] for line in lines[header + 1:total]] == ["softmax", "RMSNormTriton"], matrix
+    skips = [line for line in matrix.splitlines() if line.startswith("SKIP")]
+    assert len(skips) == 1 and "needs a GPU" in skips[0] and "(RMSNormTriton " in skips[0], skips
+    assert set(run.report["components"]) == set(COMPONENTS)  # the JSON keeps every row for gates

@@ -54,7 +54,10 @@ def test_adapters_that_fail_to_import_are_a_clear_error(tmp_path):
                                          r".*installed"):
         load_adapters(path)
     path.write_text("def run_linear(:\n")
-    with pytest.raises(ValueError, match="cannot import adapters file .*SyntaxError"):
+    with pytest.raises(ValueError, match=r"cannot import adapters file .*SyntaxError.*adapters\.py:1\)"):
+        load_adapters(path)
+    path.write_text('"""Issue 15: a NameError names the file and line."""\n\n\nx = torch.zeros(2)\n')
+    with pytest.raises(ValueError, match=r"NameError: name 'torch' is not defined \(at .*adapters\.py:4\)"):
         load_adapters(path)
 
 
