@@ -15,8 +15,10 @@ instead of hanging. Shared by the conformance suite and by users::
 
 A rank that raises, exits or is killed fails the run with ``RankFailed``: the message names the rank,
 its exit code and its traceback (or, for a rank that died without one, the tail of its output); the
-other ranks are stopped after a short grace. Past ``timeout_s`` every rank is stopped and
-``RankTimeout`` names the ranks that had not finished, with their Python stacks at that moment.
+other ranks are stopped after a short grace. ``timeout_s`` counts from the moment every rank has joined
+the process group, not from the launch: starting Python and torch and meeting the peers may take as long
+as STARTUP_S on a loaded machine without eating into it. Past it every rank is stopped and ``RankTimeout``
+names the ranks that had not finished, with their Python stacks at that moment.
 
 Inside a rank, ``collective_log()`` records the collectives called through ``torch.distributed``
 (and ``mark(text)`` the test's own events between them), which shows *when* communication starts
@@ -60,6 +62,9 @@ PRELOAD = ["torch", "torch.distributed", "torch._dynamo", __name__]
 # gets before it is killed.
 GRACE_S = 3.0
 KILL_AFTER_S = 2.0
+# The most a rank may take to start and join the process group (also the rendezvous's own timeout): generous,
+# since it depends only on how busy the machine is; timeout_s starts once every rank has joined.
+STARTUP_S = 300.0
 LOG_TAIL = 3000  # characters of a rank's output quoted when it died without a traceback
 
 
@@ -106,7 +111,7 @@ def run_ranks(fn: Callable[..., Any], world_size: int, *args: Any, backend: str 
                                             dict(os.environ)))
             process.start()
             processes.append(process)
-        _wait(processes, workdir, time.monotonic() + timeout_s, timeout_s)
+        _wait(processes, workdir, timeout_s)
         results = []
         for rank in range(world_size):
             results.append(pickle.loads((workdir / f"rank{rank}.result").read_bytes()))
@@ -158,26 +163,34 @@ def implementation(label: str) -> Bundle:
 # Parent side
 
 
-def _wait(processes: list, workdir: Path, deadline: float, timeout_s: float) -> None:
+def _wait(processes: list, workdir: Path, timeout_s: float) -> None:
     """Return when every rank exited 0; raise RankFailed / RankTimeout otherwise."""
     running = {p.sentinel: rank for rank, p in enumerate(processes)}
     failed: list[int] = []  # in the order their failure was seen
+    launched, all_joined = time.monotonic(), None
+    grace_ends = float("inf")  # once a rank failed: when the others are stopped
     while running:
         now = time.monotonic()
+        if all_joined is None and all((workdir / f"rank{r}.ready").exists() for r in range(len(processes))):
+            all_joined = now
+        deadline = min(grace_ends, launched + STARTUP_S if all_joined is None else all_joined + timeout_s)
         if now >= deadline and not failed:
             _dump_stacks([processes[r] for r in running.values()])
             unfinished = sorted(running.values())
             finished = [r for r in range(len(processes)) if r not in unfinished]
-            raise RankTimeout(f"rank{'s' * (len(unfinished) > 1)} {_names(unfinished)} did not finish within "
-                              f"{timeout_s:g} s (finished: {_names(finished) or 'none'}); where they were:\n"
+            what = (f"did not join the process group within {STARTUP_S:g} s of the launch" if all_joined is None
+                    else f"did not finish within {timeout_s:g} s")
+            raise RankTimeout(f"rank{'s' * (len(unfinished) > 1)} {_names(unfinished)} {what} (finished: "
+                              f"{_names(finished) or 'none'}); where they were:\n"
                               + "\n".join(_log_tail(workdir, r) for r in unfinished))
-        for sentinel in multiprocessing.connection.wait(list(running), timeout=max(0.0, deadline - now)):
+        poll = deadline - now if all_joined is not None else min(deadline - now, 0.1)  # joining: watch the files
+        for sentinel in multiprocessing.connection.wait(list(running), timeout=max(0.0, poll)):
             rank = running.pop(sentinel)
             processes[rank].join()  # the sentinel fires as the process exits; join reaps it (exitcode set)
             if processes[rank].exitcode != 0:
                 failed.append(rank)
-                deadline = min(deadline, time.monotonic() + GRACE_S)  # the others: a short grace, then stopped
-        if failed and time.monotonic() >= deadline:
+                grace_ends = min(grace_ends, time.monotonic() + GRACE_S)  # the others: a short grace, then stopped
+        if failed and time.monotonic() >= grace_ends:
             break
     if failed:
         stopped = sorted(running.values())
@@ -278,6 +291,7 @@ def _child(rank: int, world_size: int, backend: str, workdir: str, collective_ti
     try:
         import torch
         import torch.distributed as dist
+        from torch.distributed.distributed_c10d import _set_pg_timeout
 
         _install_recorder()  # before fn's module, hence the implementation, is imported
         fn, args, kwargs = pickle.loads((work / "call.pkl").read_bytes())
@@ -287,7 +301,10 @@ def _child(rank: int, world_size: int, backend: str, workdir: str, collective_ti
             torch.set_num_threads(max(1, torch.get_num_threads() // world_size))  # the ranks share the cores
         store = dist.FileStore(str(work / "store"), world_size)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=collective_timeout))
+                                timeout=datetime.timedelta(seconds=STARTUP_S))
+        # The rendezvous above may take long on a busy machine; the collectives get the test's own timeout.
+        _set_pg_timeout(datetime.timedelta(seconds=collective_timeout))
+        (work / f"rank{rank}.ready").touch()  # the parent's timeout_s starts when every rank is here
         result = fn(rank, world_size, *args, **kwargs)
         dist.destroy_process_group()
         payload = pickle.dumps(result)

@@ -84,8 +84,8 @@ def test_a_rank_that_raises_fails_the_run_with_its_traceback():
     start = time.monotonic()
     with pytest.raises(RankFailed, match=r"(?s)rank 1 failed \(exit code 1\).*one_rank_raises.*ValueError: rank one "
                                          r"is broken"):
-        run_ranks(one_rank_raises, 2, timeout_s=60)
-    assert time.monotonic() - start < 30, "the run waited for the timeout instead of failing"
+        run_ranks(one_rank_raises, 2, timeout_s=600)
+    assert time.monotonic() - start < 300, "the run waited for the timeout instead of failing"
 
 
 def test_a_rank_that_exits_is_named_with_its_exit_code_and_output():
@@ -99,10 +99,11 @@ def test_a_rank_killed_by_a_signal_is_named():
 
 
 def test_a_hang_times_out_naming_the_rank_and_where_it_was():
+    """3 s from the moment both ranks joined the group (however long starting them took), not 600."""
     start = time.monotonic()
     with pytest.raises(RankTimeout, match=r"(?s)rank 1 did not finish within 3 s \(finished: 0\).*one_rank_hangs"):
         run_ranks(one_rank_hangs, 2, timeout_s=3)
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 300, "the run waited for the hang"
 
 
 def test_component_missing_in_a_rank_is_reported_missing():
