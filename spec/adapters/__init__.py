@@ -1,7 +1,7 @@
 """The course-adapter bridge: check a course-style ``adapters.py`` unchanged.
 
 The course's own tests call the ``run_*`` / ``get_*`` functions of ``tests/adapters.py``
-(assignment1-basics, and A2's). ``--impl adapters:path/to/adapters.py`` loads such a file and wraps
+(assignment1-basics, and A2's, its 2026 and its 2025 names alike). ``--impl adapters:path/to/adapters.py`` loads such a file and wraps
 it in the spec's interfaces: functions become thin wrappers with the spec's signatures, modules
 ``torch.nn.Module`` classes with the spec's constructors and parameter names, and the classes a
 getter returns (``get_adamw_cls``) are used as they are.
@@ -14,7 +14,9 @@ through this bridge it is always absent, hence missing (``NO_COURSE_ADAPTER``).
 
 A function the file lacks leaves its component absent (reported missing). A function that
 raises NotImplementedError, as every body of the course's stub file does, reports its
-component missing when called (for the tokenizer object, when one of its methods does).
+component missing when called (for the tokenizer object, when one of its methods does). Where a component has
+more than one adapter (A2's DDP: 2026's ``get_ddp``, 2025's ``get_ddp_individual_parameters``), the first one the
+file implements serves, and it is missing only when none is implemented (``Adapters.call_first``).
 """
 
 from __future__ import annotations

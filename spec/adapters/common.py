@@ -35,6 +35,37 @@ class Adapters:
         except NotImplementedError as error:
             raise ComponentMissing(component, f"adapters.{function} raises NotImplementedError") from error
 
+    def call_first(self, component: str, functions: tuple[str, ...], *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        """(name, result) of the first of ``functions`` (one component's adapters, in order of preference) that the
+        file implements: one it lacks or that raises NotImplementedError gives way to the next, so the component is
+        missing only when none is implemented."""
+        stubs = []
+        for function in functions:
+            if self.has(function):
+                try:
+                    return function, getattr(self.module, function)(*args, **kwargs)
+                except NotImplementedError:
+                    stubs.append(function)
+        if not stubs:
+            raise ComponentMissing(component, f"{self.path.name} has none of {', '.join(functions)}")
+        raise ComponentMissing(component, f"{', '.join(f'adapters.{f}' for f in stubs)} raise"
+                                          f"{'s' * (len(stubs) == 1)} NotImplementedError")
+
+    def accepts(self, function: str, *args: Any, **kwargs: Any) -> bool:
+        """Whether the file's ``function`` takes these arguments (by its signature; True when it has none to read or
+        the file lacks it, so that calling it reports what is wrong)."""
+        if not self.has(function):
+            return True
+        try:
+            signature = inspect.signature(getattr(self.module, function))
+        except (TypeError, ValueError):  # a builtin or other callable without a readable signature
+            return True
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError:
+            return False
+        return True
+
 
 def import_file(path: Path) -> ModuleType:
     if not path.is_file():

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,7 +26,7 @@ from spec import COMPONENTS, ComponentMissing
 from spec.adapters import NO_COURSE_ADAPTER, load_adapters
 from spec.loading import load_implementation
 from tests.harness.helpers import REPO
-from tests.kit.bridge.common import BYTES_VOCAB, PARTIAL_ADAPTERS, REFERENCE_ADAPTERS
+from tests.kit.bridge.common import PARTIAL_ADAPTERS, REFERENCE_ADAPTERS, STUB_CALLS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,36 +85,6 @@ def course_stub_file(path: Path) -> Path:
         lines += [f"def {function.__name__}{inspect.signature(function)}:", "    raise NotImplementedError", ""]
     path.write_text("\n".join(lines))
     return path
-
-
-STUB_CALLS = {  # component -> a call through the bridged bundle
-    "train_bpe": lambda b: b.train_bpe("unused.txt", 300, ["<|endoftext|>"]),
-    "Tokenizer": lambda b: b.Tokenizer(BYTES_VOCAB, []).encode("unused"),
-    "Linear": lambda b: b.Linear(4, 3)(torch.randn(2, 4)),
-    "Embedding": lambda b: b.Embedding(10, 4)(torch.tensor([1, 2])),
-    "RMSNorm": lambda b: b.RMSNorm(4)(torch.randn(2, 4)),
-    "silu": lambda b: b.silu(torch.randn(3)),
-    "SwiGLU": lambda b: b.SwiGLU(4, 8)(torch.randn(2, 4)),
-    "RotaryEmbedding": lambda b: b.RotaryEmbedding(1e4, 4, 8)(torch.randn(3, 4), torch.arange(3)),
-    "softmax": lambda b: b.softmax(torch.randn(3), 0),
-    "scaled_dot_product_attention": lambda b: b.scaled_dot_product_attention(*torch.randn(3, 2, 5, 4)),
-    "MultiHeadSelfAttention": lambda b: b.MultiHeadSelfAttention(8, 2)(torch.randn(1, 3, 8)),
-    "TransformerBlock": lambda b: b.TransformerBlock(8, 2, 16, b.RotaryEmbedding(1e4, 4, 8))(torch.randn(1, 3, 8)),
-    "TransformerLM": lambda b: b.TransformerLM(10, 8, 8, 1, 2, 16)(torch.tensor([[1, 2, 3]])),
-    "cross_entropy": lambda b: b.cross_entropy(torch.randn(2, 5), torch.tensor([0, 4])),
-    "AdamW": lambda b: b.AdamW([torch.nn.Parameter(torch.zeros(2))]),
-    "lr_cosine_schedule": lambda b: b.lr_cosine_schedule(3, 1.0, 0.1, 2, 10),
-    "clip_gradients": lambda b: b.clip_gradients([], 1.0),
-    "get_batch": lambda b: b.get_batch(np.arange(20), 2, 4, "cpu"),
-    "save_checkpoint": lambda b: b.save_checkpoint(torch.nn.Linear(2, 2), None, 0, "unused.pt"),
-    "load_checkpoint": lambda b: b.load_checkpoint("unused.pt", torch.nn.Linear(2, 2), None),
-    "FlashAttentionPyTorch": lambda b: b.FlashAttentionPyTorch.apply(*torch.randn(3, 1, 16, 16)),
-    "FlashAttentionTriton": lambda b: b.FlashAttentionTriton.apply(*torch.randn(3, 1, 16, 16)),
-    "FSDP": lambda b: b.FSDP(torch.nn.Linear(2, 2)),
-    "DDPIndividualParameters": lambda b: b.DDPIndividualParameters(torch.nn.Linear(2, 2)),
-    "DDPBucketed": lambda b: b.DDPBucketed(torch.nn.Linear(2, 2), 1.0),
-    "ShardedOptimizer": lambda b: b.ShardedOptimizer([torch.nn.Parameter(torch.zeros(2))], torch.optim.SGD, lr=0.1),
-}
 
 
 def test_course_stub_file_reports_every_component_missing(tmp_path):
