@@ -11,7 +11,10 @@ import importlib.metadata
 import json
 import os
 import platform
+import signal
 import sys
+import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +29,9 @@ from tests.harness.oracles import OracleError
 
 # error: the kit could not judge the test (its oracle broke, tests/harness/oracles.py): neither pass nor fail.
 STATUSES = ("pass", "fail", "missing", "xfail", "skip", "error")
+DEFAULT_TEST_TIMEOUT_S = 900.0  # generous: the slowest tests (a mutant's whole suite run) take minutes on 2 cores
+TIMEOUT_REPEAT_S = 5.0
+REPORT_EVERY_S = 2.0  # the JSON report is rewritten at most this often during the run, and at its end
 MISSING_EXIT = 6  # the run's exit code when nothing failed but something is missing (pytest's own codes stop at 5)
 MARKERS = {
     "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
@@ -39,6 +45,7 @@ bundle_key = pytest.StashKey[Bundle]()
 expected_key = pytest.StashKey[list[ExpectedFailure]]()
 results_key = pytest.StashKey[list["Result"]]()
 notes_key = pytest.StashKey[list[str]]()  # warnings about the expected-failures file, shown with the matrix
+written_key = pytest.StashKey[float]()  # when the JSON report was last rewritten (time.monotonic)
 
 
 @dataclass
@@ -61,7 +68,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="file of known failures (overrides the implementation's own)")
     group.addoption("--component", action="append", default=[],
                     help="only run the tests of this component (repeatable)")
-    group.addoption("--report-json", type=Path, default=None, help="write the compliance matrix as JSON here")
+    group.addoption("--report-json", type=Path, default=None,
+                    help="write the compliance matrix as JSON here (rewritten as the run goes: a killed run leaves "
+                         "what it had, with \"complete\": false)")
+    group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT_S, metavar="SECONDS",
+                    help="a test running longer fails with a timeout and the run goes on (default %(default)g s; "
+                         "0: none)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -151,6 +163,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs a GPU: run with --device cuda"))
 
 
+class TimeLimitExceeded(BaseException):
+    """Raised into a test that ran past --test-timeout. A BaseException on purpose: Hypothesis shrinks a failing
+    example on any Exception (pytest-timeout's Failed included), calling the hanging member again with no alarm
+    left; this one it lets through, and so does code under test that catches Exception."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """The per-test timeout: SIGALRM, again every TIMEOUT_REPEAT_S should the first be swallowed. It interrupts
+    Python code (a sleep, a loop, a wait on processes) but not a hang inside one C call."""
+    seconds = item.config.getoption("test_timeout")
+    if seconds <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return (yield)
+
+    def expire(signum, frame):
+        raise TimeLimitExceeded(f"Timeout: the test ran past --test-timeout {seconds:g} s (a hang in the implementation?)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, TIMEOUT_REPEAT_S)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -176,6 +214,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     message = _short_message(report) if status in ("fail", "missing", "skip", "xfail", "error") else ""
     item.config.stash[results_key].append(
         Result(item.nodeid, component, status, doc.strip().split("\n\n")[0], message, reproduce))
+    write_report_json(item.config, complete=False)
     if status == "missing":
         # Not a pytest failure: the summary line counts it as "missing", -x goes on, no traceback is printed, and
         # the exit code says "missing" only when nothing failed (pytest_sessionfinish).
@@ -272,17 +311,33 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                 write(f"  reproduce: {result.reproduce}")
     for note in config.stash[notes_key]:
         write(f"\nWARNING: {note}")
-    path = config.getoption("report_json")
+    path = write_report_json(config, complete=True)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "implementation": {"label": bundle.label, "name": bundle.name, "version": bundle.version},
-            "environment": {"torch": torch.__version__, "triton": _version("triton"), "cuda": torch.version.cuda,
-                            "device": _device_name(config.getoption("device")), "python": sys.version.split()[0]},
-            "components": rows,
-            "totals": {s: totals[s] for s in STATUSES},
-            "warnings": config.stash[notes_key],
-            "results": [asdict(r) for r in results],
-        }
-        path.write_text(json.dumps(report, indent=2) + "\n")
         write(f"\ncompliance matrix written to {path}")
+
+
+
+def write_report_json(config: pytest.Config, complete: bool) -> Path | None:
+    """The JSON report as it stands (atomically replaced); during the run at most every REPORT_EVERY_S."""
+    path = config.getoption("report_json")
+    if not path or (not complete and time.monotonic() - config.stash.get(written_key, 0.0) < REPORT_EVERY_S):
+        return None
+    config.stash[written_key] = time.monotonic()
+    results, bundle = config.stash[results_key], config.stash[bundle_key]
+    totals = Counter(r.status for r in results)
+    report = {
+        "implementation": {"label": bundle.label, "name": bundle.name, "version": bundle.version},
+        "environment": {"torch": torch.__version__, "triton": _version("triton"), "cuda": torch.version.cuda,
+                        "device": _device_name(config.getoption("device")), "python": sys.version.split()[0]},
+        "complete": complete,  # false: the run was still going (or was killed) when this was written
+        "components": matrix(results),
+        "totals": {s: totals[s] for s in STATUSES},
+        "warnings": config.stash[notes_key],
+        "results": [asdict(r) for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, path)
+    return path
+

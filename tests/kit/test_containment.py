@@ -1,0 +1,29 @@
+"""A member that hangs or kills the interpreter is contained: its tests fail with the reason, the report survives."""
+
+from __future__ import annotations
+
+import time
+
+from tests.kit.run_suite import run_suite
+
+
+def test_a_hanging_member_fails_its_tests_by_timeout_and_the_run_completes(tmp_path):
+    start = time.monotonic()
+    run = run_suite(tmp_path, "--impl", "tests.kit.misbehaving:hanging", "--component", "softmax",
+                    "--component", "silu", "--test-timeout", "2")
+    assert run.report is not None and run.report["complete"], run.output[-3000:]
+    rows = run.report["components"]
+    assert rows["softmax"]["status"] == "FAIL" and rows["silu"]["status"] == "PASS", rows
+    timeouts = [r for r in run.report["results"] if r["component"] == "softmax" and r["status"] == "fail"]
+    assert timeouts and all("Timeout" in r["message"] for r in timeouts), timeouts
+    print(f"{len(timeouts)} hanging tests, the run took {time.monotonic() - start:.0f} s")
+
+
+def test_a_member_that_kills_the_interpreter_leaves_the_report_so_far(tmp_path):
+    """The JSON report is rewritten as the run goes: what ran before the crash (silu's golden, which runs before
+    softmax's) is there, marked incomplete."""
+    run = run_suite(tmp_path, "--impl", "tests.kit.misbehaving:crashing", "--component", "softmax",
+                    "--component", "silu")
+    assert run.returncode == 139, run.output[-3000:]
+    assert run.report is not None and run.report["complete"] is False, run.output[-3000:]
+    assert run.report["components"]["silu"]["pass"] > 0, run.report["components"]["silu"]
