@@ -31,7 +31,7 @@ def needs(member: Any, feature: str, component: str) -> None:
         raise ComponentMissing(component, f"{feature} cannot be checked through this implementation's interface")
 
 
-@dataclass
+@dataclass(repr=False)
 class Bundle:
     """What conformance tests see as ``impl``: attribute access by component name."""
 
@@ -40,6 +40,11 @@ class Bundle:
     name: str
     version: str
     expected_failures: Path | None
+
+    def __repr__(self) -> str:
+        # One line: Hypothesis prints the fixtures beside a falsifying example, and the source's repr (a module,
+        # an Implementation with every member) would bury the drawn arguments.
+        return f"<implementation {self.name} (--impl {self.label})>"
 
     def __getattr__(self, member: str) -> Any:
         if member not in COMPONENTS:

@@ -300,15 +300,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for message, components in skipped.items():
         count, where = sum(components.values()), ", ".join(f"{c} {n}" for c, n in components.items())
         write(f"\nSKIP {count} test{'s' * (count > 1)}: {message} ({where})")
+    # Failures grouped by their cause (component and first line of the message): one finding per cause, with its
+    # count, the first test's clause and one reproduce command; the other tests of the group are listed by name.
+    groups: dict[tuple[str, str, str], list[Result]] = {}
     for result in results:
         if result.status in ("fail", "error"):
-            write(f"\n{'KIT ERROR' if result.status == 'error' else result.status.upper()} [{result.component}] "
-                  f"{result.nodeid}")
-            if result.clause and result.status == "fail":
-                write(f"  spec: {result.clause}")
-            write(f"  {result.message}")
-            if result.reproduce and result.status == "fail":
-                write(f"  reproduce: {result.reproduce}")
+            cause = (result.message.splitlines() or [""])[0]
+            groups.setdefault((result.status, result.component, cause), []).append(result)
+    for (status, component, _), group in groups.items():
+        first, count = group[0], len(group)
+        label = "KIT ERROR" if status == "error" else "FAIL"
+        write(f"\n{label} [{component}] {first.nodeid}" + (f" (and {count - 1} more with this cause)" if count > 1 else ""))
+        if first.clause and status == "fail":
+            write(f"  spec: {first.clause}")
+        write(f"  {first.message}")
+        if first.reproduce and status == "fail":
+            write(f"  reproduce: {first.reproduce}")
+        for other in group[1:]:
+            write(f"  also: {other.nodeid}")
     for note in config.stash[notes_key]:
         write(f"\nWARNING: {note}")
     path = write_report_json(config, complete=True)

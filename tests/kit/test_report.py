@@ -56,3 +56,14 @@ def test_quiet_report_rows_of_the_run_and_skips_by_reason(tmp_path):
     skips = [line for line in matrix.splitlines() if line.startswith("SKIP")]
     assert len(skips) == 1 and "needs a GPU" in skips[0] and "(RMSNormTriton " in skips[0], skips
     assert set(run.report["components"]) == set(COMPONENTS)  # the JSON keeps every row for gates
+
+
+def test_failures_of_one_cause_are_one_finding(tmp_path):
+    """Six tests failing the same way (a hanging softmax) are one finding with its count and one reproduce line; the
+    implementation under test prints as one line (Hypothesis shows it beside a falsifying example)."""
+    run = run_suite(tmp_path, "--impl", "tests.kit.misbehaving:hanging", "--component", "softmax",
+                    "--test-timeout", "1")
+    findings = [line for line in run.output.splitlines() if line.startswith("FAIL [softmax]")]
+    assert len(findings) == 1 and findings[0].endswith("(and 5 more with this cause)"), findings
+    assert run.output.count("  reproduce: ") == 1 and run.output.count("  also: ") == 5, run.output[-3000:]
+    assert "<implementation misbehaving: softmax hangs (--impl tests.kit.misbehaving:hanging)>" in run.output
