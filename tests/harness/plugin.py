@@ -3,6 +3,13 @@
 Loaded by tests/conftest.py. Conformance tests (under tests/conformance/<area>/) carry one
 ``component(name)`` marker and a docstring stating the spec clause they check; the run ends
 with a component x {pass, fail, missing, xfail, skip, error} matrix, as text and as JSON.
+
+Two levels of verdict. A check is at the ``course`` level (what the handouts and the course's adapter interface
+require: a FAIL there means the course would call the code wrong) unless it carries the ``strict`` marker (the
+kit's stronger contract: error types and messages, extra dtypes, interface extras). The matrix shows a verdict
+per level; ``--gate`` picks the level whose FAILs are pytest failures and set the exit code. Below the gate, a
+strict FAIL is still reported (matrix, findings, JSON) but counted as "strict failed", as a MISSING test is
+counted as "missing".
 """
 
 from __future__ import annotations
@@ -27,14 +34,14 @@ from spec.loading import ENV_VAR, REFERENCE, Bundle, load_implementation
 from tests.harness.expected_failures import ExpectedFailure, read_expected_failures
 from tests.harness.oracles import OracleError
 
-# error: the kit could not judge the test (its oracle broke, tests/harness/oracles.py): neither pass nor fail.
-STATUSES = ("pass", "fail", "missing", "xfail", "skip", "error")
+LEVELS = ("course", "strict")  # each level's checks include the ones of the levels before it
 DEFAULT_TEST_TIMEOUT_S = 900.0  # generous: the slowest tests (a mutant's whole suite run) take minutes on 2 cores
 TIMEOUT_REPEAT_S = 5.0
 REPORT_EVERY_S = 2.0  # the JSON report is rewritten at most this often during the run, and at its end
 MISSING_EXIT = 6  # the run's exit code when nothing failed but something is missing (pytest's own codes stop at 5)
 MARKERS = {
     "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
+    "strict": "a check of the kit's stricter contract (error types, messages, extras), beyond what the course requires",
     "gpu": "needs a CUDA device (run with --device cuda)",
     "multi_gpu(n)": "needs n CUDA devices",
     "distributed": "spawns several processes",
@@ -53,6 +60,7 @@ class Result:
     nodeid: str
     component: str
     status: str
+    level: str = "course"
     clause: str = ""
     message: str = ""
     reproduce: str = ""
@@ -71,6 +79,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-json", type=Path, default=None,
                     help="write the compliance matrix as JSON here (rewritten as the run goes: a killed run leaves "
                          "what it had, with \"complete\": false)")
+    group.addoption("--gate", choices=LEVELS, default="course",
+                    help="the verdict level whose FAILs fail the run: course (what the course requires) or strict "
+                         "(also the kit's stricter conventions) (default %(default)s)")
     group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT_S, metavar="SECONDS",
                     help="a test running longer fails with a timeout and the run goes on (default %(default)g s; "
                          "0: none)")
@@ -134,6 +145,10 @@ def device(pytestconfig: pytest.Config) -> torch.device:
 def component_of(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("component")
     return marker.args[0] if marker else None
+
+
+def level_of(item: pytest.Item) -> str:
+    return "strict" if item.get_closest_marker("strict") else "course"
 
 
 def is_conformance(item: pytest.Item) -> bool:
@@ -208,13 +223,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if status == "pass" and hasattr(report, "wasxfail"):
         item.config.stash[notes_key].append(f"stale expected-failure entry: {item.nodeid} passes")
     doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    level = level_of(item)
     reproduce = dict(item.user_properties).get("reproduce", "")
     if status == "fail" and not reproduce:
-        reproduce = f"python -m pytest '{item.nodeid}' --impl {item.config.stash[bundle_key].label}"
+        reproduce = (f"python -m pytest '{item.nodeid}' --impl {item.config.stash[bundle_key].label}"
+                     + " --gate strict" * (level == "strict"))
     message = _short_message(report) if status in ("fail", "missing", "skip", "xfail", "error") else ""
     item.config.stash[results_key].append(
-        Result(item.nodeid, component, status, doc.strip().split("\n\n")[0], message, reproduce))
+        Result(item.nodeid, component, status, level, doc.strip().split("\n\n")[0], message, reproduce))
     write_report_json(item.config, complete=False)
+    if status == "fail" and LEVELS.index(level) > LEVELS.index(item.config.getoption("gate")):
+        # A FAIL above the gate: reported, not a pytest failure (the summary says "strict failed", -x goes on).
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"FAIL ({level}): {message}")
+        report.kit_level_fail = level
     if status == "missing":
         # Not a pytest failure: the summary line counts it as "missing", -x goes on, no traceback is printed, and
         # the exit code says "missing" only when nothing failed (pytest_sessionfinish).
@@ -227,12 +249,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if getattr(report, "kit_missing", False):
         return "missing", "M", "MISSING"
+    if getattr(report, "kit_level_fail", None):
+        return f"{report.kit_level_fail} failed", "s", f"FAIL ({report.kit_level_fail})"
     return None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Exit codes: 0 every test passed; 1 a test failed (a FAIL, or a KIT ERROR); MISSING_EXIT nothing failed but
-    some components (or features) are missing; pytest's own for usage errors (4) and the rest."""
+    """Exit codes: 0 every test passed at the gate's level; 1 a test failed (a FAIL at the gate's level, or a KIT
+    ERROR); MISSING_EXIT nothing failed but some components (or features) are missing; pytest's own for usage
+    errors (4) and the rest."""
     if exitstatus == pytest.ExitCode.OK and any(r.status == "missing" for r in session.config.stash[results_key]):
         session.exitstatus = MISSING_EXIT
 
@@ -257,19 +282,32 @@ def _short_message(report: pytest.TestReport) -> str:
     return crash.message if crash is not None else str(report.longrepr)
 
 
-def matrix(results: list[Result]) -> dict[str, dict[str, int | str]]:
+# "fail" counts course-level FAILs, "strict_fail" strict-level ones; error: the kit could not judge the test (its
+# oracle broke, tests/harness/oracles.py): neither pass nor fail.
+COLUMNS = ("pass", "fail", "strict_fail", "missing", "xfail", "skip", "error")
+
+
+def column(result: Result) -> str:
+    return "strict_fail" if result.status == "fail" and result.level == "strict" else result.status
+
+
+def matrix(results: list[Result], gate: str) -> dict[str, dict[str, int | str]]:
+    """Per component: the count of each column, the verdict at each level, and "status", the gate level's."""
     counts: dict[str, Counter] = {name: Counter() for name in COMPONENTS}
     for result in results:
-        counts[result.component][result.status] += 1
+        counts[result.component][column(result)] += 1
     rows = {}
     for name, count in counts.items():
-        row: dict[str, int | str] = {status: count[status] for status in STATUSES}
-        # PARTIAL: some tests pass and others need what the implementation lacks (a course
-        # adapters file cannot expose initialization, for one); MISSING: nothing of it passes.
-        row["status"] = ("FAIL" if count["fail"] else
-                         "PARTIAL" if count["missing"] and count["pass"] else "MISSING" if count["missing"] else
-                         "PASS" if count["pass"] or count["xfail"] else "KIT ERROR" if count["error"] else
-                         "SKIP" if count["skip"] else "NOT RUN")
+        row: dict[str, int | str] = {c: count[c] for c in COLUMNS}
+        for level in LEVELS:
+            fails = sum(count[c] for c in ("fail", "strict_fail")[:LEVELS.index(level) + 1])
+            # PARTIAL: some tests pass and others need what the implementation lacks (a course
+            # adapters file cannot expose initialization, for one); MISSING: nothing of it passes.
+            row[level] = ("FAIL" if fails else
+                          "PARTIAL" if count["missing"] and count["pass"] else "MISSING" if count["missing"] else
+                          "PASS" if count["pass"] or count["xfail"] else "KIT ERROR" if count["error"] else
+                          "SKIP" if count["skip"] else "NOT RUN")
+        row["status"] = row[gate]
         rows[name] = row
     return rows
 
@@ -278,16 +316,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     results = config.stash[results_key]
     if not results:
         return
-    bundle, rows = config.stash[bundle_key], matrix(results)
+    gate = config.getoption("gate")
+    bundle, rows = config.stash[bundle_key], matrix(results, gate)
     write = terminalreporter.write_line
     terminalreporter.section(f"compliance matrix: {bundle.name} {bundle.version} (--impl {bundle.label})")
     write(pytest_report_header(config)[1])
-    write(f"{'component':32}" + "".join(f"{s:>9}" for s in STATUSES) + "   status")
+    write(f"verdicts at two levels: course (what the course requires), strict (also the kit's conventions); "
+          f"--gate {gate} sets the exit code")
+    titles = {c: "fail(strict)" if c == "strict_fail" else c for c in COLUMNS}
+    widths = {c: max(9, len(titles[c]) + 2) for c in COLUMNS}
+
+    def line(first: str, cells: dict, verdicts: str = "") -> str:
+        return f"{first:32}" + "".join(f"{cells[c]:>{widths[c]}}" for c in COLUMNS) + verdicts
+
+    write(line("component", titles, "".join(f"   {level:10}" for level in LEVELS)))
     for name, row in rows.items():  # the components this run tested (all of them in the JSON report)
         if row["status"] != "NOT RUN":
-            write(f"{name:32}" + "".join(f"{row[s]:>9}" for s in STATUSES) + f"   {row['status']}")
-    totals = Counter(r.status for r in results)
-    write(f"{'TOTAL':32}" + "".join(f"{totals[s]:>9}" for s in STATUSES))
+            write(line(name, row, "".join(f"   {row[level]:10}" for level in LEVELS)))
+    write(line("TOTAL", Counter(column(r) for r in results)))
     # Missing tests share their reason: one line per component and reason, not one per test.
     missing = Counter((r.component, r.message) for r in results if r.status == "missing")
     for (component, message), count in missing.items():
@@ -303,13 +349,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     # Failures grouped by their cause (component and first line of the message): one finding per cause, with its
     # count, the first test's clause and one reproduce command; the other tests of the group are listed by name.
     groups: dict[tuple[str, str, str], list[Result]] = {}
-    for result in results:
+    for result in sorted(results, key=lambda r: LEVELS.index(r.level)):  # course-level findings first
         if result.status in ("fail", "error"):
             cause = (result.message.splitlines() or [""])[0]
-            groups.setdefault((result.status, result.component, cause), []).append(result)
+            groups.setdefault((column(result), result.component, cause), []).append(result)
     for (status, component, _), group in groups.items():
         first, count = group[0], len(group)
-        label = "KIT ERROR" if status == "error" else "FAIL"
+        label = {"error": "KIT ERROR", "fail": "FAIL", "strict_fail": "FAIL (strict)"}[status]
         write(f"\n{label} [{component}] {first.nodeid}" + (f" (and {count - 1} more with this cause)" if count > 1 else ""))
         if first.clause and status == "fail":
             write(f"  spec: {first.clause}")
@@ -333,14 +379,15 @@ def write_report_json(config: pytest.Config, complete: bool) -> Path | None:
         return None
     config.stash[written_key] = time.monotonic()
     results, bundle = config.stash[results_key], config.stash[bundle_key]
-    totals = Counter(r.status for r in results)
+    totals, gate = Counter(column(r) for r in results), config.getoption("gate")
     report = {
         "implementation": {"label": bundle.label, "name": bundle.name, "version": bundle.version},
         "environment": {"torch": torch.__version__, "triton": _version("triton"), "cuda": torch.version.cuda,
                         "device": _device_name(config.getoption("device")), "python": sys.version.split()[0]},
         "complete": complete,  # false: the run was still going (or was killed) when this was written
-        "components": matrix(results),
-        "totals": {s: totals[s] for s in STATUSES},
+        "gate": gate,  # each row's "status" is its verdict at this level; "course" and "strict" are both levels'
+        "components": matrix(results, gate),
+        "totals": {c: totals[c] for c in COLUMNS},
         "warnings": config.stash[notes_key],
         "results": [asdict(r) for r in results],
     }
