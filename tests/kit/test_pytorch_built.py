@@ -40,10 +40,12 @@ def test_pytorch_built_has_no_course_level_fail(tmp_path: Path, label: str, prov
     assert suite.report is not None, f"no report: {suite.output[-3000:]}"
     assert suite.report["complete"], f"the run did not complete: {suite.output[-3000:]}"
     results = suite.report["results"]
-    course_fails = [r for r in results if r["status"] in ("fail", "error") and r["level"] == "course"]
-    assert not course_fails, f"{len(course_fails)} course-level FAILs (or kit errors) of PyTorch's own pieces:\n" + \
-        "\n".join(f"{r['status'].upper()} {r['nodeid']}: {(r['message'].splitlines() or [''])[0]}" for r in course_fails)
-    assert not [r for r in results if r["status"] == "error"], "kit errors: the kit's oracles broke"
+    # A kit error (the kit's oracle broke) is no verdict on PyTorch either, whatever its level.
+    findings = [r for r in results if (r["status"] == "fail" and r["level"] == "course") or r["status"] == "error"]
+    if findings:
+        pytest.fail(f"{len(findings)} course-level FAILs or kit errors on PyTorch's own pieces ({label}):\n" + "\n".join(
+            f"{r['status'].upper()} {r['nodeid']}: {(r['message'].splitlines() or [''])[0]}" for r in findings),
+            pytrace=False)
     rows = suite.report["components"]
     no_pass = [name for name in provided if not rows[name]["pass"]]
     assert not no_pass, f"components provided but never passed: {no_pass} ({ {n: rows[n] for n in no_pass} })"
