@@ -42,6 +42,8 @@ MISSING_EXIT = 6  # the run's exit code when nothing failed but something is mis
 MARKERS = {
     "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
     "strict": "a check of the kit's stricter contract (error types, messages, extras), beyond what the course requires",
+    "triton": "runs a Triton kernel: without --device cuda, on CPU tensors through Triton's interpreter, which the "
+              "course never asks for (strict level there)",
     "gpu": "needs a CUDA device (run with --device cuda)",
     "multi_gpu(n)": "needs n CUDA devices",
     "distributed": "spawns several processes",
@@ -148,7 +150,8 @@ def component_of(item: pytest.Item) -> str | None:
 
 
 def level_of(item: pytest.Item) -> str:
-    return "strict" if item.get_closest_marker("strict") else "course"
+    on_cpu = not item.config.getoption("device").startswith("cuda")
+    return "strict" if item.get_closest_marker("strict") or (on_cpu and item.get_closest_marker("triton")) else "course"
 
 
 def is_conformance(item: pytest.Item) -> bool:

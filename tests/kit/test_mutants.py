@@ -1,11 +1,13 @@
 """The conformance suite rejects every mutant: the share rejected is the kit's strength.
 
 Each mutant (tests/kit/mutants/<area>.py) is the reference with one component broken. The suite runs
-on it in a subprocess, as a user would, restricted to that component with ``--component``
-and stopped at the first failure with ``-x``. A mutant is rejected only when a test of its
-own component *failed* (exit code 1 and a ``fail`` in the JSON matrix): a usage error, a
-crash, a timeout, or a component reported *missing* is not a kill. The subprocesses run
-concurrently, one per CPU core; the terminal summary prints the kill rate.
+on it in a subprocess, as a user would, restricted to that component with ``--component``, gated at the
+course level and stopped at the first course-level failure with ``-x``. A mutant is rejected at the course
+level when a course-level test of its own component *failed* (exit code 1 and a ``fail`` in the JSON
+matrix), at the strict level when only strict-level tests failed (exit code 0, "strict failed" in the
+summary); a usage error, a crash, a timeout, or a component reported *missing* is not a kill. Each mutant
+must be rejected at its own level (``Mutant.level``) or a lower one. The subprocesses run concurrently, one
+per CPU core; the terminal summary prints the kill table.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from spec import COMPONENTS
 from spec.loading import load_implementation
 from tests.harness.helpers import REPO
+from tests.harness.plugin import LEVELS
 from tests.kit.mutants import BY_NAME, MUTANTS
 from tests.kit.verdicts import Verdict
 
@@ -39,20 +42,24 @@ def run_suite_on(mutant_name: str, workdir: Path, env: dict[str, str]) -> Verdic
     try:
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return Verdict(mutant.name, mutant.component, False, f"the suite ran past {TIMEOUT_S} s")
+        return Verdict(mutant.name, mutant.component, None, f"the suite ran past {TIMEOUT_S} s")
     output = done.stdout + done.stderr
     if not report.exists():
-        return Verdict(mutant.name, mutant.component, False,
+        return Verdict(mutant.name, mutant.component, None,
                        f"no report (exit code {done.returncode}): {output[-2000:]}")
     results = json.loads(report.read_text())
     assert results["implementation"]["name"] == f"mutant {mutant.name}", results["implementation"]
-    failures = [r for r in results["results"] if r["status"] == "fail" and r["component"] == mutant.component]
-    if done.returncode == 1 and failures and re.search(r"\b\d+ failed\b", output):
-        first = failures[0]
-        message = (first["message"].splitlines() or [""])[0][:160]
-        return Verdict(mutant.name, mutant.component, True, f"{first['nodeid']}: {message}")
+    failures = {level: [r for r in results["results"] if r["status"] == "fail" and r["level"] == level
+                        and r["component"] == mutant.component] for level in LEVELS}
+    summary = {"course": (1, r"\b\d+ failed\b"), "strict": (0, r"\b\d+ strict failed\b")}
+    for level in LEVELS:  # the exit code and pytest's summary line must agree with the report
+        returncode, pattern = summary[level]
+        if failures[level] and done.returncode == returncode and re.search(pattern, output):
+            first = failures[level][0]
+            message = (first["message"].splitlines() or [""])[0][:160]
+            return Verdict(mutant.name, mutant.component, level, f"{first['nodeid']}: {message}")
     row = results["components"][mutant.component]
-    return Verdict(mutant.name, mutant.component, False,
+    return Verdict(mutant.name, mutant.component, None,
                    f"exit code {done.returncode}, {mutant.component} row {row}: no test of the component failed")
 
 
@@ -95,10 +102,14 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.mark.parametrize("mutant", [m.name for m in MUTANTS])
 def test_suite_rejects_mutant(mutant, runs, record_verdict):
-    """The conformance tests of the mutant's component fail on it (at least one test fails, nothing crashes)."""
-    verdict = runs.verdict(mutant)
+    """The conformance tests of the mutant's component fail on it (at least one test fails, nothing crashes), at
+    the mutant's level or a lower one."""
+    verdict, expected = runs.verdict(mutant), BY_NAME[mutant]
     record_verdict(verdict)
-    assert verdict.killed, f"mutant {mutant} ({BY_NAME[mutant].description}) SURVIVED: {verdict.detail}"
+    assert verdict.killed, f"mutant {mutant} ({expected.description}) SURVIVED: {verdict.detail}"
+    assert LEVELS.index(verdict.caught_at) <= LEVELS.index(expected.level), (
+        f"mutant {mutant} ({expected.description}) is a {expected.level}-level mistake but only the "
+        f"{verdict.caught_at} level rejected it: {verdict.detail}")
 
 
 def test_mutant_table():
@@ -108,7 +119,7 @@ def test_mutant_table():
     assert len(BY_NAME) == len(MUTANTS), "duplicate mutant names"
     assert {m.component for m in MUTANTS} == set(COMPONENTS), "every spec component needs at least one mutant"
     for mutant in MUTANTS:
-        assert mutant.name.isidentifier() and mutant.description, mutant
+        assert mutant.name.isidentifier() and mutant.description and mutant.level in LEVELS, mutant
         members = mutant.implementation().members
         changed = {name for name in COMPONENTS if members[name] is not getattr(impl, name)}
         assert changed == {mutant.component}, f"{mutant.name} changes {sorted(changed)}"

@@ -1,5 +1,7 @@
 """The compliance report: partial implementations, expected failures, the header."""
 
+import re
+
 from spec import COMPONENTS
 from tests.harness.plugin import MISSING_EXIT
 from tests.kit.run_suite import run_suite
@@ -67,3 +69,24 @@ def test_failures_of_one_cause_are_one_finding(tmp_path):
     assert len(findings) == 1 and findings[0].endswith("(and 5 more with this cause)"), findings
     assert run.output.count("  reproduce: ") == 1 and run.output.count("  also: ") == 5, run.output[-3000:]
     assert "<implementation misbehaving: softmax hangs (--impl tests.kit.misbehaving:hanging)>" in run.output
+
+
+def test_a_strict_only_failure_fails_the_strict_gate_alone(tmp_path):
+    """An Embedding that lets −1 wrap around instead of raising breaks only a kit convention: at --gate course (the
+    default) the run passes, pytest's summary counts it "strict failed" and the matrix says course PASS, strict
+    FAIL; at --gate strict the same run fails with exit code 1. Both runs report the same rows."""
+    args = ("--impl", "tests.kit.mutants:embedding_unchecked", "--component", "Embedding")
+    course = run_suite(tmp_path / "course", *args)
+    strict = run_suite(tmp_path / "strict", *args, "--gate", "strict")
+    assert course.returncode == 0 and strict.returncode == 1, (course.output[-2000:], strict.output[-2000:])
+    for run, gate in ((course, "course"), (strict, "strict")):
+        row = run.report["components"]["Embedding"]
+        assert (row["fail"], row["course"], row["strict"], row["status"]) == (0, "PASS", "FAIL", row[gate]), row
+        assert row["strict_fail"] > 0 and run.report["gate"] == gate, run.report
+        failed = [r for r in run.report["results"] if r["status"] == "fail"]
+        assert failed and all(r["level"] == "strict" and r["reproduce"].endswith("--gate strict") for r in failed)
+    summary = course.output.strip().splitlines()[-1]
+    assert f"{course.report['components']['Embedding']['strict_fail']} strict failed" in summary, summary
+    assert " failed" not in summary.replace("strict failed", ""), summary
+    assert "FAIL (strict) [Embedding]" in course.output, course.output[-3000:]
+    assert re.search(r"\b\d+ failed\b", strict.output.strip().splitlines()[-1]), strict.output[-500:]

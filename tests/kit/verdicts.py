@@ -11,8 +11,12 @@ import pytest
 class Verdict:
     mutant: str
     component: str
-    killed: bool
+    caught_at: str | None  # the lowest verdict level that rejected the mutant (course, strict), None: it survived
     detail: str  # the test that rejected the mutant, or why the run did not
+
+    @property
+    def killed(self) -> bool:
+        return self.caught_at is not None
 
 
 verdicts_key = pytest.StashKey[list[Verdict]]()

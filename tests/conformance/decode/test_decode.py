@@ -265,6 +265,7 @@ def test_single_row_gives_a_scalar(impl, device):
     assert got.device.type == torch.device(device).type and 0 <= int(got) < len(TOY_PROBS), got
 
 
+@pytest.mark.strict
 @pytest.mark.component("sample_next_token")
 def test_half_precision_logits_are_computed_in_float32(impl, device):
     """fp16 logits of magnitude 6·10⁴ at τ = 0.5 do not overflow: the computation is in float32 (spec)."""
@@ -285,6 +286,7 @@ def test_same_generator_seed_same_ids(impl, device):
     assert not torch.equal(first, other), "different generator seeds gave the same 500 ids"
 
 
+@pytest.mark.strict
 @pytest.mark.component("sample_next_token")
 @pytest.mark.parametrize("temperature, top_p, argument", [(-0.1, 0.9, "temperature"), (1.0, 0.0, "top_p"),
                                                           (1.0, 1.5, "top_p"), (1.0, -0.2, "top_p")],
@@ -398,6 +400,7 @@ def test_decode_same_seed_same_output(impl, device):
     assert first != other, "different seeds gave the same 40 sampled ids"
 
 
+@pytest.mark.strict
 @pytest.mark.component("decode")
 @pytest.mark.parametrize("training", [True, False], ids=["train-mode", "eval-mode"])
 def test_decode_runs_in_eval_mode_without_grad_and_restores(impl, device, training):
@@ -409,6 +412,7 @@ def test_decode_runs_in_eval_mode_without_grad_and_restores(impl, device, traini
     assert model.training is training, f"model.training is {model.training} after decode, was {training} before"
 
 
+@pytest.mark.strict
 @pytest.mark.component("decode")
 def test_decode_restores_training_mode_when_the_model_raises(impl, device):
     """model.training is restored even when a model call raises (spec)."""
@@ -425,6 +429,7 @@ def test_decode_restores_training_mode_when_the_model_raises(impl, device):
     assert model.training, "model.training was not restored after the model raised"
 
 
+@pytest.mark.strict
 @pytest.mark.component("decode")
 @pytest.mark.parametrize("prompt, kwargs, argument", [
     ([], {}, "prompt"),

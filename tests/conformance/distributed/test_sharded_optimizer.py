@@ -243,6 +243,7 @@ def test_zero_grad_clears_every_gradient(impl, world):
                 assert not left, f"{name}, rank {rank}, after step {step}: zero_grad left the gradients of {left}"
 
 
+@pytest.mark.strict
 @pytest.mark.parametrize("world", WORLDS[:1])
 def test_step_returns_the_closures_loss(impl, world):
     """``step(closure)`` passes the closure to the local optimizer and returns its loss."""

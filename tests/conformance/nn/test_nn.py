@@ -204,6 +204,7 @@ BUILDERS = [  # (builder, takes token ids); d_model = 8 everywhere
 ]
 
 
+@pytest.mark.strict
 @pytest.mark.parametrize("build, takes_ids", BUILDERS)
 def test_dtype_and_device_keywords(impl, device, build, takes_ids, request):
     """Every module accepts ``device`` and ``dtype``: its parameters and its output follow them."""
@@ -226,6 +227,7 @@ WRONG_SHAPES = [  # (module builder, key to corrupt): a transposed or resized we
 ]
 
 
+@pytest.mark.strict
 @pytest.mark.parametrize("build, key", WRONG_SHAPES)
 def test_load_state_dict_rejects_wrong_shape(impl, build, key):
     """load_state_dict with a wrongly shaped weight raises RuntimeError or ValueError naming the key."""
@@ -288,6 +290,7 @@ def test_embedding_init(impl):
     assert_truncated_normal(impl.Embedding(256, 64).weight, 1.0, "Embedding.weight")
 
 
+@pytest.mark.strict
 @pytest.mark.component("Embedding")
 @pytest.mark.parametrize("bad", [13, -2])
 def test_embedding_rejects_out_of_range_ids(impl, device, bad):
@@ -420,11 +423,18 @@ def test_rope_rotates_adjacent_pairs(impl, device):
 
 
 @pytest.mark.component("RotaryEmbedding")
+def test_rope_has_no_learnable_parameters(impl, device):
+    """RoPE has no learnable parameters: its rotations are fixed by theta, d_k and the positions (A1 §3.4.3)."""
+    rope = impl.RotaryEmbedding(500.0, 8, 16, device=device)
+    assert not list(rope.parameters()), "RoPE must have no learnable parameters"
+
+
+@pytest.mark.strict
+@pytest.mark.component("RotaryEmbedding")
 def test_rope_attributes_and_bounds(impl, device):
-    """RoPE has no learnable parameters, exposes theta, d_k, max_seq_len, and rejects positions ≥ max_seq_len."""
+    """RoPE exposes theta, d_k, max_seq_len, and rejects positions ≥ max_seq_len with ValueError."""
     rope = impl.RotaryEmbedding(500.0, 8, 16, device=device)
     assert (rope.theta, rope.d_k, rope.max_seq_len) == (500.0, 8, 16)
-    assert not list(rope.parameters()), "RoPE must have no learnable parameters"
     with pytest.raises(ValueError):
         rope(randn(3, 8, seed=22, device=device), torch.tensor([0, 15, 16], device=device))
 
@@ -579,6 +589,7 @@ def test_mhsa_never_reads_the_future(impl, device, seed, seq, data):
     assert_close(attn(x2)[:, :i + 1], attn(x)[:, :i + 1], what=f"outputs at positions ≤ {i}")
 
 
+@pytest.mark.strict
 @pytest.mark.component("MultiHeadSelfAttention")
 def test_mhsa_rejects_indivisible_heads(impl, device):
     """d_model not divisible by num_heads raises ValueError."""
@@ -641,6 +652,7 @@ def test_lm_matches_oracle(impl, device, norm, ffn, use_rope):
     assert_close(model(ids), lm_ref(ids, state, LM, norm, use_rope))
 
 
+@pytest.mark.strict  # the course's LM takes (batch, seq) only
 @pytest.mark.component("TransformerLM")
 @pytest.mark.parametrize("lead", [(), (2, 3)], ids=["unbatched", "two-batch-dims"])
 def test_lm_any_leading_dims(impl, device, lead):
@@ -679,16 +691,25 @@ def test_lm_gradients_reach_every_parameter(impl, device):
 
 
 @pytest.mark.component("TransformerLM")
+def test_lm_accepts_its_context_length(impl, device):
+    """A sequence of exactly context_length tokens gives (1, context_length, vocab) logits (A1 §3.1)."""
+    model, _ = build_lm(impl, device)
+    n = LM["context_length"]
+    assert model(torch.zeros(1, n, dtype=torch.long, device=device)).shape == (1, n, LM["vocab_size"])
+
+
+@pytest.mark.strict
+@pytest.mark.component("TransformerLM")
 def test_lm_context_length(impl, device):
-    """The LM exposes context_length, accepts seq = context_length, and raises ValueError beyond it."""
+    """The LM exposes context_length and raises ValueError beyond it."""
     model, _ = build_lm(impl, device)
     assert model.context_length == LM["context_length"]
     n = LM["context_length"]
-    assert model(torch.zeros(1, n, dtype=torch.long, device=device)).shape == (1, n, LM["vocab_size"])
     with pytest.raises(ValueError):
         model(torch.zeros(1, n + 1, dtype=torch.long, device=device))
 
 
+@pytest.mark.strict
 @pytest.mark.component("TransformerLM")
 @pytest.mark.parametrize("bad", [LM["vocab_size"] + 2, -1])
 def test_lm_rejects_out_of_range_ids(impl, device, bad):
@@ -699,6 +720,7 @@ def test_lm_rejects_out_of_range_ids(impl, device, bad):
     assert str(bad) in str(error.value), f"the error does not name the id {bad}: {error.value}"
 
 
+@pytest.mark.strict
 @pytest.mark.component("TransformerLM")
 def test_lm_rejects_indivisible_heads(impl, device):
     """d_model not divisible by num_heads raises ValueError."""

@@ -245,6 +245,7 @@ def test_train_bpe_zero_merges(impl, tmp_path):
     assert merges == [] and len(vocab) == 257 and EOT.encode() in vocab.values()
 
 
+@pytest.mark.strict
 @pytest.mark.component("train_bpe")
 @pytest.mark.parametrize(("vocab_size", "specials"), [(255, []), (256, [EOT]), (0, [])])
 def test_train_bpe_rejects_too_small_vocab(impl, tmp_path, vocab_size, specials):
@@ -253,6 +254,7 @@ def test_train_bpe_rejects_too_small_vocab(impl, tmp_path, vocab_size, specials)
         train(impl, tmp_path, "hello world", vocab_size, specials)
 
 
+@pytest.mark.strict
 @pytest.mark.component("train_bpe")
 def test_train_bpe_missing_file(impl, tmp_path):
     """A missing input file raises FileNotFoundError."""
@@ -316,6 +318,7 @@ def test_decode_invalid_utf8_examples(impl):
     assert tokenizer.decode([0xE4, 0xB8, 0xAD]) == "中"
 
 
+@pytest.mark.strict
 @pytest.mark.component("Tokenizer")
 @pytest.mark.parametrize("bad_id", [10**6, -1])
 def test_decode_unknown_id_raises(impl, bad_id):

@@ -228,6 +228,7 @@ def test_cross_entropy_gradient_matches_torch(impl, device):
     assert_close(ours.grad, theirs.grad, what="d cross_entropy / d logits")
 
 
+@pytest.mark.strict
 @pytest.mark.component("cross_entropy")
 @pytest.mark.parametrize("targets_shape", [(4, 1), (1, 5), (4, 3), (4,), (4, 5, 1)])  # the first two broadcast silently
 def test_cross_entropy_rejects_mismatched_targets(impl, device, targets_shape):
@@ -248,32 +249,55 @@ HYPERPARAMETERS = {
 }
 
 
-@pytest.mark.component("AdamW")
-@pytest.mark.parametrize("name", HYPERPARAMETERS)
-def test_adamw_matches_algorithm_1(impl, device, name):
-    """Bias-corrected Adam step, then decoupled decay θ −= αλθ with base α, t from 1 (A1 Algorithm 1)."""
-    hyper = HYPERPARAMETERS[name]
-    model, oracle_model = tiny_model(0, device), tiny_model(0, device)
-    train(model, impl.AdamW(model.parameters(), **hyper), steps=8)
-    train(oracle_model, Algorithm1([dict(params=list(oracle_model.parameters()), **hyper)]), steps=8)
-    for (param_name, got), expected in zip(model.named_parameters(), oracle_model.parameters()):
-        assert_close(got, expected, what=f"{param_name} after 8 AdamW steps ({name})")
+def trained_with(optimizer_class, groups, seed: int, device, steps: int) -> nn.Module:
+    """tiny_model(seed) after ``steps`` steps of ``optimizer_class(groups(model))``."""
+    model = tiny_model(seed, device)
+    train(model, optimizer_class(groups(model)), steps)
+    return model
+
+
+def assert_matches_one_of(model: nn.Module, references: dict[str, nn.Module], what: str) -> None:
+    """Every parameter of ``model`` close to those of one of the references (the same one for all)."""
+    mismatches = []
+    for name, reference in references.items():
+        try:
+            for (param_name, got), expected in zip(model.named_parameters(), reference.parameters(), strict=True):
+                assert_close(got, expected, what=f"{param_name} {what}, against {name}")
+            return
+        except AssertionError as mismatch:
+            mismatches.append(str(mismatch))
+    raise AssertionError("matches none of the accepted references:\n" + "\n".join(mismatches))
+
+
+ADAMW_REFERENCES = {"Algorithm 1": Algorithm1, "torch.optim.AdamW": torch.optim.AdamW}
+ADAMW_GROUPS = {  # (parameter groups of a tiny model, the defaults): hyperparameters per group, as in torch.optim
+    **{name: (lambda m, hyper=hyper: [dict(params=list(m.parameters()), **hyper)]) for name, hyper in HYPERPARAMETERS.items()},
+    "two-groups": lambda m: [dict(params=list(m[0].parameters()), lr=2e-2, weight_decay=0.2, betas=(0.9, 0.999), eps=1e-8),
+                             dict(params=list(m[2].parameters()), lr=3e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8)],
+}
 
 
 @pytest.mark.component("AdamW")
-def test_adamw_parameter_groups(impl, device):
-    """Parameter groups with their own lr and weight_decay work as in torch.optim (A1 §4.3)."""
-    model, oracle_model = tiny_model(1, device), tiny_model(1, device)
+@pytest.mark.parametrize("name", ADAMW_GROUPS)
+def test_adamw_matches_algorithm_1_or_torch(impl, device, name):
+    """Bias-corrected Adam with decoupled weight decay, per parameter group: 8 steps end where Algorithm 1 or
+    torch.optim.AdamW ends (A1 §4.3; the course's own test accepts either: they differ in where ε and the decay
+    enter)."""
+    model = trained_with(impl.AdamW, ADAMW_GROUPS[name], 0, device, steps=8)
+    references = {label: trained_with(optimizer, ADAMW_GROUPS[name], 0, device, steps=8)
+                  for label, optimizer in ADAMW_REFERENCES.items()}
+    assert_matches_one_of(model, references, f"after 8 AdamW steps ({name})")
 
-    def groups(m: nn.Module) -> list[dict]:
-        return [dict(params=list(m[0].parameters()), lr=2e-2, weight_decay=0.2),
-                dict(params=list(m[2].parameters()), lr=3e-3, weight_decay=0.0)]
 
-    train(model, impl.AdamW(groups(model), betas=(0.9, 0.999), eps=1e-8), steps=6)
-    defaults = dict(betas=(0.9, 0.999), eps=1e-8)
-    train(oracle_model, Algorithm1([group | defaults for group in groups(oracle_model)]), steps=6)
-    for (param_name, got), expected in zip(model.named_parameters(), oracle_model.parameters()):
-        assert_close(got, expected, what=f"{param_name} after 6 steps with two parameter groups")
+@pytest.mark.strict  # the course accepts torch.optim.AdamW's numbers too
+@pytest.mark.component("AdamW")
+@pytest.mark.parametrize("name", ADAMW_GROUPS)
+def test_adamw_is_algorithm_1(impl, device, name):
+    """Algorithm 1 exactly: the Adam step with ε outside the bias-corrected root, then θ −= αλθ with the base α,
+    t from 1 (A1 Algorithm 1)."""
+    model = trained_with(impl.AdamW, ADAMW_GROUPS[name], 0, device, steps=8)
+    assert_matches_one_of(model, {"Algorithm 1": trained_with(Algorithm1, ADAMW_GROUPS[name], 0, device, steps=8)},
+                          f"after 8 AdamW steps ({name})")
 
 
 @pytest.mark.component("AdamW")
@@ -313,6 +337,7 @@ def test_adamw_state_lives_in_optimizer_state(impl, device):
     assert_identical(resumed_model, model, "training resumed from optimizer.state_dict()")
 
 
+@pytest.mark.strict
 @pytest.mark.component("AdamW")
 def test_adamw_step_with_closure(impl, device):
     """``step(closure)`` calls the closure with gradients enabled (it may compute the loss and run backward, as
@@ -333,6 +358,7 @@ def test_adamw_step_with_closure(impl, device):
     assert_close(w.detach(), torch.tensor([0.9, -1.9], device=device), what="weights after step(closure)")
 
 
+@pytest.mark.strict
 @pytest.mark.component("AdamW")
 @pytest.mark.parametrize("bad", [dict(lr=-1e-3), dict(eps=-1e-8), dict(weight_decay=-0.1), dict(betas=(1.0, 0.999)),
                                  dict(betas=(0.9, 1.0)), dict(betas=(-0.1, 0.999))],
@@ -375,6 +401,7 @@ def test_schedule_matches_formula(impl, alpha_max, min_fraction, warmup, cosine,
         f"lr_cosine_schedule({t}, {alpha_max}, {alpha_min}, {warmup}, {cycle}) = {got}, expected {expected}"
 
 
+@pytest.mark.strict
 @pytest.mark.component("lr_cosine_schedule")
 def test_schedule_rejects_negative_warmup(impl):
     """A negative warm-up raises ValueError (A1 §4.4)."""
@@ -382,6 +409,7 @@ def test_schedule_rejects_negative_warmup(impl):
         impl.lr_cosine_schedule(3, 1.0, 0.1, -1, 10)
 
 
+@pytest.mark.strict
 @pytest.mark.component("lr_cosine_schedule")
 def test_schedule_rejects_cycle_shorter_than_warmup(impl):
     """cosine_cycle_iters < warmup_iters raises ValueError (spec: the cosine phase would run backwards)."""
@@ -433,6 +461,7 @@ def test_clip_matches_torch(impl, device, scale, max_norm, seed):
             assert_close(p.grad, e, what=f"clipped gradient {i} (M={max_norm}, norm≈{scale})")
 
 
+@pytest.mark.strict
 @pytest.mark.component("clip_gradients")
 def test_clip_accepts_any_iterable(impl, device):
     """``parameters`` may be any iterable, e.g. the generator model.parameters() (A1 §4.5)."""
@@ -570,6 +599,7 @@ def test_checkpoint_resume_is_exact(impl, device, tmp_path, kind):
     assert_identical(resumed_model, model, "training resumed from the checkpoint")
 
 
+@pytest.mark.strict
 @pytest.mark.component("save_checkpoint")
 def test_checkpoint_leaves_no_temp_files(impl, device, tmp_path):
     """Saving to a path (twice, overwriting) leaves exactly that file in the directory (A1 §5.2)."""

@@ -15,6 +15,9 @@ class Mutant:
     component: str  # the spec component it breaks (and the only one)
     description: str  # what is wrong, in the spec's terms
     broken: Any  # replaces the reference's member for ``component``
+    # The level whose checks must reject it: "course" for a mistake the course would call wrong, "strict" for a
+    # breach of only the kit's stronger conventions (an error type, say), which the course level rightly accepts.
+    level: str = "course"
 
     def implementation(self) -> Implementation:
         """The reference's members, with ``component`` replaced by the broken variant."""

@@ -100,8 +100,9 @@ MUTANTS: list[Mutant] = [
            "softmax(v/τ) it samples from", _sample_top_p_before_temperature),
     Mutant("sample_ties_to_higher_id", "sample_next_token", "equal probabilities ranked higher id first when cutting "
            "V(p)", _sample_ties_to_higher_id),
+    # strict: float32 sampling of 16-bit logits is the kit's convention
     Mutant("sample_in_input_dtype", "sample_next_token", "computed in the logits' dtype: fp16 v/τ overflows",
-           _sample_in_input_dtype),
+           _sample_in_input_dtype, level="strict"),
     Mutant("decode_ignores_end_of_text", "decode", "keeps generating after end_of_text_id", _decode_ignores_end_of_text),
     Mutant("decode_drops_end_of_text", "decode", "stops at end_of_text_id but leaves it out of the output",
            _decode_drops_end_of_text),
@@ -110,7 +111,9 @@ MUTANTS: list[Mutant] = [
     Mutant("decode_first_position_logits", "decode", "samples from the first position's logits, not the last's",
            _decode_first_position_logits),
     Mutant("decode_returns_prompt", "decode", "returns the prompt followed by the new ids", _decode_returns_prompt),
-    Mutant("decode_in_train_mode", "decode", "runs the model in training mode (no eval())", _decode_in_train_mode),
+    # strict: eval mode under no_grad during decoding is the kit's convention
+    Mutant("decode_in_train_mode", "decode", "runs the model in training mode (no eval())", _decode_in_train_mode, level="strict"),
+    # strict: restoring model.training is the kit's convention
     Mutant("decode_leaves_eval_mode", "decode", "leaves the model in eval mode instead of restoring model.training",
-           _decode_leaves_eval_mode),
+           _decode_leaves_eval_mode, level="strict"),
 ]

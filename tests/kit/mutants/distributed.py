@@ -242,8 +242,9 @@ MUTANTS: list[Mutant] = [
            DDPFrozenGradients),
     Mutant("ddp_tied_reduced_twice", "DDPIndividualParameters", "a tied parameter hooked under both names: "
            "all-reduced twice per backward", DDPTiedTwice),
+    # strict: checking the ranks' modules is the kit's convention
     Mutant("ddp_unchecked_shapes", "DDPIndividualParameters", "no check that the ranks' modules match",
-           DDPUnchecked),
+           DDPUnchecked, level="strict"),
     Mutant("ddp_bucketed_sum_without_average", "DDPBucketed", "buckets all-reduced with SUM and not divided by the "
            "world size", BucketedSumWithoutAverage),
     Mutant("ddp_bucketed_flushed_early", "DDPBucketed", "a bucket sent when its last parameter in reverse order is "
@@ -278,7 +279,8 @@ MUTANTS: list[Mutant] = [
            FSDPCastAfterGather),
     Mutant("fsdp_no_broadcast", "FSDP", "no broadcast from rank 0: each rank's shard cut from its own initial "
            "weights", FSDPNoBroadcast),
-    Mutant("fsdp_unchecked_shapes", "FSDP", "no check that the ranks' modules match", FSDPUnchecked),
+    # strict: checking the ranks' modules is the kit's convention
+    Mutant("fsdp_unchecked_shapes", "FSDP", "no check that the ranks' modules match", FSDPUnchecked, level="strict"),
     Mutant("fsdp_frozen_trained", "FSDP", "shards of frozen weights require grad: they get gradients and are "
            "trained", FSDPFrozenTrained),
     Mutant("fsdp_state_on_rank_0_only", "FSDP", "full_state_dict returns the state on rank 0 and {} elsewhere",

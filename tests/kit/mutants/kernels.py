@@ -9,6 +9,7 @@ reference's Triton kernel.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -252,8 +253,9 @@ MUTANTS: list[Mutant] = [
            FlashLseIsMax),
     Mutant("flash_dq_last_key_tile", "FlashAttentionPyTorch", "dQ not accumulated across key tiles: the last tile's "
            "share overwrites the others", FlashDqLastKeyTile),
+    # strict: 16-bit inputs to the PyTorch FlashAttention are a kit extra
     Mutant("flash_input_dtype_accumulators", "FlashAttentionPyTorch", "O and l held in the input dtype between key "
-           "tiles (16-bit accumulators)", FlashInputDtypeAccumulators),
+           "tiles (16-bit accumulators)", FlashInputDtypeAccumulators, level="strict"),
     Mutant("flash_saves_probabilities", "FlashAttentionPyTorch", "saves the N_q × N_k probabilities P for the "
            "backward instead of recomputing them", FlashSavesProbabilities),
     Mutant("flash_triton_unscaled", "FlashAttentionTriton", "scores QKᵀ without the 1/√d scale", FlashTritonUnscaled),
@@ -263,8 +265,12 @@ MUTANTS: list[Mutant] = [
            "get gradients", FlashTritonBackwardNotCausal),
     Mutant("flash_triton_casts_mixed_dtypes", "FlashAttentionTriton", "K and V silently cast to Q's dtype instead of a "
            "ValueError", FlashTritonCastsMixedDtypes),
+    # strict: the multi-head flash_attention is a kit extra (both of its mutants)
     Mutant("flash_attention_heads_as_positions", "flash_attention", "(..., h, N, d) read as (..., N, h, d): attention "
-           "over heads", _flash_attention_heads_as_positions),
+           "over heads", _flash_attention_heads_as_positions, level="strict"),
     Mutant("flash_attention_ignores_causal", "flash_attention", "is_causal ignored: always full attention",
-           _flash_attention_ignores_causal),
+           _flash_attention_ignores_causal, level="strict"),
 ]
+# The kit's mutant runs are on a CPU, where Triton kernels run on CPU tensors through the interpreter: a kit extra,
+# so the strict level's (a GPU run checks the same mistakes at the course level). RMSNormTriton is a kit extra anyway.
+MUTANTS = [replace(m, level="strict") if m.component in ("RMSNormTriton", "FlashAttentionTriton") else m for m in MUTANTS]

@@ -189,7 +189,8 @@ MUTANTS: list[Mutant] = [
     Mutant("linear_untruncated", "Linear", "init N(0, σ²) not truncated at ±3σ", LinearUntruncated),
     Mutant("linear_transposed", "Linear", "weight stored (d_in, d_out), y = x W", LinearTransposed),
     Mutant("embedding_std_002", "Embedding", "init std 0.02 (GPT-2's) instead of 1", EmbeddingSmallStd),
-    Mutant("embedding_unchecked", "Embedding", "out-of-range ids not rejected (−1 wraps around)", EmbeddingUnchecked),
+    # strict: negative and out-of-range ids rejected is the kit's convention
+    Mutant("embedding_unchecked", "Embedding", "out-of-range ids not rejected (−1 wraps around)", EmbeddingUnchecked, level="strict"),
     Mutant("rmsnorm_no_fp32", "RMSNorm", "computed in the input dtype: fp16 x² overflows", RMSNormInputDtype),
     Mutant("rmsnorm_eps_outside_sqrt", "RMSNorm", "x / (√mean(x²) + eps) instead of x / √(mean(x²) + eps)",
            RMSNormEpsOutsideSqrt),
