@@ -68,8 +68,9 @@ def golden_test(cases: dict[str, Case]):
     """The test of one area's golden cases: ``test_golden = golden_test(CASES)`` in
     tests/conformance/<area>/test_goldens.py, with the ``CASES`` of fixtures/cases/<area>.py."""
 
-    @pytest.mark.parametrize("name", [pytest.param(name, id=name, marks=pytest.mark.component(c.component))
-                                      for name, c in cases.items()])
+    @pytest.mark.parametrize("name", [
+        pytest.param(name, id=name, marks=[pytest.mark.component(c.component)] + [pytest.mark.strict] * (c.level == "strict"))
+        for name, c in cases.items()])
     def test_golden(name, impl, device, snapshot, request):
         """Outputs on the stored inputs equal the reference's golden outputs within the dtype's tolerance."""
         case = cases[name]

@@ -185,10 +185,12 @@ class LMLogProbs(reference.TransformerLM):
 
 
 MUTANTS: list[Mutant] = [
-    Mutant("linear_fan_in_std", "Linear", "init std 1/√d_in instead of √(2/(d_in+d_out))", LinearFanInStd),
-    Mutant("linear_untruncated", "Linear", "init N(0, σ²) not truncated at ±3σ", LinearUntruncated),
+    # strict, the three init mutants: the handout's initializations are "approximate", never seen by the course's tests
+    Mutant("linear_fan_in_std", "Linear", "init std 1/√d_in instead of √(2/(d_in+d_out))", LinearFanInStd,
+           level="strict"),
+    Mutant("linear_untruncated", "Linear", "init N(0, σ²) not truncated at ±3σ", LinearUntruncated, level="strict"),
     Mutant("linear_transposed", "Linear", "weight stored (d_in, d_out), y = x W", LinearTransposed),
-    Mutant("embedding_std_002", "Embedding", "init std 0.02 (GPT-2's) instead of 1", EmbeddingSmallStd),
+    Mutant("embedding_std_002", "Embedding", "init std 0.02 (GPT-2's) instead of 1", EmbeddingSmallStd, level="strict"),
     # strict: negative and out-of-range ids rejected is the kit's convention
     Mutant("embedding_unchecked", "Embedding", "out-of-range ids not rejected (−1 wraps around)", EmbeddingUnchecked, level="strict"),
     Mutant("rmsnorm_no_fp32", "RMSNorm", "computed in the input dtype: fp16 x² overflows", RMSNormInputDtype),
