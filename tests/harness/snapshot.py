@@ -64,6 +64,16 @@ class JsonSnapshotExtension(JSONSnapshotExtension):
         return golden_dir(test_location)
 
 
+def what_case_is(case: Case, inputs: Tensors) -> str:
+    """What a golden case exercises, its inputs' shapes and how to load them: printed under its mismatch."""
+    shown = [f"{k} {tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}" for k, v in inputs.items()
+             if not k.startswith("param/")]
+    loaded = sum(k.startswith("param/") for k in inputs)
+    return (f"  the case: {case.description}\n"
+            f"  inputs: {', '.join(shown)}" + (f", and {loaded} loaded parameter tensors" if loaded else "") + "\n"
+            f"  load them: python -c \"from fixtures.cases import inputs; print(inputs('{case.name}'))\"")
+
+
 def golden_test(cases: dict[str, Case]):
     """The test of one area's golden cases: ``test_golden = golden_test(CASES)`` in
     tests/conformance/<area>/test_goldens.py, with the ``CASES`` of fixtures/cases/<area>.py."""
@@ -88,7 +98,10 @@ def golden_test(cases: dict[str, Case]):
         data = {f"input/{k}": v for k, v in inputs.items()} | outputs
         if not updating:  # the explicit check names the worst mismatch; syrupy's own says only "differs"
             stored = {k: v for k, v in from_npz(case.path.read_bytes()).items() if k.startswith("output/")}
-            assert_matches_golden(outputs, stored)
+            try:
+                assert_matches_golden(outputs, stored)
+            except Mismatch as mismatch:
+                raise Mismatch(f"golden case {name!r}: {mismatch}\n{what_case_is(case, inputs)}") from None
         assert data == snapshot.use_extension(NpzSnapshotExtension)
 
     return test_golden

@@ -1,8 +1,11 @@
 """The compliance report: partial implementations, expected failures, the header."""
 
 import re
+import subprocess
+import sys
 
 from spec import COMPONENTS
+from tests.harness.helpers import REPO
 from tests.harness.plugin import MISSING_EXIT
 from tests.kit.run_suite import run_suite
 
@@ -90,3 +93,16 @@ def test_a_strict_only_failure_fails_the_strict_gate_alone(tmp_path):
     assert " failed" not in summary.replace("strict failed", ""), summary
     assert "FAIL (strict) [Embedding]" in course.output, course.output[-3000:]
     assert re.search(r"\b\d+ failed\b", strict.output.strip().splitlines()[-1]), strict.output[-500:]
+
+
+def test_a_golden_failure_says_what_the_case_exercises(tmp_path):
+    """A failed golden case shows its one-line description, its inputs' shapes and a command that loads them, and
+    that command works."""
+    run = run_suite(tmp_path, "--impl", "tests.kit.mutants:rope_half_split", "--component", "RotaryEmbedding",
+                    "-k", "test_golden")
+    assert run.returncode == 1, run.output[-2000:]
+    assert "the case: RoPE of (batch, heads, seq, d_k) inputs at random, non-contiguous positions" in run.output
+    assert "inputs: x (2, 3, 9, 16) float32, positions (2, 1, 9) int64" in run.output, run.output[-3000:]
+    command = re.search(r'load them: python -c "(.*)"', run.output).group(1)
+    loaded = subprocess.run([sys.executable, "-c", command], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and "'positions': tensor(" in loaded.stdout, loaded.stdout[-500:] + loaded.stderr
