@@ -17,6 +17,11 @@ GPU_MACHINE = shutil.which("nvidia-smi") is not None
 VENV = {"venv_params": ["--system-site-packages"] if GPU_MACHINE else []}
 
 
+# The reports run their tests in a pytest-xdist worker: an implementation that kills the interpreter (a segfault,
+# os._exit) fails the test it was in, and a new worker runs the rest (tests/harness/plugin.py, Recorder).
+ISOLATED = ("-n", "1")
+
+
 def install(session: nox.Session, *extras: str) -> None:
     if not GPU_MACHINE:
         session.install("torch==2.13.0", "triton==3.6.0")  # the GPU machines' Triton; kernels run interpreted here
@@ -39,7 +44,7 @@ def conformance(session: nox.Session) -> None:
     Writes reports/compliance.json beside the printed matrix.
     """
     install(session, "test", "oracles")
-    session.run("pytest", "tests/conformance", "--report-json", "reports/compliance.json", *session.posargs)
+    session.run("pytest", "tests/conformance", *ISOLATED, "--report-json", "reports/compliance.json", *session.posargs)
 
 
 @nox.session(**VENV)
@@ -63,8 +68,8 @@ def fixtures(session: nox.Session) -> None:
 def gpu(session: nox.Session) -> None:
     """The conformance suite on a CUDA device (GPU runners)."""
     install(session, "test", "oracles")
-    session.run("pytest", "tests/conformance", "--device", "cuda", "--report-json", "reports/compliance-gpu.json",
-                *session.posargs)
+    session.run("pytest", "tests/conformance", *ISOLATED, "--device", "cuda", "--report-json",
+                "reports/compliance-gpu.json", *session.posargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,8 +88,8 @@ def spec_areas() -> tuple[str, ...]:
 def conformance_session(area: str) -> None:
     def run(session: nox.Session) -> None:
         install(session, "test", "oracles")
-        session.run("pytest", f"tests/conformance/{area}", "--report-json", f"reports/compliance-{area}.json",
-                    *session.posargs)
+        session.run("pytest", f"tests/conformance/{area}", *ISOLATED, "--report-json",
+                    f"reports/compliance-{area}.json", *session.posargs)
 
     run.__doc__ = f"Conformance of the {area} area, with the compliance report: -- --impl mypkg (default: ours)."
     nox.session(name=area, **VENV)(run)

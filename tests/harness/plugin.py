@@ -38,6 +38,9 @@ LEVELS = ("course", "strict")  # each level's checks include the ones of the lev
 DEFAULT_TEST_TIMEOUT_S = 900.0  # generous: the slowest tests (a mutant's whole suite run) take minutes on 2 cores
 TIMEOUT_REPEAT_S = 5.0
 REPORT_EVERY_S = 2.0  # the JSON report is rewritten at most this often during the run, and at its end
+# Under pytest-xdist (-n 1: crash isolation), every crash costs a new worker (seconds): a member that crashes every
+# test of a large component still gets a complete report.
+CRASHES_BEFORE_GIVING_UP = 10_000
 MISSING_EXIT = 6  # the run's exit code when nothing failed but something is missing (pytest's own codes stop at 5)
 MARKERS = {
     "component(name)": "the spec component a conformance test checks (drives the compliance matrix)",
@@ -105,6 +108,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[expected_key] = read_expected_failures(config.getoption("expected_failures") or bundle.expected_failures)
     config.stash[results_key] = []
     config.stash[notes_key] = []
+    config.pluginmanager.register(Recorder(config), "cs336-recorder")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "cs336-xdist")
+        if config.getoption("maxworkerrestart", None) is None:  # xdist's default, 4 per worker, would end the run
+            config.option.maxworkerrestart = CRASHES_BEFORE_GIVING_UP
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -209,10 +217,20 @@ def pytest_runtest_call(item: pytest.Item):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Judges a conformance test's report: its matrix status rides on the report (``kit_result``), which the
+    Recorder reads, here or, under pytest-xdist, on the controller (a report's attributes survive the trip)."""
     report = yield
     component = component_of(item)
     if component is None:
         return report
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    level = level_of(item)
+    reproduce = dict(item.user_properties).get("reproduce", "") or (
+        f"python -m pytest '{item.nodeid}' --impl {item.config.stash[bundle_key].label}"
+        + " --gate strict" * (level == "strict"))
+    # On every phase's report: should the interpreter die later in this test, the crash is still this test's.
+    report.kit_test = {"component": component, "level": level, "clause": doc.strip().split("\n\n")[0],
+                       "reproduce": reproduce}
     missing = call.excinfo is not None and call.excinfo.errisinstance(ComponentMissing)
     if missing and not hasattr(report, "wasxfail"):
         report.longrepr = f"MISSING: {call.excinfo.value}"
@@ -223,18 +241,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         status = _status(report, missing)
     if status is None:
         return report
-    if status == "pass" and hasattr(report, "wasxfail"):
-        item.config.stash[notes_key].append(f"stale expected-failure entry: {item.nodeid} passes")
-    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-    level = level_of(item)
-    reproduce = dict(item.user_properties).get("reproduce", "")
-    if status == "fail" and not reproduce:
-        reproduce = (f"python -m pytest '{item.nodeid}' --impl {item.config.stash[bundle_key].label}"
-                     + " --gate strict" * (level == "strict"))
     message = _short_message(report) if status in ("fail", "missing", "skip", "xfail", "error") else ""
-    item.config.stash[results_key].append(
-        Result(item.nodeid, component, status, level, doc.strip().split("\n\n")[0], message, reproduce))
-    write_report_json(item.config, complete=False)
+    report.kit_result = asdict(Result(item.nodeid, component, status, level, report.kit_test["clause"], message,
+                                      reproduce if status == "fail" else ""))
     if status == "fail" and LEVELS.index(level) > LEVELS.index(item.config.getoption("gate")):
         # A FAIL above the gate: reported, not a pytest failure (the summary says "strict failed", -x goes on).
         report.outcome = "skipped"
@@ -249,6 +258,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+class Recorder:
+    """Collects the results from the reports, where the run is reported: in the one process of a plain run, or on
+    pytest-xdist's controller, whose workers (``-n 1``: crash isolation) run the tests. A worker that dies (a
+    segfault, ``os._exit``) takes its test with it; xdist reports that test failed and starts a new worker for the
+    rest, and the Recorder names the test's component from the reports of its earlier phases."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.tests: dict[str, dict] = {}  # node id -> kit_test, for the tests whose reports arrived
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # a pytest-xdist worker: its controller records
+        if hasattr(report, "kit_test"):
+            self.tests[report.nodeid] = report.kit_test
+        if hasattr(report, "kit_result"):
+            result = Result(**report.kit_result)
+            if result.status == "pass" and hasattr(report, "wasxfail"):
+                self.config.stash[notes_key].append(f"stale expected-failure entry: {result.nodeid} passes")
+        elif report.failed and report.nodeid in self.tests:
+            # No phase of the test finished: its interpreter died. A crash fails at every level, the course's too.
+            test = self.tests[report.nodeid]
+            result = Result(report.nodeid, test["component"], "fail", "course", test["clause"],
+                            "CRASH: the interpreter running this test died (a segfault or os._exit in the "
+                            "implementation?); a new pytest-xdist worker ran the tests after it", test["reproduce"])
+        else:
+            return
+        self.config.stash[results_key].append(result)
+        write_report_json(self.config, complete=False)
+
+
+class XdistHooks:
+    """Registered with pytest-xdist only (its hooks are unknown without it)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        # The expected-failures notes made by a worker's collection (the controller collects nothing).
+        notes = self.config.stash[notes_key]
+        notes += [n for n in getattr(node, "workeroutput", {}).get("kit_notes", []) if n not in notes]
+
+
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if getattr(report, "kit_missing", False):
         return "missing", "M", "MISSING"
@@ -261,6 +314,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Exit codes: 0 every test passed at the gate's level; 1 a test failed (a FAIL at the gate's level, or a KIT
     ERROR); MISSING_EXIT nothing failed but some components (or features) are missing; pytest's own for usage
     errors (4) and the rest."""
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its notes go to the controller
+        session.config.workeroutput["kit_notes"] = session.config.stash[notes_key]
     if exitstatus == pytest.ExitCode.OK and any(r.status == "missing" for r in session.config.stash[results_key]):
         session.exitstatus = MISSING_EXIT
 

@@ -19,9 +19,27 @@ def test_a_hanging_member_fails_its_tests_by_timeout_and_the_run_completes(tmp_p
     print(f"{len(timeouts)} hanging tests, the run took {time.monotonic() - start:.0f} s")
 
 
+def test_under_xdist_a_crashing_member_fails_its_tests_and_the_run_completes(tmp_path):
+    """With pytest-xdist workers (``-n 1``, as the nox sessions run the suite), each test whose interpreter dies is a
+    FAIL naming the crash, a new worker runs the rest, and the matrix and the JSON report are whole."""
+    start = time.monotonic()
+    run = run_suite(tmp_path, "--impl", "tests.kit.misbehaving:crashing", "--component", "softmax",
+                    "--component", "silu", "-n", "1")
+    assert run.returncode == 1, run.output[-3000:]
+    assert run.report is not None and run.report["complete"], run.output[-3000:]
+    rows = run.report["components"]
+    softmax = [r for r in run.report["results"] if r["component"] == "softmax"]
+    assert rows["softmax"]["fail"] == len(softmax) == 6 and rows["silu"]["status"] == "PASS", rows
+    assert all(r["message"].startswith("CRASH: the interpreter running this test died") for r in softmax), softmax
+    assert "6 failed, 3 passed" in run.output.strip().splitlines()[-1], run.output[-500:]
+    findings = [line for line in run.output.splitlines() if line.startswith("FAIL [softmax]")]
+    assert len(findings) == 1 and findings[0].endswith("(and 5 more with this cause)"), findings
+    print(f"6 crashing tests, each in its own worker: the run took {time.monotonic() - start:.0f} s")
+
+
 def test_a_member_that_kills_the_interpreter_leaves_the_report_so_far(tmp_path):
-    """The JSON report is rewritten as the run goes: what ran before the crash (silu's golden, which runs before
-    softmax's) is there, marked incomplete."""
+    """Without workers (plain pytest) the crash ends the run, but the JSON report is rewritten as the run goes: what
+    ran before the crash (silu's golden, which runs before softmax's) is there, marked incomplete."""
     run = run_suite(tmp_path, "--impl", "tests.kit.misbehaving:crashing", "--component", "softmax",
                     "--component", "silu")
     assert run.returncode == 139, run.output[-3000:]

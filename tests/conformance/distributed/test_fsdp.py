@@ -9,8 +9,8 @@ The oracle is one process training the unwrapped module on the global batch, of 
 every rank's ``parameters()`` (shards concatenated in rank order), so that no check leans on the
 implementation's own ``full_state_dict``. Two models: the kit's TransformerLM (the implementation's own, so
 the spec's Linear and Embedding; trained with its AdamW) and a toy model of torch.nn layers (any FSDP must
-recognize those; torch.optim.SGD with momentum, whose step is linear in the gradient) with what the LM lacks: biases and a free parameter (replicated), a
-weight tied between an Embedding and a Linear, a frozen weight, uneven rows and, at world size 3, a rank
+recognize those; torch.optim.SGD with momentum, whose step is linear in the gradient) with what the LM lacks:
+biases and a free parameter (replicated), a weight tied between an Embedding and a Linear, a frozen weight, uneven rows and, at world size 3, a rank
 holding no rows. Through a course adapters file the LM cannot serve (bridged modules pass no gradients to
 their parameters): its parts are left out and the toy model's still count. The compute-dtype run uses the toy
 without its bias (a float32 bias cannot meet bfloat16 inputs; the spec keeps replicated parameters' dtype).

@@ -236,8 +236,9 @@ MUTANTS: list[Mutant] = [
            "by the world size", DDPSumWithoutAverage),
     Mutant("ddp_no_broadcast", "DDPIndividualParameters", "no broadcast from rank 0 at construction: ranks keep "
            "their own initial values", DDPNoBroadcast),
+    # strict: a communication pattern, seen only through the kit's recorder (torch's DDP bypasses it)
     Mutant("ddp_all_reduce_after_backward", "DDPIndividualParameters", "all-reduces launched in "
-           "finish_gradient_synchronization, after backward: no overlap", DDPAllReduceAfterBackward),
+           "finish_gradient_synchronization, after backward: no overlap", DDPAllReduceAfterBackward, level="strict"),
     Mutant("ddp_frozen_gradients", "DDPIndividualParameters", "frozen parameters get zero gradients, all-reduced",
            DDPFrozenGradients),
     Mutant("ddp_tied_reduced_twice", "DDPIndividualParameters", "a tied parameter hooked under both names: "
@@ -249,9 +250,12 @@ MUTANTS: list[Mutant] = [
            "world size", BucketedSumWithoutAverage),
     Mutant("ddp_bucketed_flushed_early", "DDPBucketed", "a bucket sent when its last parameter in reverse order is "
            "ready, before all of its gradients are", BucketedFlushedEarly),
+    # strict: a communication pattern, seen only through the kit's recorder (torch's DDP bypasses it)
     Mutant("ddp_bucketed_forward_order", "DDPBucketed", "buckets filled in the order of module.parameters(), not "
-           "reverse", BucketedForwardOrder),
-    Mutant("ddp_bucketed_one_bucket", "DDPBucketed", "bucket_size_mb ignored: always one bucket", BucketedOneBucket),
+           "reverse", BucketedForwardOrder, level="strict"),
+    # strict: a communication pattern, seen only through the kit's recorder (torch's DDP bypasses it)
+    Mutant("ddp_bucketed_one_bucket", "DDPBucketed", "bucket_size_mb ignored: always one bucket", BucketedOneBucket,
+           level="strict"),
     Mutant("ddp_bucketed_not_reset", "DDPBucketed", "the per-bucket count of pending gradients not reset after a "
            "step", BucketedNotReset),
     Mutant("sharded_no_broadcast", "ShardedOptimizer", "owners step their shard but never broadcast it",
