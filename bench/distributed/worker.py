@@ -283,4 +283,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: the interpreter's teardown destroys threads the backends (gloo, the sharding wrappers' streams) may
+    # still hold, and a rank then dies with SIGABRT ("terminate called without an active exception") after its work
+    # was done and its figures written, failing the launch.
+    os._exit(code)
