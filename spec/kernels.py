@@ -1,13 +1,18 @@
 """Kernels (handout A2 §3.1.1, §4): a fused Triton RMSNorm and FlashAttention-2 (PyTorch and Triton).
 
-The docstrings are normative. Triton components take CUDA tensors; CPU tensors run only through
-Triton's interpreter (``TRITON_INTERPRET=1`` set before the implementation's kernels are
-defined, as the kit does for ``--device cpu`` runs); without it, CPU tensors raise ValueError
-naming the device: no silent fallback, so that nobody times an eager path by mistake.
+The docstrings are normative. Triton components take CUDA tensors.
+
+(strict) CPU tensors run only through Triton's interpreter (``TRITON_INTERPRET=1`` set before the
+implementation's kernels are defined, as the kit does for ``--device cpu`` runs); without it, CPU
+tensors raise ValueError naming the device: no silent fallback, so that nobody times an eager path
+by mistake. This paragraph is the strict level, and so is every check of a Triton kernel run without
+``--device cuda``: the course's kernels run on CUDA tensors only and never use the interpreter; on
+CPU tensors a guard and a crash are both its behaviour.
 
 FlashAttention-2. Notation: Q (..., N_q, d), K and V (..., N_k, d); the course's tests use
-three dims, Q (B, N_q, d), K and V (B, N_k, d), and that is the case the clauses name; more
-leading dims (batch, heads) work the same way, and L then has shape Q.shape[:-1].
+three dims, Q (B, N_q, d), K and V (B, N_k, d), and that is the case the clauses name. (strict)
+More leading dims (batch, heads) work the same way, and L then has shape Q.shape[:-1] (checked
+through ``flash_attention``, the multi-head form).
 The clauses shared by FlashAttentionPyTorch and FlashAttentionTriton:
 
 - Output O = softmax(S) V with S = Q Kᵀ / √d (A2 eqs. 4–6), computed in tiles with the online
@@ -32,8 +37,9 @@ The clauses shared by FlashAttentionPyTorch and FlashAttentionTriton:
   at the end. The flash-attention tolerance rule holds: max |error| against a float64
   reference is at most 2x that of naive PyTorch attention computed in the input dtype, 3x for
   the gradients.
-- Inputs may be non-contiguous (any strides); results equal those of contiguous copies.
-- Errors (ValueError, raised before any work, naming what is wrong): Q, K, V of different
+- (strict) Inputs may be non-contiguous (any strides); results equal those of contiguous copies
+  (the course passes contiguous tensors).
+- (strict) Errors (ValueError, raised before any work, naming what is wrong): Q, K, V of different
   dtypes, or on different devices; fewer than two dims; leading dims that differ between Q, K
   and V; K and V of different lengths; a head dim that differs between Q, K and V; N_q = 0 or
   N_k = 0; a non-floating dtype.
@@ -53,6 +59,9 @@ __all__ = ["RMSNormTriton", "FlashAttentionPyTorch", "FlashAttentionTriton", "fl
 
 class RMSNormTriton(Protocol):
     """RMSNorm (spec/nn.py) fused into one Triton kernel forward and one backward (A2 §3.1.1 operator fusion, §4).
+
+    (strict) Every clause below is the strict level: RMSNormTriton is a kit extra, which the current
+    handouts never ask for.
 
     - The same function and module as spec/nn.py's RMSNorm: y = x / √(mean(x²) + eps) · g over
       the last dim, eps = 1e-5 by default and inside the square root, computed in float32 and
@@ -86,9 +95,11 @@ class FlashAttentionPyTorch(Protocol):
     Used as ``FlashAttentionPyTorch.apply(Q, K, V, is_causal=False)``; the shared clauses of
     this module's docstring apply. Also:
 
-    - Any device PyTorch runs on (the CPU included); dtypes float16, bfloat16, float32 and
-      float64. float64 inputs are computed in float64 and L is then float64 (so that
-      ``torch.autograd.gradcheck`` applies); every other dtype computes in float32.
+    - Any device PyTorch runs on (the CPU included); float32 inputs.
+    - (strict) Also float16 and bfloat16 (computed in float32, held to the precision clause's
+      tolerance rule) and float64: float64 inputs are computed in float64 and L is then float64 (so
+      that ``torch.autograd.gradcheck`` applies). The course's PyTorch Function is a float32
+      reference for the Triton kernel: other dtypes are kit extras.
     - Any N_q, N_k ≥ 1 (not only multiples of the tile size) and any head dim d ≥ 1.
     - Causal tile skipping: key tiles entirely above the diagonal are never computed.
     """
@@ -107,10 +118,11 @@ class FlashAttentionTriton(Protocol):
     - Dtypes float16, bfloat16 and float32 (float32 to float32 accuracy: plain TF32 matmuls, with
       10-bit mantissas, miss PyTorch's float32 tolerance); head dims 16 ≤ d ≤ 128, not only
       powers of two; any N_q, N_k ≥ 1, not only multiples of the tile size.
-    - A head dim outside [16, 128], or float64, raises ValueError naming the supported limits.
-    - Device: CUDA tensors; CPU tensors only through Triton's interpreter (module docstring).
-      Outside it, CPU tensors raise ValueError naming the device and pointing to
-      FlashAttentionPyTorch: never a crash, never a silent fallback.
+    - (strict) A head dim outside [16, 128], or float64, raises ValueError naming the supported limits.
+    - Device: CUDA tensors.
+    - (strict) CPU tensors only through Triton's interpreter (module docstring). Outside it, CPU
+      tensors raise ValueError naming the device and pointing to FlashAttentionPyTorch: never a
+      crash, never a silent fallback.
     """
 
     @staticmethod
@@ -121,6 +133,9 @@ class FlashAttentionTriton(Protocol):
 def flash_attention(q: Float[Tensor, "... h N_q d"], k: Float[Tensor, "... h N_k d"], v: Float[Tensor, "... h N_k d"],
                     is_causal: bool = False) -> Float[Tensor, "... h N_q d"]:
     """Multi-head FlashAttention-2 for the LM: softmax(q kᵀ / √d) v for every (batch, head) pair.
+
+    (strict) Every clause below is the strict level: the multi-head form is a kit extra, the course
+    has no such function.
 
     - q (..., h, N_q, d), k and v (..., h, N_k, d), as MultiHeadSelfAttention holds them after
       splitting heads (spec/nn.py); the leading dims, heads included, must be equal in q, k, v

@@ -3,6 +3,10 @@
 Every module subclasses ``torch.nn.Module``, accepts ``device`` and ``dtype`` keyword
 arguments, and keeps the parameter names given here: the state-dict keys are part of the
 spec, so that the course's weights load one to one.
+
+(strict) Every module's parameters and output follow the ``dtype`` and ``device`` it is given
+(float64 included), and ``load_state_dict`` with a wrongly shaped weight raises RuntimeError or
+ValueError naming the key. Both are the strict level: the course's tests check neither.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class Linear(Protocol):
     """y = x Wᵀ, no bias (A1 §3.4.2).
 
     - ``weight`` is a Parameter of shape (d_out, d_in): stored as W, not Wᵀ.
-    - Init: truncated normal, mean 0, std σ = √(2 / (d_in + d_out)), cut at ±3σ.
+    - (strict) Init: truncated normal, mean 0, std σ = √(2 / (d_in + d_out)), cut at ±3σ.
     - Any number of leading dims.
     """
 
@@ -38,8 +42,8 @@ class Linear(Protocol):
 class Embedding(Protocol):
     """Row lookup into ``weight`` of shape (num_embeddings, embedding_dim) (A1 §3.4.3).
 
-    - Init: N(0, 1) truncated at ±3.
-    - A token id outside [0, num_embeddings) raises IndexError or ValueError naming the id
+    - (strict) Init: N(0, 1) truncated at ±3.
+    - (strict) A token id outside [0, num_embeddings) raises IndexError or ValueError naming the id
       and the vocabulary size (never a silent wrap-around or an opaque device assert).
     """
 
@@ -91,8 +95,8 @@ class RotaryEmbedding(Protocol):
       positions 2k, 2k+1), not split into halves. The handout indexes k from 1; read
       literally that is off by one (CONVENTIONS.md).
     - ``token_positions`` (..., seq) broadcasts against x's leading dims.
-    - A position ≥ max_seq_len raises ValueError. No learnable parameters; exposes
-      ``theta``, ``d_k`` and ``max_seq_len``.
+    - No learnable parameters.
+    - (strict) A position ≥ max_seq_len raises ValueError; exposes ``theta``, ``d_k`` and ``max_seq_len``.
     """
 
     theta: float
@@ -127,7 +131,8 @@ def scaled_dot_product_attention(
 class MultiHeadSelfAttention(Protocol):
     """Causal multi-head self-attention (A1 §3.5.5, eq. 14).
 
-    - d_k = d_v = d_model / num_heads; d_model not divisible by num_heads raises ValueError.
+    - d_k = d_v = d_model / num_heads.
+    - (strict) d_model not divisible by num_heads raises ValueError.
     - Submodules ``q_proj``, ``k_proj``, ``v_proj``, ``output_proj``: Linear(d_model → d_model).
       Projection rows are grouped by head: rows h·d_k … (h+1)·d_k − 1 belong to head h.
     - Causal: query i attends to keys j ≤ i. With ``rope``, RoPE is applied to Q and K (not V),
@@ -145,7 +150,7 @@ class TransformerBlock(Protocol):
     """Pre-norm block (A1 §3.5, eq. 15): z = x + MHA(ln1(x)); y = z + FFN(ln2(z)).
 
     - Submodules ``attn`` (MultiHeadSelfAttention), ``ffn`` (SwiGLU), ``ln1``, ``ln2`` (RMSNorm).
-    - Ablations (A1 §7.3): ``norm="post"``: z = ln1(x + MHA(x)), y = ln2(z + FFN(z));
+    - (strict) Ablations (A1 §7.3): ``norm="post"``: z = ln1(x + MHA(x)), y = ln2(z + FFN(z));
       ``norm="none"``: no ``ln1``/``ln2``; ``ffn="silu"``: FFN(x) = W2 SiLU(W1 x) (no ``w3``).
     """
 
@@ -160,14 +165,18 @@ class TransformerBlock(Protocol):
 class TransformerLM(Protocol):
     """Decoder-only LM (A1 §3.1, §3.6): embeddings → blocks → ln_final → lm_head.
 
-    - Returns unnormalized logits (..., seq, vocab_size); the LM head is not tied.
+    - Returns unnormalized logits (batch, seq, vocab_size) for token ids (batch, seq), seq up to
+      ``context_length``; the LM head is not tied.
+    - (strict) Any leading dims: token ids (..., seq), an unbatched (seq,) included, give logits
+      (..., seq, vocab_size). The course's LM takes (batch, seq) only.
     - State-dict keys: ``token_embeddings.weight``, ``layers.{i}.attn.{q,k,v,output}_proj.weight``,
       ``layers.{i}.ln1.weight``, ``layers.{i}.ffn.{w1,w2,w3}.weight``, ``layers.{i}.ln2.weight``,
       ``ln_final.weight``, ``lm_head.weight``. One RoPE (θ = ``rope_theta``, d_k = d_model /
       num_heads) shared by every layer, positions 0 … seq − 1.
-    - Errors: seq > context_length raises ValueError; a token id out of range raises
-      IndexError or ValueError; d_model not divisible by num_heads raises ValueError.
-    - Ablations (A1 §7.3): ``norm`` and ``ffn`` as in TransformerBlock, where ``norm="post"``
+    - (strict) Exposes ``context_length``. Errors: seq > context_length raises ValueError; a token id
+      out of range raises IndexError or ValueError naming the id; d_model not divisible by num_heads
+      raises ValueError.
+    - (strict) Ablations (A1 §7.3): ``norm`` and ``ffn`` as in TransformerBlock, where ``norm="post"``
       and ``"none"`` also drop ``ln_final``; ``use_rope=False`` is NoPE (no position signal).
     """
 

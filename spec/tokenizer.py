@@ -27,7 +27,7 @@ def train_bpe(input_path: str | os.PathLike, vocab_size: int, special_tokens: li
       returned in creation order. The vocabulary holds the 256 single bytes, the special
       tokens (UTF-8 encoded) and one token per merge (the concatenation), ``vocab_size``
       entries in all; which id each gets is the implementation's choice.
-    - vocab_size below 256 + len(special_tokens) raises ValueError; a missing file raises
+    - (strict) vocab_size below 256 + len(special_tokens) raises ValueError; a missing file raises
       FileNotFoundError.
     """
     ...
@@ -48,7 +48,8 @@ class Tokenizer(Protocol):
       merge the adjacent pair of lowest rank, until none is in the merge list. With GPT-2's
       files the ids equal tiktoken's "gpt2" encoding.
     - ``decode`` concatenates the tokens' bytes and decodes UTF-8 with replacement (U+FFFD),
-      so any id sequence decodes; decode(encode(s)) == s for every string s.
+      so any sequence of the vocabulary's ids decodes; decode(encode(s)) == s for every string s.
+    - (strict) ``decode`` of an id that is not in the vocabulary raises ValueError, KeyError or IndexError.
     - ``encode_iterable`` takes any iterable of strings (a file object: its lines) and yields
       ids lazily in memory bounded by the longest pre-token, never by the input; its output
       equals ``encode`` of the concatenation however the input is chunked.

@@ -25,8 +25,8 @@ def cross_entropy(logits: Float[Tensor, "... vocab"], targets: Int[Tensor, "..."
 
     - Subtract the max before exponentiating and cancel log/exp: finite and exact for
       logits scaled by 1000.
-    - ``targets`` must have the shape of ``logits`` without its last dim; any other shape
-      raises (ValueError, RuntimeError or IndexError), never broadcasts.
+    - ``targets`` has the shape of ``logits`` without its last dim.
+    - (strict) Any other shape of ``targets`` raises (ValueError, RuntimeError or IndexError), never broadcasts.
     """
     ...
 
@@ -40,7 +40,8 @@ class AdamW(Protocol):
       α_t = α √(1−β₂ᵗ)/(1−β₁ᵗ); θ ← θ − α_t m/(√v + ε); then θ ← θ − αλθ with the base α
       (decoupled decay, after the Adam step). torch.optim.AdamW decays first and adds ε to the
       bias-corrected √v̂: its numbers differ (up to ~5e-3 after a few steps at lr·λ = 0.015), and the course's
-      own test accepts them, so the course level does too; Algorithm 1 exactly is the strict level.
+      own test accepts them, so the course level does too.
+    - (strict) Algorithm 1 exactly: torch.optim.AdamW's numbers are not accepted.
     - All state lives in ``self.state[p]`` so that ``state_dict()`` checkpoints it.
     - (strict) ``step(closure)`` calls ``closure()`` with gradients enabled (it may run backward, as torch.optim's
       closures do) before stepping, and returns its loss; ``step()`` returns None.
@@ -58,7 +59,9 @@ def lr_cosine_schedule(t: int, max_learning_rate: float, min_learning_rate: floa
     """Cosine schedule with linear warm-up (A1 §4.4).
 
     t < T_w: α_max · t / T_w.  T_w ≤ t ≤ T_c: α_min + ½(1 + cos(π (t − T_w)/(T_c − T_w)))(α_max − α_min).
-    t > T_c: α_min. A negative warm-up, or T_c < T_w, raises ValueError.
+    t > T_c: α_min.
+
+    (strict) A negative warm-up, or T_c < T_w, raises ValueError.
     """
     ...
 
@@ -69,6 +72,7 @@ def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_l2_norm: float)
     - One norm over all non-None gradients together (not per tensor). If it exceeds M,
       every gradient is scaled by M / (norm + 1e-6); otherwise gradients are untouched.
     - Parameters without a gradient are skipped.
+    - (strict) ``parameters`` may be any iterable, e.g. the generator ``model.parameters()``.
     """
     ...
 
@@ -91,6 +95,9 @@ def save_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer, it
 
     Loading the result into a fresh model and optimizer and training on must give exactly
     what training on without the round trip gives.
+
+    (strict) Saving to a path, also over an existing checkpoint, leaves that one file in its directory
+    and no temporary files.
     """
     ...
 
