@@ -26,6 +26,7 @@ from spec import COMPONENTS, ComponentMissing
 from spec.adapters import NO_COURSE_ADAPTER, load_adapters
 from spec.loading import load_implementation
 from tests.harness.helpers import REPO
+from tests.harness.plugin import MISSING_EXIT
 from tests.kit.bridge.common import PARTIAL_ADAPTERS, REFERENCE_ADAPTERS, STUB_CALLS
 
 
@@ -127,7 +128,8 @@ def test_functions_take_the_spec_keyword_names(bridged):
 
 @pytest.mark.slow
 def test_conformance_suite_through_partial_adapters(tmp_path):
-    """The absent and the stubbed function are missing; nothing fails; the header names the adapters."""
+    """The absent and the stubbed function are missing; nothing fails; the header names the adapters; the summary
+    line, the matrix and the exit code (only missing: 6) agree."""
     report = tmp_path / "r.json"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider",
@@ -142,6 +144,11 @@ def test_conformance_suite_through_partial_adapters(tmp_path):
     failed = [r for r in result["results"] if r["status"] == "fail"]
     assert not failed, "failed through the adapters bridge:\n" + "\n".join(
         f"{r['nodeid']}: {r['message']}" for r in failed)
+    # pytest's summary line, the matrix and the exit code tell the same story: passes, missing, nothing failed.
+    totals, summary = result["totals"], run.stdout.strip().splitlines()[-1]
+    assert run.returncode == MISSING_EXIT, (run.returncode, summary)
+    assert f"{totals['pass']} passed" in summary and f"{totals['missing']} missing" in summary, (totals, summary)
+    assert "failed" not in summary, summary
     for component in ("train_bpe", "Tokenizer", "Linear", "MultiHeadSelfAttention", "TransformerLM", "cross_entropy",
                       "AdamW", "load_checkpoint"):
         assert rows[component]["pass"] > 0, (component, rows[component])
