@@ -185,7 +185,17 @@ def gather_full(parameters: list[Tensor], sharded: list[bool]) -> list[Tensor]:
 
 @torch.no_grad()
 def load_parameters(model: nn.Module, full: list[Tensor]) -> None:
-    for p, value in zip(model.parameters(), full, strict=True):
+    """Load the weights rebuilt from the wrapper's ``parameters()`` into the unwrapped module, or say, in the spec's
+    terms, why they do not fit (the spec: one parameter per module parameter, in its order, weights as row shards)."""
+    own = list(model.parameters())
+    if len(own) != len(full):
+        raise AssertionError(f"the wrapper's parameters() yields {len(full)} tensors, the module has {len(own)}: the "
+                             f"spec has it yield one per module parameter, in the module's order")
+    for i, (p, value) in enumerate(zip(own, full)):
+        if p.shape != value.shape:
+            raise AssertionError(f"parameter {i}: the shards of every rank's parameters(), concatenated in rank order, "
+                                 f"have shape {tuple(value.shape)}, the module's weight {tuple(p.shape)}: the spec's "
+                                 f"shards are the weight's rows, tensor_split(weight, world_size)[rank]")
         p.copy_(value)
 
 
