@@ -108,9 +108,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[expected_key] = read_expected_failures(config.getoption("expected_failures") or bundle.expected_failures)
     config.stash[results_key] = []
     config.stash[notes_key] = []
-    config.pluginmanager.register(Recorder(config), "cs336-recorder")
+    recorder = Recorder(config)
+    config.pluginmanager.register(recorder, "cs336-recorder")
+    config.pluginmanager.register(CudaGuard(config), "cs336-cuda-guard")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config), "cs336-xdist")
+        config.pluginmanager.register(XdistHooks(config, recorder), "cs336-xdist")
         if config.getoption("maxworkerrestart", None) is None:  # xdist's default, 4 per worker, would end the run
             config.option.maxworkerrestart = CRASHES_BEFORE_GIVING_UP
 
@@ -289,11 +291,66 @@ class Recorder:
         write_report_json(self.config, complete=False)
 
 
-class XdistHooks:
-    """Registered with pytest-xdist only (its hooks are unknown without it)."""
+# CUDA errors after which the process's CUDA context is unusable: every later CUDA call fails with them.
+CONTEXT_LOST = ("device-side assert triggered", "illegal memory access", "unspecified launch failure",
+                "misaligned address", "illegal instruction")
+CONTEXT_LOST_EXIT = 86  # a worker's exit code when it leaves because its CUDA context is lost
+
+
+class CudaGuard:
+    """A test's asynchronous CUDA errors surface in that test (a synchronize after its body), and a test that loses
+    the CUDA context (a device-side assert, an illegal memory access) does not take every later test with it: under
+    pytest-xdist its worker leaves before the next test, which XdistHooks gives to a new worker; without workers a
+    warning says that the tests after it are unreliable. Judged by the error's text, so that on a CPU the kit's own
+    test can stage a lost context (tests/kit/misbehaving.py)."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        self.lost_in: str | None = None  # the test in which this process lost its CUDA context
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        result = yield
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> None:
+        if call.excinfo is not None and self.lost_in is None and any(
+                text in str(call.excinfo.value) for text in CONTEXT_LOST):
+            self.lost_in = item.nodeid
+            if not hasattr(self.config, "workerinput"):
+                self.config.stash[notes_key].append(
+                    f"the CUDA context was lost in {item.nodeid}: the tests after it may fail with its error "
+                    f"(run with -n 1 to give them a fresh process)")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem) -> None:
+        if self.lost_in is not None and hasattr(self.config, "workerinput"):
+            # Every report of the earlier test has reached the controller (execnet sends synchronously).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(CONTEXT_LOST_EXIT)
+
+
+class XdistHooks:
+    """Registered with pytest-xdist only (its hooks are unknown without it)."""
+
+    def __init__(self, config: pytest.Config, recorder: Recorder):
+        self.config = config
+        self.recorder = recorder
+        self.rescheduled: set[str] = set()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched) -> None:
+        """A worker that died before a test began (CudaGuard's exit after a lost CUDA context) did not run it: a
+        new worker does. Once per test, so that a worker dying in a test's very start cannot loop."""
+        if crashitem not in self.recorder.tests and crashitem not in self.rescheduled:
+            self.rescheduled.add(crashitem)
+            sched.mark_test_pending(crashitem)
+            report.outcome = "rerun"  # neither passed nor failed; the Recorder and the summary leave it out
+            report.kit_rescheduled = True
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -305,6 +362,8 @@ class XdistHooks:
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if getattr(report, "kit_missing", False):
         return "missing", "M", "MISSING"
+    if getattr(report, "kit_rescheduled", False):
+        return "", "", ""
     if getattr(report, "kit_level_fail", None):
         return f"{report.kit_level_fail} failed", "s", f"FAIL ({report.kit_level_fail})"
     return None

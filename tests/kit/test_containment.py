@@ -45,3 +45,20 @@ def test_a_member_that_kills_the_interpreter_leaves_the_report_so_far(tmp_path):
     assert run.returncode == 139, run.output[-3000:]
     assert run.report is not None and run.report["complete"] is False, run.output[-3000:]
     assert run.report["components"]["silu"]["pass"] > 0, run.report["components"]["silu"]
+
+
+def test_a_lost_cuda_context_stays_with_the_test_that_lost_it(tmp_path):
+    """A member that loses the CUDA context (staged on the CPU: its later calls fail with the same error, as every
+    CUDA call does) fails its own tests only: under pytest-xdist each loss ends its worker before the next test and a
+    new worker runs the rest, so cross_entropy (whose tests run after softmax's) passes. Without workers the tests
+    after it fail too, and a warning says why."""
+    isolated = run_suite(tmp_path / "isolated", "--impl", "tests.kit.misbehaving:losing_the_context",
+                         "--component", "softmax", "--component", "cross_entropy", "-n", "1")
+    assert isolated.report is not None and isolated.report["complete"], isolated.output[-3000:]
+    rows = isolated.report["components"]
+    assert rows["softmax"]["fail"] == 6 and rows["cross_entropy"]["status"] == "PASS", rows
+    assert "6 failed, 12 passed" in isolated.output.strip().splitlines()[-1], isolated.output[-500:]
+    plain = run_suite(tmp_path / "plain", "--impl", "tests.kit.misbehaving:losing_the_context",
+                      "--component", "softmax", "--component", "cross_entropy")
+    assert plain.report["components"]["cross_entropy"]["fail"] > 0, plain.report["components"]
+    assert any(w.startswith("the CUDA context was lost in ") for w in plain.report["warnings"]), plain.report
