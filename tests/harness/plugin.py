@@ -280,7 +280,8 @@ class Recorder:
             if result.status == "pass" and hasattr(report, "wasxfail"):
                 self.config.stash[notes_key].append(f"stale expected-failure entry: {result.nodeid} passes")
         elif report.failed and report.nodeid in self.tests:
-            # No phase of the test finished: its interpreter died. A crash fails at every level, the course's too.
+            # xdist's report for a test whose worker died in it (the kit judged no phase of it past setup). A crash
+            # fails at every level, the course's too.
             test = self.tests[report.nodeid]
             result = Result(report.nodeid, test["component"], "fail", "course", test["clause"],
                             "CRASH: the interpreter running this test died (a segfault or os._exit in the "
