@@ -37,6 +37,8 @@ from tests.harness.oracles import OracleError
 LEVELS = ("course", "strict")  # each level's checks include the ones of the levels before it
 DEFAULT_TEST_TIMEOUT_S = 900.0  # generous: the slowest tests (a mutant's whole suite run) take minutes on 2 cores
 TIMEOUT_REPEAT_S = 5.0
+UNINTERRUPTIBLE_GRACE_S = 60.0  # past the timeout (at most the timeout again), a worker the alarm cannot reach exits
+HUNG_EXIT = 124  # that worker's exit code
 REPORT_EVERY_S = 2.0  # the JSON report is rewritten at most this often during the run, and at its end
 # Under pytest-xdist (-n 1: crash isolation), every crash costs a new worker (seconds): a member that crashes every
 # test of a large component still gets a complete report.
@@ -200,7 +202,8 @@ class TimeLimitExceeded(BaseException):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """The per-test timeout: SIGALRM, again every TIMEOUT_REPEAT_S should the first be swallowed. It interrupts
-    Python code (a sleep, a loop, a wait on processes) but not a hang inside one C call."""
+    Python code (a sleep, a loop, a wait on processes) but not a hang inside one C call: under pytest-xdist a
+    watchdog thread ends the worker a grace period later, the test is a CRASH FAIL and a new worker runs the rest."""
     seconds = item.config.getoption("test_timeout")
     if seconds <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         return (yield)
@@ -210,9 +213,16 @@ def pytest_runtest_call(item: pytest.Item):
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds, TIMEOUT_REPEAT_S)
+    watchdog = None
+    if hasattr(item.config, "workerinput"):
+        watchdog = threading.Timer(seconds + min(seconds, UNINTERRUPTIBLE_GRACE_S), os._exit, args=(HUNG_EXIT,))
+        watchdog.daemon = True
+        watchdog.start()
     try:
         return (yield)
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
@@ -284,8 +294,9 @@ class Recorder:
             # fails at every level, the course's too.
             test = self.tests[report.nodeid]
             result = Result(report.nodeid, test["component"], "fail", "course", test["clause"],
-                            "CRASH: the interpreter running this test died (a segfault or os._exit in the "
-                            "implementation?); a new pytest-xdist worker ran the tests after it", test["reproduce"])
+                            "CRASH: the interpreter running this test died (a segfault, os._exit, or a hang past "
+                            "--test-timeout that no signal could interrupt); a new pytest-xdist worker ran the tests "
+                            "after it", test["reproduce"])
         else:
             return
         self.config.stash[results_key].append(result)

@@ -19,6 +19,21 @@ def test_a_hanging_member_fails_its_tests_by_timeout_and_the_run_completes(tmp_p
     print(f"{len(timeouts)} hanging tests, the run took {time.monotonic() - start:.0f} s")
 
 
+def test_under_xdist_a_hang_no_signal_reaches_fails_its_test_and_the_run_completes(tmp_path):
+    """A hang that blocks the timeout's signal (as one inside a C call does): under pytest-xdist the worker's watchdog
+    ends it once the timeout and a grace period (here the timeout again) have passed; the test is a CRASH FAIL and
+    a new worker runs the rest."""
+    start = time.monotonic()
+    run = run_suite(tmp_path, "--impl", "tests.kit.misbehaving:hanging_deaf", "--component", "softmax",
+                    "--component", "silu", "-k", "test_golden", "-n", "1", "--test-timeout", "2")
+    assert run.report is not None and run.report["complete"], run.output[-3000:]
+    rows = run.report["components"]
+    assert rows["softmax"]["fail"] == 1 and rows["silu"]["status"] == "PASS", rows
+    failed = [r for r in run.report["results"] if r["status"] == "fail"]
+    assert "no signal could interrupt" in failed[0]["message"], failed
+    print(f"a hang deaf to signals, at --test-timeout 2: the run took {time.monotonic() - start:.0f} s")
+
+
 def test_under_xdist_a_crashing_member_fails_its_tests_and_the_run_completes(tmp_path):
     """With pytest-xdist workers (``-n 1``, as the nox sessions run the suite), each test whose interpreter dies is a
     FAIL naming the crash, a new worker runs the rest, and the matrix and the JSON report are whole."""
