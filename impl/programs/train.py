@@ -338,4 +338,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        # A rank of torchrun: the interpreter's teardown can abort it (SIGABRT, "terminate called without an active
+        # exception") on threads the process group leaves behind, after its work is done and written: skip it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -302,6 +302,9 @@ def _child(rank: int, world_size: int, backend: str, workdir: str, collective_ti
         store = dist.FileStore(str(work / "store"), world_size)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=STARTUP_S))
+        # Every rank connected before any may finish and leave: on a loaded machine a fast rank 0 used to exit while
+        # rank 1 was still in gloo's connectFullMesh ("Connection closed by peer"). Still under the start-up timeout.
+        dist.barrier()
         # The rendezvous above may take long on a busy machine; the collectives get the test's own timeout.
         _set_pg_timeout(datetime.timedelta(seconds=collective_timeout))
         (work / f"rank{rank}.ready").touch()  # the parent's timeout_s starts when every rank is here
