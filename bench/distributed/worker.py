@@ -45,6 +45,7 @@ from bench.common import ComponentMissing, device_name, sync, tested_implementat
 from bench.distributed.setups import Setup, ddp_variants, sharding
 from bench.train.a2_benchmark import SIZES, VOCAB
 from impl.nn import TransformerLM
+from impl.programs.launch import exit_rank
 from impl.train import cross_entropy
 
 MIB = 2**20
@@ -283,10 +284,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # os._exit: the interpreter's teardown destroys threads the backends (gloo, the sharding wrappers' streams) may
-    # still hold, and a rank then dies with SIGABRT ("terminate called without an active exception") after its work
-    # was done and its figures written, failing the launch.
-    os._exit(code)
+    exit_rank(main())

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from impl.programs.config import KERNEL_CHOICES, MODEL_FIELDS, TrainConfig, build_model
-from impl.programs.launch import DataParallel, LaunchError, check_launch
+from impl.programs.launch import DataParallel, LaunchError, check_launch, exit_rank
 from impl.programs.run_log import MetricsLog, atomic_write_text, plot_loss_curves
 from impl.train import AdamW, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, write_checkpoint
 
@@ -340,9 +340,5 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     code = main()
     if os.environ.get("WORLD_SIZE", "1") != "1":
-        # A rank of torchrun: the interpreter's teardown can abort it (SIGABRT, "terminate called without an active
-        # exception") on threads the process group leaves behind, after its work is done and written: skip it.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        exit_rank(code)  # a rank of torchrun
     sys.exit(code)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from datetime import timedelta
 from pathlib import Path
 
 import torch.distributed as dist
 
+from impl.programs.launch import exit_rank
 from impl.programs.train import Trainer, main
 
 
@@ -55,5 +57,8 @@ if __name__ == "__main__":
     dist.init_process_group("gloo", timeout=timedelta(minutes=2))
     try:
         run(json.loads(Path(sys.argv[1]).read_text()))
-    finally:
-        dist.destroy_process_group()
+    except BaseException:  # noqa: BLE001  (the job fails with this rank's traceback, as an uncaught error would)
+        traceback.print_exc()
+        exit_rank(1)
+    dist.destroy_process_group()
+    exit_rank(0)
