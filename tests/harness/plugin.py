@@ -123,8 +123,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     bundle = config.stash[bundle_key]
     return [
         f"implementation under test: {bundle.name} {bundle.version} (--impl {bundle.label})",
-        f"torch {torch.__version__}, triton {_version('triton')}, CUDA {torch.version.cuda or 'none'}, "
-        f"device {_device_name(config.getoption('device'))}, python {platform.python_version()}",
+        (f"torch {torch.__version__}, triton {_version('triton')}, CUDA {torch.version.cuda or 'none'}, "
+         f"device {_device_name(config.getoption('device'))}, python {platform.python_version()}"),
     ]
 
 
@@ -199,6 +199,11 @@ class TimeLimitExceeded(BaseException):
     left; this one it lets through, and so does code under test that catches Exception."""
 
 
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker (its controller records results and prints the report)."""
+    return hasattr(config, "workerinput")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """The per-test timeout: SIGALRM, again every TIMEOUT_REPEAT_S should the first be swallowed. It interrupts
@@ -214,7 +219,7 @@ def pytest_runtest_call(item: pytest.Item):
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds, TIMEOUT_REPEAT_S)
     watchdog = None
-    if hasattr(item.config, "workerinput"):
+    if is_xdist_worker(item.config):
         watchdog = threading.Timer(seconds + min(seconds, UNINTERRUPTIBLE_GRACE_S), os._exit, args=(HUNG_EXIT,))
         watchdog.daemon = True
         watchdog.start()
@@ -281,8 +286,8 @@ class Recorder:
         self.tests: dict[str, dict] = {}  # node id -> kit_test, for the tests whose reports arrived
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # a pytest-xdist worker: its controller records
+        if is_xdist_worker(self.config):
+            return
         if hasattr(report, "kit_test"):
             self.tests[report.nodeid] = report.kit_test
         if hasattr(report, "kit_result"):
@@ -332,14 +337,14 @@ class CudaGuard:
         if call.excinfo is not None and self.lost_in is None and any(
                 text in str(call.excinfo.value) for text in CONTEXT_LOST):
             self.lost_in = item.nodeid
-            if not hasattr(self.config, "workerinput"):
+            if not is_xdist_worker(self.config):
                 self.config.stash[notes_key].append(
                     f"the CUDA context was lost in {item.nodeid}: the tests after it may fail with its error "
                     f"(run with -n 1 to give them a fresh process)")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem) -> None:
-        if self.lost_in is not None and hasattr(self.config, "workerinput"):
+        if self.lost_in is not None and is_xdist_worker(self.config):
             # Every report of the earlier test has reached the controller (execnet sends synchronously).
             sys.stdout.flush()
             sys.stderr.flush()
@@ -385,7 +390,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Exit codes: 0 every test passed at the gate's level; 1 a test failed (a FAIL at the gate's level, or a KIT
     ERROR); MISSING_EXIT nothing failed but some components (or features) are missing; pytest's own for usage
     errors (4) and the rest."""
-    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its notes go to the controller
+    if is_xdist_worker(session.config):  # its notes go to the controller
         session.config.workeroutput["kit_notes"] = session.config.stash[notes_key]
     if exitstatus == pytest.ExitCode.OK and any(r.status == "missing" for r in session.config.stash[results_key]):
         session.exitstatus = MISSING_EXIT
