@@ -28,7 +28,8 @@ def train_bpe(input_path: str | os.PathLike, vocab_size: int, special_tokens: li
       tokens (UTF-8 encoded) and one token per merge (the concatenation), ``vocab_size``
       entries in all; which id each gets is the implementation's choice.
     - (strict) vocab_size below 256 + len(special_tokens) raises ValueError; a missing file raises
-      FileNotFoundError.
+      FileNotFoundError; an empty special token (it would match between any two characters) raises
+      ValueError, before any training.
     """
     ...
 
@@ -50,6 +51,8 @@ class Tokenizer(Protocol):
     - ``decode`` concatenates the tokens' bytes and decodes UTF-8 with replacement (U+FFFD),
       so any sequence of the vocabulary's ids decodes; decode(encode(s)) == s for every string s.
     - (strict) ``decode`` of an id that is not in the vocabulary raises ValueError, KeyError or IndexError.
+    - (strict) An empty special token (it would match between any two characters) raises ValueError
+      when the tokenizer is built.
     - ``encode_iterable`` takes any iterable of strings (a file object: its lines) and yields
       ids lazily in memory bounded by the longest pre-token, never by the input; its output
       equals ``encode`` of the concatenation however the input is chunked.

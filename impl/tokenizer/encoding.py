@@ -9,6 +9,7 @@ import functools
 import json
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import regex
 
@@ -17,6 +18,19 @@ GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+
 PRETOKEN = regex.compile(GPT2_PATTERN)
 WHITESPACE = regex.compile(r"\s")
 CACHE_ENTRIES = 1 << 16  # memoized pre-tokens per tokenizer
+
+
+def special_token_list(special_tokens: Iterable[str] | None) -> list[str]:
+    """The special tokens without repeats, in order; refuses any that is empty or not a string.
+
+    An empty special token would match between any two characters: an id between every two,
+    and streams and training that never end.
+    """
+    specials = list(special_tokens or [])
+    for special in specials:
+        if not isinstance(special, str) or not special:
+            raise ValueError(f"special tokens must be non-empty strings, got {special!r}")
+    return list(dict.fromkeys(specials))
 
 
 def special_token_pattern(special_tokens: Iterable[str]) -> regex.Pattern | None:
@@ -33,7 +47,7 @@ def split_stream(chunks: Iterable[str], special_tokens: Iterable[str]) -> Iterat
     the last pre-token of the buffer (which more text could extend) and any tail that could
     start a special token are held back until more text arrives or the stream ends.
     """
-    specials = sorted(set(special_tokens), key=len, reverse=True)
+    specials = sorted(special_token_list(special_tokens), key=len, reverse=True)
     special_re = special_token_pattern(specials)
     buffer = ""
     for chunk in chunks:
@@ -91,8 +105,8 @@ class Tokenizer:
 
     def __init__(self, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]],
                  special_tokens: list[str] | None = None):
+        self.special_tokens = special_token_list(special_tokens)
         self.vocab = dict(vocab)
-        self.special_tokens = list(dict.fromkeys(special_tokens or []))
         for special in self.special_tokens:  # a special absent from the vocabulary gets the next free id
             if special.encode() not in set(self.vocab.values()):
                 self.vocab[max(self.vocab, default=-1) + 1] = special.encode()
@@ -233,8 +247,13 @@ def read_gpt2_files(vocab_filepath, merges_filepath) -> tuple[dict[int, bytes], 
 
 def write_gpt2_files(vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], vocab_filepath,
                      merges_filepath) -> None:
-    with open(vocab_filepath, "w", encoding="utf-8") as f:
-        json.dump({_to_text(token): i for i, token in sorted(vocab.items())}, f, ensure_ascii=False, indent=0)
-    with open(merges_filepath, "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n")
-        f.writelines(f"{_to_text(a)} {_to_text(b)}\n" for a, b in merges)
+    vocab_text, merges_text = gpt2_files_text(vocab, merges)
+    Path(vocab_filepath).write_text(vocab_text, encoding="utf-8")
+    Path(merges_filepath).write_text(merges_text, encoding="utf-8")
+
+
+def gpt2_files_text(vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """The content of vocab.json and merges.txt in GPT-2's format (byte-to-unicode strings)."""
+    vocab_text = json.dumps({_to_text(token): i for i, token in sorted(vocab.items())}, ensure_ascii=False, indent=0)
+    merges_text = "#version: 0.2\n" + "".join(f"{_to_text(a)} {_to_text(b)}\n" for a, b in merges)
+    return vocab_text, merges_text

@@ -2,7 +2,9 @@
 
 Both give the ids our ``encode`` gives (tests/kit/test_tokenizer_export.py checks it on the
 embedded corpus and on generated text), so a tokenizer trained here can be used at tiktoken's
-or HF tokenizers' speed.
+or HF tokenizers' speed. Where one special token starts with another, ``encode`` takes the
+longest, and so does HF tokenizers (its added tokens match leftmost-longest); tiktoken takes the
+first of its alternation, in an order we cannot set, so ``to_tiktoken`` refuses those it gets wrong.
 """
 
 from __future__ import annotations
@@ -22,14 +24,37 @@ def check_ids_follow_merge_order(tokenizer: Tokenizer) -> None:
         raise ValueError("a merged token has an id below a single byte's: tiktoken would merge differently")
 
 
+def check_longest_special_first(tokenizer: Tokenizer, encoding) -> None:
+    """tiktoken matches special tokens with an alternation ordered by its own hash map, not longest first.
+
+    Where several specials start at one place, it takes the first of them in that order; ``encode``
+    takes the longest. Each special encoded alone shows whether a shorter one that it starts with
+    comes first: if none does for any special, the longest wins everywhere.
+    """
+    for special, i in tokenizer.special_ids.items():
+        ids = encoding.encode(special, allowed_special="all")
+        if ids != [i]:
+            shorter = encoding.decode(ids[:1])
+            raise ValueError(f"the special tokens {shorter!r} and {special!r} overlap, and tiktoken matches "
+                             f"{shorter!r} first where encode takes the longer one: the ids would differ "
+                             "(tiktoken does not match special tokens longest first; the HF export does)")
+
+
 def to_tiktoken(tokenizer: Tokenizer, name: str = "cs336"):
-    """A ``tiktoken.Encoding`` with our pre-tokenizer, ranks = our ids, and our special tokens."""
+    """A ``tiktoken.Encoding`` with our pre-tokenizer, ranks = our ids, and our special tokens.
+
+    ValueError where its ids would differ from ``encode``'s: ids out of merge order, or overlapping
+    special tokens that tiktoken does not match longest first.
+    """
     import tiktoken
 
     check_ids_follow_merge_order(tokenizer)
     specials = set(tokenizer.special_ids.values())
     ranks = {token: i for i, token in tokenizer.vocab.items() if i not in specials}
-    return tiktoken.Encoding(name, pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens=tokenizer.special_ids)
+    encoding = tiktoken.Encoding(name, pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                                 special_tokens=tokenizer.special_ids)
+    check_longest_special_first(tokenizer, encoding)
+    return encoding
 
 
 def write_hf_tokenizer_json(tokenizer: Tokenizer, path: str | os.PathLike) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from impl.tokenizer.encoding import PRETOKEN, split_stream
+from impl.tokenizer.encoding import PRETOKEN, special_token_list, split_stream
 
 BLOCK = 1 << 20  # bytes read at a time: memory stays bounded whatever the file size
 CHUNK = 64 << 20  # target bytes per parallel task
@@ -27,7 +27,7 @@ def train_bpe(input_path: str | os.PathLike, vocab_size: int, special_tokens: li
               num_workers: int | None = None, progress: bool = False,
               ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     """Vocabulary (specials, then the 256 bytes, then one token per merge) and merges in creation order."""
-    special_tokens = list(dict.fromkeys(special_tokens))
+    special_tokens = special_token_list(special_tokens)
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
         raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 bytes plus {len(special_tokens)} special tokens")
@@ -62,11 +62,11 @@ def worker_context():
 
 def chunk_bounds(path: Path, special_tokens: list[str], num_workers: int) -> list[int]:
     """Byte offsets 0 = b₀ < … < b_k = size, each inner one at the start of a special token."""
+    markers = [s.encode("utf-8") for s in special_token_list(special_tokens)]
     size = path.stat().st_size
-    if not special_tokens:
+    if not markers:
         return [0, size]  # no safe cut is known: one task, still streamed in blocks
     n_chunks = max(num_workers, -(-size // CHUNK))
-    markers = [s.encode("utf-8") for s in special_tokens]
     bounds = [0]
     with open(path, "rb") as f:
         for target in range(size // n_chunks, size, max(1, size // n_chunks)):
@@ -103,9 +103,27 @@ def _read_text(path: Path, start: int, end: int) -> Iterator[str]:
             block = f.read(min(BLOCK, remaining))
             if not block:
                 break
+            # The decoder's error offsets count from the bytes it still holds from the previous block.
+            offset = f.tell() - len(block) - len(decoder.getstate()[0])
             remaining -= len(block)
-            yield decoder.decode(block)
-    yield decoder.decode(b"", final=True)
+            try:
+                yield decoder.decode(block)
+            except UnicodeDecodeError as error:
+                raise not_utf8(path, offset, error) from None
+    try:
+        yield decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, end - len(decoder.getstate()[0]), error) from None
+
+
+class NotUtf8Error(ValueError):
+    """Input bytes that are not UTF-8; the message names the file and the offset of the first bad byte."""
+
+
+def not_utf8(path: Path, offset: int, error: UnicodeDecodeError) -> NotUtf8Error:
+    """``offset``: that of the bytes ``error`` was raised on."""
+    return NotUtf8Error(f"{path} is not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset "
+                      f"{offset + error.start} ({error.reason}); convert it, e.g. `iconv -f latin1 -t utf-8`")
 
 
 def merge_sites(word: list[int], a: int, b: int) -> list[int]:

@@ -262,6 +262,16 @@ def test_train_bpe_missing_file(impl, tmp_path):
         impl.train_bpe(tmp_path / "no_such_corpus.txt", 300, [EOT])
 
 
+@pytest.mark.strict
+@pytest.mark.component("train_bpe")
+def test_train_bpe_rejects_an_empty_special_token(impl, tmp_path):
+    """An empty special token raises ValueError (it would match between any two characters)."""
+    # A tiny corpus: an implementation that loops on the empty match hangs in Python code, which the
+    # per-test timeout interrupts.
+    with pytest.raises(ValueError):
+        train(impl, tmp_path, "hello world", 300, [EOT, ""])
+
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizer: hand-built vocabularies.
 
@@ -326,6 +336,17 @@ def test_decode_unknown_id_raises(impl, bad_id):
     tokenizer = canonical_tokenizer(impl, [(b"a", b"b")], [EOT])
     with pytest.raises((ValueError, KeyError, IndexError)):
         tokenizer.decode([ord("a"), bad_id])
+
+
+@pytest.mark.strict
+@pytest.mark.component("Tokenizer")
+def test_tokenizer_rejects_an_empty_special_token(impl):
+    """An empty special token raises ValueError when the tokenizer is built, from a vocabulary or from files."""
+    # Only the constructors are called: encode_iterable with an empty special registered may never end.
+    with pytest.raises(ValueError):
+        impl.Tokenizer({i: bytes([i]) for i in range(256)}, [], [EOT, ""])
+    with pytest.raises(ValueError):
+        impl.Tokenizer.from_files(GPT2_DIR / "vocab.json", GPT2_DIR / "merges.txt", [EOT, ""])
 
 
 @pytest.mark.component("Tokenizer")

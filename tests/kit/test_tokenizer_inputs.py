@@ -1,0 +1,30 @@
+"""The reference tokenizer refuses special tokens it cannot match, at each of its entry points, before any work.
+
+An empty special token matches between any two characters: encode put an id between every two,
+encode_iterable and train_bpe never ended. A special token that is not a string is refused too.
+The conformance suite checks the empty one on any implementation (strict); this checks the reference's
+helpers that split on specials as well, and the message.
+"""
+
+import pytest
+
+from impl import Tokenizer, train_bpe
+from impl.programs.corpora import EOT
+from impl.tokenizer.encoding import split_stream
+from impl.tokenizer.training import chunk_bounds
+
+ENTRY_POINTS = {
+    "Tokenizer": lambda path, specials: Tokenizer({i: bytes([i]) for i in range(256)}, [], specials),
+    "train_bpe": lambda path, specials: train_bpe(path, 300, specials),
+    "chunk_bounds": lambda path, specials: chunk_bounds(path, specials, 4),
+    "split_stream": lambda path, specials: next(split_stream(["hello world"], specials)),
+}
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("bad", ["", None, b"<|pad|>"], ids=["empty", "none", "bytes"])
+def test_special_tokens_must_be_non_empty_strings(tmp_path, entry_point, bad):
+    path = tmp_path / "corpus.txt"
+    path.write_text(f"hello{EOT} world", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"special tokens must be non-empty strings, got {bad!r}"):
+        ENTRY_POINTS[entry_point](path, [EOT, bad])
