@@ -248,8 +248,11 @@ MUTANTS: list[Mutant] = [
            DDPUnchecked, level="strict"),
     Mutant("ddp_bucketed_sum_without_average", "DDPBucketed", "buckets all-reduced with SUM and not divided by the "
            "world size", BucketedSumWithoutAverage),
+    # strict: a race. The course-level averages are wrong only when gloo's all-reduce thread reads the bucket before
+    # its last gradients land, which a loaded machine reverses (seen under a stressed CI run); the recorder's
+    # "no bucket before ready" check sees it every time.
     Mutant("ddp_bucketed_flushed_early", "DDPBucketed", "a bucket sent when its last parameter in reverse order is "
-           "ready, before all of its gradients are", BucketedFlushedEarly),
+           "ready, before all of its gradients are", BucketedFlushedEarly, level="strict"),
     # strict: a communication pattern, seen only through the kit's recorder (torch's DDP bypasses it)
     Mutant("ddp_bucketed_forward_order", "DDPBucketed", "buckets filled in the order of module.parameters(), not "
            "reverse", BucketedForwardOrder, level="strict"),
