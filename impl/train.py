@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import IO, BinaryIO
 
 import numpy as np
@@ -146,40 +144,13 @@ def get_batch(dataset: np.ndarray, batch_size: int, context_length: int, device:
 Destination = str | os.PathLike | BinaryIO | IO[bytes]
 
 
-def save_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, out: Destination,
-                    extra: dict | None = None) -> None:
-    """Model state, optimizer state and iteration to a path or a binary file object (A1 §5.2).
+def save_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, out: Destination) -> None:
+    """Model state, optimizer state and iteration to a path or a binary file object (A1 §5.2): ``torch.save``.
 
-    ``extra`` adds entries the training program needs to resume exactly (sampler RNG state,
-    config); they must be plain Python values or tensors. A path is written to a temporary
-    file beside it, flushed to disk and renamed, so a crash or a full disk never leaves a
-    half-written checkpoint under the final name, and the previous one survives.
+    The train program saves more (sampler state, config) in the same form, through a file object from
+    impl/programs/files.py's ``atomic_write``, so that a crash never leaves half a checkpoint under its name.
     """
-    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
-                  **(extra or {})}
-    write_checkpoint(checkpoint, out)
-
-
-def write_checkpoint(checkpoint: dict, out: Destination) -> None:
-    """``torch.save`` to a file object, or atomically to a path: temp file beside it, fsync, rename.
-
-    save_checkpoint's writer, for callers that assemble the state dicts themselves (the train
-    program under FSDP or a sharded optimizer gathers them across ranks first).
-    """
-    if not isinstance(out, (str, os.PathLike)):
-        torch.save(checkpoint, out)
-        return
-    path = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration}, out)
 
 
 def read_checkpoint(src: Destination) -> dict:

@@ -5,7 +5,7 @@
     python -m bench.train.lm_throughput --tiny                                    # on a CPU, in seconds
     python -m bench.train.lm_throughput --tiny --impl mypkg                       # yours beside ours and the peer
 
-"Ours" is the real ``train`` program's step, impl.programs.train.Trainer.train_step (get_batch,
+"Ours" is the real ``train`` program's step, impl.programs.trainer.Trainer.train_step (get_batch,
 autocast, our cross_entropy, clip_gradients, our AdamW), on a temporary uint16 token file. The
 peer (bench/train/nanogpt_peer.py) is the same model in torch.nn + SDPA + fused AdamW, started from
 ours' initial weights and fed the same windows from the same file, so that the loss columns of
@@ -32,7 +32,7 @@ from bench.common import PEAK_BF16_FLOPS, ComponentMissing, add_impl_argument, f
     mfu, peak_memory_gib, report, reset_peak_memory, tested_implementation, timed, trainable, write_report, yours
 from bench.train.nanogpt_peer import PeerTrainer, SameBatches
 from impl.programs.config import KERNEL_CHOICES, TrainConfig
-from impl.programs.train import Trainer
+from impl.programs.trainer import Trainer
 
 CONFIGS = {
     # The handout's TinyStories model (A1 §7.2): 17M parameters without the embeddings.
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
               "torch.cuda.synchronize() calls",
               "MFU: tokens/s × FLOPs per token ÷ dense bf16 peak ("
               + ", ".join(f"{chip} {peak / 1e12:g}" for chip, peak in PEAK_BF16_FLOPS.items()) + " TFLOP/s)",
-              "ours: impl.programs.train.Trainer.train_step; peer: bench/train/nanogpt_peer.py (torch.nn, SDPA, loss "
+              "ours: impl.programs.trainer.Trainer.train_step; peer: bench/train/nanogpt_peer.py (torch.nn, SDPA, loss "
               "inside the compiled module, fused torch AdamW, clip_grad_norm_), same initial weights and batches"]
     if tested is not None:
         notes.append(f"yours: --impl {args.impl} ({tested.name}): its TransformerLM, AdamW and cross_entropy, from "

@@ -5,7 +5,7 @@ untied LM head, no biases; tests/programs/test_lm_bench.py checks equal logits),
 a practitioner would for speed: torch.nn layers, one fused QKV projection,
 F.scaled_dot_product_attention (flash attention on a GPU), the loss inside the module so that
 torch.compile fuses it, torch.optim.AdamW(fused=True) and clip_grad_norm_. It trains with the
-optimizer settings, learning-rate schedule and batch sampler of impl.programs.train.Trainer,
+optimizer settings, learning-rate schedule and batch sampler of impl.programs.trainer.Trainer,
 so both see the same windows in the same order (SameBatches, which also feeds an --impl's model).
 """
 

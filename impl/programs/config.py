@@ -1,68 +1,155 @@
 """The run configuration of the programs and the model it describes: ``TrainConfig`` and ``build_model``.
 
-``train`` reads it from a TOML file and flags and saves it in every checkpoint; ``generate`` rebuilds
-the model from the checkpoint's copy; the benchmarks build the same models from it.
+``train`` reads it from a TOML file and flags (each field's help text is its ``--flag``'s) and saves it in every
+checkpoint; ``generate`` rebuilds the model from the checkpoint's copy; the benchmarks build the same models from
+it. ``check_config`` refuses a wrong type or value before any work, naming the field; ``TRAJECTORY_FIELDS`` are
+those a resumed run may not change without changing what it computes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from impl.kernels.fast_lm import use_kernels
-from impl.nn import TransformerLM
+from impl.programs.cli import UserError
+
+if TYPE_CHECKING:
+    from impl.nn import TransformerLM
+
+KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
+PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
+
+
+def setting(default, help: str, choices: tuple[str, ...] | None = None):
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
 class TrainConfig:
     # Data: uint16 .npy token arrays from `tokenize` (a sidecar .json beside them gives vocab_size).
-    train_data: str = "runs/prose_train.npy"
-    valid_data: str = "runs/prose_valid.npy"
-    tokenizer_dir: str = ""  # "": the one the train data's sidecar names (`generate` reads it from the checkpoint)
+    train_data: str = setting("runs/prose_train.npy", "training tokens: a uint16 .npy written by `tokenize`")
+    valid_data: str = setting("runs/prose_valid.npy", "validation tokens, the same kind of file")
+    tokenizer_dir: str = setting("", "the tokenizer `generate` decodes with ('': the one the train data's sidecar "
+                                     "names)")
     # Model (A1 §3; defaults: the handout's TinyStories configuration, ~17M non-embedding parameters).
-    vocab_size: int = 0  # 0: read from the train data's sidecar .json
-    context_length: int = 256
-    d_model: int = 512
-    num_layers: int = 4
-    num_heads: int = 16
-    d_ff: int = 1344
-    rope_theta: float = 10000.0
+    vocab_size: int = setting(0, "vocabulary size (0: from the train data's sidecar .json)")
+    context_length: int = setting(256, "tokens per training sequence, and the model's longest input")
+    d_model: int = setting(512, "model width")
+    num_layers: int = setting(4, "Transformer blocks")
+    num_heads: int = setting(16, "attention heads (must divide d_model; d_model / num_heads even for RoPE)")
+    d_ff: int = setting(1344, "SwiGLU inner width")
+    rope_theta: float = setting(10000.0, "RoPE base")
     # Optimizer and schedule (A1 §4): cosine from lr_max to lr_min over max_steps after warmup_steps.
-    max_steps: int = 5000
-    batch_size: int = 32  # the global batch: under torchrun each of N ranks trains on batch_size / N of its rows
-    lr_max: float = 1e-3
-    lr_min: float = 1e-4
-    warmup_steps: int = 200
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0
+    max_steps: int = setting(5000, "optimizer steps (the cosine schedule ends here)")
+    batch_size: int = setting(32, "sequences per step, the global batch: under torchrun each of N ranks trains on "
+                                  "batch_size / N of them")
+    lr_max: float = setting(1e-3, "peak learning rate, reached after warmup_steps")
+    lr_min: float = setting(1e-4, "learning rate at max_steps")
+    warmup_steps: int = setting(200, "linear warm-up steps")
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay")
+    beta1: float = setting(0.9, "AdamW's first-moment decay")
+    beta2: float = setting(0.95, "AdamW's second-moment decay")
+    eps: float = setting(1e-8, "AdamW's epsilon")
+    grad_clip: float = setting(1.0, "largest gradient L2 norm (clipped above)")
     # Bookkeeping.
-    log_interval: int = 10  # steps between metrics rows (mean train loss over the interval)
-    eval_interval: int = 250  # steps between validation losses (and at the last step)
-    eval_batches: int = 20  # validation batches, the same ones at every evaluation
-    checkpoint_interval: int = 1000  # steps between checkpoints (and at the last step)
-    max_minutes: float = 0.0  # > 0: stop (with a checkpoint) once this much wall-clock has passed
-    out_dir: str = "runs/lm"
-    seed: int = 0
+    log_interval: int = setting(10, "steps between metrics rows (mean train loss over the interval)")
+    eval_interval: int = setting(250, "steps between validation losses (and at the last step)")
+    eval_batches: int = setting(20, "validation batches, the same ones at every evaluation")
+    checkpoint_interval: int = setting(1000, "steps between checkpoints (and at the last step)")
+    max_minutes: float = setting(0.0, "> 0: stop with a checkpoint once this much wall-clock has passed")
+    out_dir: str = setting("runs/lm", "directory of the checkpoint, metrics.jsonl, loss.png and summary.json")
+    seed: int = setting(0, "seed of the initialization and the batch sampler")
     # Execution.
-    device: str = "auto"  # auto: cuda when available, else cpu
-    precision: str = "auto"  # fp32 | bf16 (autocast; fp32 master weights); auto: bf16 on cuda, fp32 on cpu
-    compile: bool = False  # torch.compile the model
-    kernels: str = "none"  # none | attention | rmsnorm | all: Triton FlashAttention-2 / fused RMSNorm (CUDA)
+    device: str = setting("auto", "cpu, cuda or cuda:N (auto: cuda when available, else cpu)")
+    precision: str = setting("auto", "fp32 or bf16 autocast with fp32 master weights (auto: bf16 on cuda, fp32 "
+                                     "on cpu)", PRECISION_CHOICES)
+    compile: bool = setting(False, "torch.compile the model and the loss")
+    kernels: str = setting("none", "Triton FlashAttention-2 and/or fused RMSNorm (CUDA)", KERNEL_CHOICES)
     # Data parallel (A2 §5-§7; impl/programs/launch.py). Anything but none runs under torchrun, one process per device.
-    parallel: str = "none"  # none | ddp | ddp_bucketed | sharded_optimizer (+ bucketed DDP) | fsdp
-    bucket_size_mb: float = 25.0  # ddp_bucketed, sharded_optimizer: the largest gradient bucket (MiB)
-    dist_timeout_minutes: float = 10.0  # a collective waiting longer (a rank lost) ends the job instead of hanging
-
-
-KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
-
-
-def build_model(cfg: TrainConfig) -> TransformerLM:
-    model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
-                          cfg.rope_theta, device=cfg.device)
-    return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))
+    parallel: str = setting("none", "data parallelism under torchrun (sharded_optimizer: with bucketed DDP)",
+                            PARALLEL_CHOICES)
+    bucket_size_mb: float = setting(25.0, "ddp_bucketed, sharded_optimizer: the largest gradient bucket (MiB)")
+    dist_timeout_minutes: float = setting(10.0, "a collective waiting longer (a rank lost) ends the job instead of "
+                                                "hanging")
 
 
 MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta")
+# What a step computes: a resumed run that changed one of these would no longer continue the same run. The rest
+# (where it runs, how often it logs, evaluates and saves) may change on a resume.
+TRAJECTORY_FIELDS = (*MODEL_FIELDS, "train_data", "max_steps", "batch_size", "lr_max", "lr_min", "warmup_steps",
+                     "weight_decay", "beta1", "beta2", "eps", "grad_clip", "seed", "precision")
+# How the processes were launched: a resume takes them from its own command line (torchrun and --parallel, or a
+# plain process), never from the checkpoint.
+LAUNCH_FIELDS = ("parallel", "bucket_size_mb", "dist_timeout_minutes")
+POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff", "max_steps", "batch_size",
+                   "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
+
+
+class ConfigError(UserError):
+    """A setting of the wrong type or out of range; the message names it."""
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Types, ranges and choices of every field, and the rules between fields: before any work starts."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+        if not isinstance(value, expected) or (f.type != "bool" and isinstance(value, bool)):
+            kind = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[f.type]
+            raise ConfigError(f"{f.name} must be {kind}, got {value!r}")
+        if f.type == "float" and not math.isfinite(value):
+            raise ConfigError(f"{f.name} must be finite, got {value!r}")
+        if f.metadata["choices"] and value not in f.metadata["choices"]:
+            raise ConfigError(f"{f.name} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
+    not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
+    not_positive += [f"{name}={getattr(cfg, name)}" for name in ("lr_max", "eps", "grad_clip", "rope_theta",
+                                                                "bucket_size_mb", "dist_timeout_minutes")
+                     if getattr(cfg, name) <= 0]
+    if not_positive:
+        raise ConfigError(f"these settings must be > 0: {', '.join(not_positive)}")
+    rules = [
+        (0 <= cfg.lr_min <= cfg.lr_max, f"lr_min={cfg.lr_min} must lie in [0, lr_max={cfg.lr_max}]"),
+        (0 <= cfg.warmup_steps <= cfg.max_steps, f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps="
+                                                 f"{cfg.max_steps}]"),
+        (cfg.vocab_size >= 0, f"vocab_size={cfg.vocab_size} must be >= 0 (0: from the data's sidecar)"),
+        (cfg.weight_decay >= 0, f"weight_decay={cfg.weight_decay} must be >= 0"),
+        (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, f"beta1={cfg.beta1} and beta2={cfg.beta2} must lie in [0, 1)"),
+        (cfg.max_minutes >= 0, f"max_minutes={cfg.max_minutes} must be >= 0 (0: no limit)"),
+        (cfg.d_model % cfg.num_heads == 0, f"num_heads={cfg.num_heads} does not divide d_model={cfg.d_model}"),
+        ((cfg.d_model // cfg.num_heads) % 2 == 0, f"the head size d_model / num_heads = {cfg.d_model // cfg.num_heads} "
+                                                  f"must be even (RoPE rotates pairs)"),
+    ]
+    for holds, message in rules:
+        if not holds:
+            raise ConfigError(message)
+
+
+def resolve_device(device: str) -> str:
+    """``device`` with "auto" made cuda or cpu; a device this machine does not have is a ConfigError, before
+    anything is allocated on it."""
+    import torch  # here, not above: the config is read (and --help shown) without importing torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device {device!r} is not a device name (cpu, cuda, cuda:N or auto)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}, but torch finds no CUDA GPU on this machine: use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
+
+def build_model(cfg: TrainConfig) -> TransformerLM:
+    # Imported here (as torch in resolve_device): see above.
+    from impl.kernels.fast_lm import use_kernels
+    from impl.nn import TransformerLM
+
+    model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
+                          cfg.rope_theta, device=cfg.device)
+    return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))

@@ -16,7 +16,6 @@ import lzma
 import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fixtures import FIXTURES_DIR
+from impl.programs.cli import ArgumentParser, UserError, run
+from impl.programs.files import atomic_write, remove_stale_temps
 
 EMBEDDED = {name: FIXTURES_DIR / "data" / "corpus" / f"prose_{name}.txt.xz" for name in ("train", "valid")}
 CACHE = Path(os.environ.get("CS336_CACHE", Path.home() / ".cache" / "cs336-kit"))
@@ -35,9 +36,8 @@ def embedded_corpus(split: str = "train") -> Path:
     target = CACHE / f"prose_{split}.txt"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        with lzma.open(EMBEDDED[split], "rb") as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            shutil.copyfileobj(src, tmp)
-        os.replace(tmp.name, target)
+        with lzma.open(EMBEDDED[split], "rb") as src, atomic_write(target) as file:
+            shutil.copyfileobj(src, file)
     return target
 
 
@@ -54,44 +54,41 @@ BLOCK = 1 << 20
 def download(url: str, target: Path) -> Path:
     """Stream ``url`` to ``target`` (gunzipping a .gz URL); the target appears only once complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=60) as response, \
-            tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-        try:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if url.endswith(".gz") else None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
-                while block := response.read(BLOCK):
-                    tmp.write(inflate.decompress(block) if inflate else block)
-                    bar.update(len(block))
-            if inflate:
-                tmp.write(inflate.flush())
-                if not inflate.eof:
-                    raise gzip.BadGzipFile(f"{url}: the download ended inside the gzip stream")
-            if total is not None and bar.n != total:
-                raise OSError(f"{url}: got {bar.n} of {total} bytes")
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-    os.replace(tmp.name, target)
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_write(target) as file:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if url.endswith(".gz") else None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+            while block := response.read(BLOCK):
+                file.write(inflate.decompress(block) if inflate else block)
+                bar.update(len(block))
+        if inflate:
+            file.write(inflate.flush())
+            if not inflate.eof:
+                raise gzip.BadGzipFile(f"{url}: the download ended inside the gzip stream")
+        if total is not None and bar.n != total:
+            raise OSError(f"{url}: got {bar.n} of {total} bytes")
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fetch-corpus", description="Download a pretraining corpus (needs internet).")
-    parser.add_argument("name", choices=sorted(CORPORA))
+    parser = ArgumentParser("fetch-corpus", "Download a pretraining corpus (needs internet).")
+    parser.add_argument("name", choices=sorted(CORPORA), help="the corpus")
     parser.add_argument("--out", type=Path, help="directory for train.txt and valid.txt (default: the kit's cache)")
-    args = parser.parse_args(argv)
+    return run(parser, argv, fetch)
+
+
+def fetch(args: argparse.Namespace) -> int:
     out = args.out or CACHE / args.name
     for split, url in CORPORA[args.name].items():
         target = out / f"{split}.txt"
         if target.exists():
             print(f"{target} exists; skipped")
             continue
+        remove_stale_temps(target)
         try:
             download(url, target)
         except OSError as error:  # URLError, HTTPError, a short read, a bad gzip stream
-            print(f"fetch-corpus: error: could not download {url}: {error}", file=sys.stderr)
-            return 1
+            raise UserError(f"could not download {url}: {error}") from None
         print(f"{target}: {target.stat().st_size / 1e6:.1f} MB")
     print(f"next: train-bpe --input {out / 'train.txt'} --out {out / 'tokenizer'}")
     return 0

@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from impl.distributed.ddp import DDPBucketed, DDPIndividualParameters
 from impl.distributed.fsdp import FSDP
 from impl.distributed.sharded_optimizer import ShardedOptimizer
+from impl.programs.config import PARALLEL_CHOICES
 from impl.train import clip_gradients
 
-MODES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
 
 
 class LaunchError(ValueError):
@@ -66,8 +66,6 @@ def exit_rank(code: int) -> NoReturn:
 
 def check_launch(mode: str, batch_size: int, device: str) -> str:
     """Refuse a mode that cannot run as launched (before any process group exists); return this rank's device."""
-    if mode not in MODES:
-        raise LaunchError(f"parallel must be one of {', '.join(MODES)}, got {mode!r}")
     env = torchrun_env()
     if mode != "none" and env is None and not dist.is_initialized():
         raise LaunchError(f"parallel={mode!r} needs the processes and environment torchrun provides (RANK, "
@@ -79,7 +77,7 @@ def check_launch(mode: str, batch_size: int, device: str) -> str:
     if mode == "none" and world_size > 1:
         raise LaunchError(f"launched as {world_size} processes but parallel='none': every process would train its "
                           f"own copy of the model and write the same files; choose --parallel "
-                          f"{'|'.join(MODES[1:])}")
+                          f"{'|'.join(PARALLEL_CHOICES[1:])}")
     if batch_size % world_size:
         raise LaunchError(f"batch_size={batch_size} is not divisible by the world size {world_size}: each rank "
                           f"trains on batch_size / world_size rows of the global batch")

@@ -8,9 +8,9 @@ drops the rows after its checkpoint, so that the file reads as one uninterrupted
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from impl.programs.files import atomic_write, atomic_write_text
 
 
 class MetricsLog:
@@ -22,19 +22,18 @@ class MetricsLog:
 
     @staticmethod
     def read(path: Path) -> list[dict]:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in lines[:-1]]
+        try:
+            rows += [json.loads(line) for line in lines[-1:]]
+        except json.JSONDecodeError:
+            pass  # the row a killed run was appending; it lies past the checkpoint and is dropped anyway
+        return rows
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write beside the target and rename: readers never see a half-written file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
 
 
 def plot_loss_curves(rows: list[dict], out: Path, title: str) -> None:
@@ -56,7 +55,6 @@ def plot_loss_curves(rows: list[dict], out: Path, title: str) -> None:
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=120)
+    with atomic_write(out) as file:
+        fig.savefig(file, format="png", dpi=120)
     plt.close(fig)
-    os.replace(tmp.name, out)

@@ -1,334 +1,103 @@
 """The ``train`` program: a Transformer LM trained from a config file (A1 §5.3, §7).
 
-    train --config configs/prose.toml                       # or no config: the defaults below
+    train --config configs/prose.toml                       # or no config: the defaults (train --help)
     train --config configs/prose.toml --max-steps 2000 --lr-max 3e-3
     train --out-dir runs/lm --resume                       # continue exactly where it stopped
+    train --out-dir runs/lm --resume --max-steps 8000 --override   # continue with changed settings
     torchrun --standalone --nproc-per-node 2 -m impl.programs.train --parallel ddp ...   # data parallel
 
-Data are the uint16 ``.npy`` arrays the ``tokenize`` program writes, memory-mapped. Everything
-the run needs to continue bit-identically (model, AdamW state, step, the sampler's RNG state,
-the config) goes into one checkpoint, written atomically. The run leaves ``metrics.jsonl`` and
-``loss.png`` in ``out_dir``. Under torchrun (``parallel`` other than none) the ranks split each batch and only
-rank 0 writes; impl/programs/launch.py holds that plumbing, and the checkpoints keep the single-process form.
+Settings: TrainConfig's defaults < the TOML file < flags. ``--resume`` starts from the settings saved in the
+checkpoint instead of the defaults, so that the run goes on as it was; a file or flag that changes what the run
+computes (``TRAJECTORY_FIELDS``: the model, data, schedule, optimizer, batch, seed, precision) is refused, naming
+each, unless ``--override``. Where it runs, and how often it logs, evaluates and saves, may change freely; the
+data-parallel settings are the launch's own (``LAUNCH_FIELDS``: give ``--parallel`` again under torchrun).
+
+This module parses and checks the settings without importing torch (``--help`` and mistakes come at once); the
+run itself is impl/programs/trainer.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
-import time
 import tomllib
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm import tqdm
+from impl.programs.checkpoints import load_run_checkpoint
+from impl.programs.cli import ArgumentParser, UsageError, UserError, run
+from impl.programs.config import LAUNCH_FIELDS, TrainConfig, check_config
 
-from impl.programs.config import KERNEL_CHOICES, MODEL_FIELDS, TrainConfig, build_model
-from impl.programs.launch import DataParallel, LaunchError, check_launch, exit_rank
-from impl.programs.run_log import MetricsLog, atomic_write_text, plot_loss_curves
-from impl.train import AdamW, cross_entropy, get_batch, lr_cosine_schedule, read_checkpoint, write_checkpoint
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff", "max_steps", "batch_size",
-                   "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on; the message says why and what is kept."""
-
-
-def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill the automatic fields and check the config against the data before any work starts."""
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
-    if precision not in ("fp32", "bf16"):
-        raise TrainingError(f"precision must be fp32, bf16 or auto, got {cfg.precision!r}")
-    if cfg.kernels not in KERNEL_CHOICES:
-        raise TrainingError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, got {cfg.kernels!r}")
-    if cfg.kernels in ("rmsnorm", "all") and not device.startswith("cuda"):
-        raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
-                            f"got device={device!r}")
-    not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
-    if not_positive:
-        raise TrainingError(f"these settings must be >= 1: {', '.join(not_positive)}")
-    if cfg.bucket_size_mb <= 0 or cfg.dist_timeout_minutes <= 0:
-        raise TrainingError(f"bucket_size_mb={cfg.bucket_size_mb} and dist_timeout_minutes={cfg.dist_timeout_minutes} "
-                            "must be > 0")
-    try:
-        device = check_launch(cfg.parallel, cfg.batch_size, device)  # under torchrun on CUDA: cuda:LOCAL_RANK
-    except LaunchError as error:
-        raise TrainingError(str(error)) from None
-    if cfg.compile and cfg.parallel == "fsdp":
-        # It runs, but dynamo treats each layer's shard index as a constant: a recompilation per layer until its
-        # cache limit, then eager. Not worth a silent slowdown.
-        raise TrainingError("compile=true with parallel='fsdp' is not supported (torch.compile recompiles the FSDP "
-                            "weight gather for every layer); use --no-compile, or parallel ddp / ddp_bucketed")
-    if not 0 <= cfg.warmup_steps <= cfg.max_steps:
-        raise TrainingError(f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps={cfg.max_steps}]")
-    for name in ("train_data", "valid_data"):
-        if not Path(getattr(cfg, name)).is_file():
-            raise TrainingError(f"{name} {getattr(cfg, name)} does not exist (make it with the `tokenize` program)")
-    sidecar_path = Path(cfg.train_data).with_suffix(".json")
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
-    vocab_size = cfg.vocab_size or sidecar.get("vocab_size", 0)
-    if vocab_size == 0:
-        raise TrainingError(f"vocab_size is 0 (automatic) but {sidecar_path} does not give one: set vocab_size")
-    tokenizer_dir = cfg.tokenizer_dir or sidecar.get("tokenizer_dir", "")
-    return dataclasses.replace(cfg, device=device, precision=precision, vocab_size=vocab_size,
-                               tokenizer_dir=tokenizer_dir)
-
-
-def load_tokens(path: str, cfg: TrainConfig) -> np.ndarray:
-    tokens = np.load(path, mmap_mode="r")  # memory-mapped: the corpus may exceed RAM
-    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-        raise TrainingError(f"{path}: expected a 1-D integer token array, got shape {tokens.shape} {tokens.dtype}")
-    if len(tokens) <= cfg.context_length:
-        raise TrainingError(f"{path} holds {len(tokens)} tokens, too few for context_length={cfg.context_length}")
-    largest = int(tokens.max())  # one pass over the file, worth it: an id >= vocab_size would fail mid-run
-    if largest >= cfg.vocab_size:
-        raise TrainingError(f"{path} contains token id {largest} but vocab_size={cfg.vocab_size}: "
-                            "the data was made with a larger tokenizer")
-    return tokens
-
-
-def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
-    """Entropy (nats) of the tokens' own frequencies: the loss of the best context-free model, a baseline."""
-    counts = np.bincount(tokens, minlength=vocab_size)
-    p = counts[counts > 0] / len(tokens)
-    return float(-(p * np.log(p)).sum())
-
-
-class Trainer:
-    """One run: model, optimizer, data and bookkeeping; ``run()`` trains to ``max_steps``; ``close()`` at the end."""
-
-    def __init__(self, cfg: TrainConfig, resume: bool = False):
-        self.cfg = cfg = resolve(cfg)
-        self.out_dir = Path(cfg.out_dir)
-        self.checkpoint_path = self.out_dir / "checkpoint.pt"
-        if self.checkpoint_path.exists() and not resume:
-            raise TrainingError(f"{self.checkpoint_path} exists: pass --resume to continue it, or choose another out_dir")
-        if resume and not self.checkpoint_path.exists():
-            raise TrainingError(f"--resume given but {self.checkpoint_path} does not exist")
-        self.train_tokens, self.valid_tokens = load_tokens(cfg.train_data, cfg), load_tokens(cfg.valid_data, cfg)
-        checkpoint = self.read_checkpoint() if resume else None  # every rank reads it (multi-node: a shared out_dir)
-        self.dp = DataParallel(cfg.parallel, cfg.device, cfg.batch_size, cfg.bucket_size_mb, cfg.dist_timeout_minutes)
-        try:
-            self.setup(checkpoint)
-        except BaseException:
-            self.close()
-            raise
-
-    def setup(self, checkpoint: dict | None) -> None:
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg)  # the unwrapped model: its state dict is the checkpoint's
-        self.n_params = sum(p.numel() for p in self.model.parameters())
-        if checkpoint is not None:
-            self.model.load_state_dict(checkpoint["model"])  # whole weights, before a wrapper shards them
-        self.wrapped = self.dp.wrap(self.model)  # the DDP / FSDP wrappers broadcast rank 0's weights
-        self.optimizer = self.dp.optimizer(self.wrapped.parameters(), AdamW, lr=cfg.lr_max,
-                                           betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
-        self.sampler = np.random.default_rng(cfg.seed)  # the same on every rank: all draw the same global batches
-        self.step, self.elapsed = 0, 0.0
-        if checkpoint is not None:
-            self.dp.load_optimizer_state(self.optimizer, checkpoint["optimizer"])
-            self.step, self.elapsed = checkpoint["iteration"], checkpoint["elapsed_s"]
-            self.sampler.bit_generator.state = checkpoint["sampler_state"]
-        self.metrics: MetricsLog | None = None  # rank 0's; the other ranks write nothing
-
-        def open_metrics() -> None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.metrics = MetricsLog(self.out_dir / "metrics.jsonl",
-                                      resume_from_step=self.step if checkpoint is not None else None)
-
-        self.dp.on_rank_0(open_metrics, TrainingError)
-        # Model and loss compiled together: the fp32 logits of the loss never have to be materialized.
-        self.loss = torch.compile(self.model_loss) if cfg.compile else self.model_loss
-        self.autocast = (torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
-                         if cfg.precision == "bf16" else contextlib.nullcontext())
-
-    def close(self) -> None:
-        """Leave the process group (if this run made one)."""
-        self.dp.close()
-
-    def read_checkpoint(self) -> dict:
-        checkpoint = read_checkpoint(self.checkpoint_path)
-        saved = checkpoint["config"]
-        changed = [f"{k}: checkpoint {saved[k]} vs config {getattr(self.cfg, k)}" for k in MODEL_FIELDS
-                   if saved[k] != getattr(self.cfg, k)]
-        if changed:
-            raise TrainingError(f"{self.checkpoint_path} was trained with a different model: " + "; ".join(changed))
-        return checkpoint
-
-    def save(self) -> None:
-        """The single-process checkpoint whatever the mode: gathered from the ranks, written by rank 0."""
-        model_state = self.dp.full_model_state(self.model, self.wrapped)  # on every rank: all check alike
-        if not all(torch.isfinite(t).all() for t in model_state.values() if t.is_floating_point()):
-            raise TrainingError(f"parameters are not finite at step {self.step}; stopped without saving ({self.kept()})")
-        checkpoint = {"model": model_state, "optimizer": self.dp.full_optimizer_state(self.optimizer),
-                      "iteration": self.step, "config": dataclasses.asdict(self.cfg),
-                      "sampler_state": self.sampler.bit_generator.state, "elapsed_s": self.elapsed}
-
-        def write() -> None:
-            try:
-                write_checkpoint(checkpoint, self.checkpoint_path)
-            except OSError as error:
-                raise TrainingError(f"could not write the checkpoint at step {self.step} ({error}); "
-                                    f"{self.kept()}") from error
-
-        self.dp.on_rank_0(write, TrainingError)
-
-    def kept(self) -> str:
-        if self.checkpoint_path.exists():
-            return f"the last good checkpoint {self.checkpoint_path} (step {read_checkpoint(self.checkpoint_path)['iteration']}) is intact"
-        return "no checkpoint was written yet"
-
-    def lr(self, step: int) -> float:
-        return lr_cosine_schedule(step, self.cfg.lr_max, self.cfg.lr_min, self.cfg.warmup_steps, self.cfg.max_steps)
-
-    def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's rows of the global batch, which every rank draws alike: (B, m) -> (B / world_size, m)."""
-        x, y = get_batch(tokens, self.cfg.batch_size, self.cfg.context_length, self.cfg.device, rng)
-        return x[self.dp.rows], y[self.dp.rows]
-
-    @torch.no_grad()
-    def validation_loss(self) -> float:
-        self.wrapped.eval()
-        batches = np.random.default_rng(self.cfg.seed + 1)  # the same windows every time: comparable points
-        total = torch.zeros((), device=self.cfg.device)
-        for _ in range(self.cfg.eval_batches):
-            x, y = self.batch(self.valid_tokens, batches)
-            with self.autocast:
-                total += self.loss(x, y)
-        self.wrapped.train()
-        return self.dp.mean(total).item() / self.cfg.eval_batches  # equal rows per rank: the batch mean
-
-    def model_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(self.wrapped(x), y)
-
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step at the schedule's learning rate; returns (loss, grad norm) on the device."""
-        cfg = self.cfg
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.step)
-        x, y = self.batch(self.train_tokens, self.sampler)
-        with self.autocast:
-            loss = self.loss(x, y)  # the mean over this rank's rows
-        loss.backward()
-        self.dp.sync_gradients(self.wrapped)  # the mean over ranks: the whole batch's gradient
-        grad_norm = self.dp.clip_gradients(self.wrapped.parameters(), cfg.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach(), grad_norm
-
-    def run(self) -> dict:
-        cfg = self.cfg
-        tokens_per_step = cfg.batch_size * cfg.context_length
-        interval_loss = torch.zeros((), device=cfg.device)
-        interval_steps, interval_start = 0, time.perf_counter()
-        start, start_elapsed = time.perf_counter(), self.elapsed
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not self.dp.is_main)
-        last_row = self.metrics.rows[-1] if self.metrics and self.metrics.rows else {}
-        stopped_early = False
-        while self.step < cfg.max_steps:
-            loss, grad_norm = self.train_step()
-            self.step += 1
-            interval_loss += loss
-            interval_steps += 1
-            self.elapsed = start_elapsed + time.perf_counter() - start
-            last = self.step == cfg.max_steps
-            due = not (self.step % cfg.log_interval and self.step % cfg.eval_interval
-                       and self.step % cfg.checkpoint_interval)
-            # Ranks must take the same branch (the next one communicates): under torchrun rank 0's clock decides,
-            # read at logging steps only, where the ranks meet anyway.
-            out_of_time = cfg.max_minutes > 0 and (due or self.dp.world_size == 1) \
-                and self.dp.rank_0_decides(self.elapsed >= cfg.max_minutes * 60)
-            if not (due or last or out_of_time):
-                continue
-            # A host sync only here: a non-finite loss anywhere in the interval is caught before any checkpoint.
-            mean_loss = self.dp.mean(interval_loss).item() / interval_steps  # every rank the same value
-            if not math.isfinite(mean_loss):
-                bar.close()
-                raise TrainingError(f"train loss is {mean_loss} in steps {self.step - interval_steps + 1}..{self.step}; "
-                                    f"stopped without saving ({self.kept()}). Lower lr_max or check the data.")
-            seconds = time.perf_counter() - interval_start
-            row = {"step": self.step, "tokens": self.step * tokens_per_step, "wall_s": round(self.elapsed, 3),
-                   "lr": self.lr(self.step - 1), "train_loss": mean_loss, "grad_norm": grad_norm.item(),
-                   "tokens_per_s": round(interval_steps * tokens_per_step / seconds, 1)}
-            if self.step % cfg.eval_interval == 0 or last or out_of_time:
-                row["val_loss"] = self.validation_loss()
-                row["val_perplexity"] = math.exp(min(row["val_loss"], 700.0))
-            last_row = row
-            self.dp.on_rank_0(lambda: self.metrics.append(row), TrainingError)
-            bar.set_postfix(loss=f"{mean_loss:.3f}", **({"val": f"{row['val_loss']:.3f}"} if "val_loss" in row else {}))
-            bar.update(interval_steps)
-            if self.step % cfg.checkpoint_interval == 0 or last or out_of_time:
-                self.save()
-            if "val_loss" in row:
-                self.dp.on_rank_0(lambda: plot_loss_curves(self.metrics.rows, self.out_dir / "loss.png", self.title()),
-                                  TrainingError)
-            interval_loss.zero_()
-            interval_steps, interval_start = 0, time.perf_counter()
-            if out_of_time and not last:
-                stopped_early = True
-                break
-        bar.close()
-        summary = {"step": self.step, "stopped_early": stopped_early, "wall_s": round(self.elapsed, 1),
-                   **{k: v for k, v in last_row.items() if k.endswith("loss") or k == "val_perplexity"},
-                   "val_unigram_entropy": unigram_entropy(self.valid_tokens, cfg.vocab_size)}
-        self.dp.on_rank_0(lambda: atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
-                          TrainingError)
-        return summary
-
-    def title(self) -> str:
-        c = self.cfg
-        ranks = f", {self.dp.world_size} ranks {c.parallel}" if c.parallel != "none" else ""
-        return (f"{self.n_params / 1e6:.1f}M params (d={c.d_model}, L={c.num_layers}, ctx={c.context_length}), "
-                f"batch {c.batch_size}, lr {c.lr_max:g}, {c.device} {c.precision}{ranks}")
-
-
-def parse_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
-    """Defaults < the TOML config file < command-line flags (one flag per TrainConfig field)."""
-    parser = argparse.ArgumentParser(prog="train", description="Train a Transformer LM (A1 §5.3).")
-    parser.add_argument("--config", type=Path, help="TOML file with TrainConfig fields")
-    parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.pt")
-    for field in dataclasses.fields(TrainConfig):
+def build_parser() -> ArgumentParser:
+    world = os.environ.get("WORLD_SIZE", "1")
+    rank = f" (rank {os.environ.get('RANK')} of {world})" if world != "1" else ""  # errors say which rank
+    parser = ArgumentParser(f"train{rank}", "Train a Transformer LM (A1 §5.3). Every setting is a flag and a key of "
+                                            "the --config file.")
+    parser.add_argument("--config", type=Path, help="TOML file of settings (the names below with underscores)")
+    parser.add_argument("--resume", action="store_true", help="continue <out-dir>/checkpoint.pt with its settings")
+    parser.add_argument("--override", action="store_true",
+                        help="with --resume: go on with settings that change what the run computes")
+    for field in FIELDS.values():
+        # SUPPRESS: a flag not given is absent from the parsed namespace, so that the file and the checkpoint's
+        # settings are overridden only by flags actually given.
+        default = f" (default: {field.default})" if field.default != "" else ""
+        help = f"{field.metadata['help']}{default}".replace("%", "%%")
         flag = "--" + field.name.replace("_", "-")
         if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help)
         else:
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[field.type], default=None)
-    args = parser.parse_args(argv)
-    values = {}
+            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[field.type],
+                                choices=field.metadata["choices"], default=argparse.SUPPRESS, help=help)
+    return parser
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The settings of the --config file, then of the flags given."""
+    given = {}
     if args.config is not None:
         if not args.config.is_file():
-            parser.error(f"config file {args.config} does not exist")
-        values = tomllib.loads(args.config.read_text())
-        unknown = set(values) - {f.name for f in dataclasses.fields(TrainConfig)}
+            raise UserError(f"--config {args.config} does not exist")
+        try:
+            given = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"--config {args.config} is not valid TOML: {error}") from None
+        unknown = sorted(set(given) - set(FIELDS))
         if unknown:
-            parser.error(f"{args.config}: unknown settings {sorted(unknown)}")
-    values |= {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
-    return TrainConfig(**values), args.resume
+            raise UserError(f"--config {args.config}: unknown settings {unknown} (train --help lists them)")
+    return given | {name: value for name, value in vars(args).items() if name in FIELDS}
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, resume = parse_config(argv)
+    return run(build_parser(), argv, train)
+
+
+def train(args: argparse.Namespace) -> int:
+    if args.override and not args.resume:
+        raise UsageError("--override applies to --resume only")
+    given = given_settings(args)
+    out_dir = Path(given.get("out_dir", TrainConfig.out_dir))
+    checkpoint = None
+    if args.resume:
+        checkpoint = load_run_checkpoint(out_dir / "checkpoint.pt")
+        # The checkpoint's settings as they were given ("auto" device...) but the launch's own; where the run now lies.
+        saved = {name: value for name, value in checkpoint["settings"].items() if name not in LAUNCH_FIELDS}
+        cfg = TrainConfig(**{**saved, **given, "out_dir": str(out_dir)})
+    else:
+        cfg = TrainConfig(**given)
+    check_config(cfg)
+
+    from impl.programs.trainer import Trainer  # torch
+
     trainer = None
     try:
-        trainer = Trainer(cfg, resume=resume)
+        trainer = Trainer(cfg, checkpoint, override=args.override)
+        del checkpoint  # its tensors are in the model and optimizer now
         summary = trainer.run()
-    except TrainingError as error:
-        world = os.environ.get("WORLD_SIZE", "1")
-        where = f" (rank {os.environ.get('RANK')} of {world})" if world != "1" else ""
-        print(f"train: error{where}: {error}", file=sys.stderr)
-        return 1
     finally:
         if trainer is not None:
             trainer.close()
@@ -340,5 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     code = main()
     if os.environ.get("WORLD_SIZE", "1") != "1":
+        from impl.programs.launch import exit_rank
+
         exit_rank(code)  # a rank of torchrun
     sys.exit(code)

@@ -14,7 +14,8 @@ from impl.programs.embedded_run import PROMPT, main
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("embedded")
-    assert main(["--out-dir", str(out), "--max-steps", "60"]) == 0
+    # No wall-clock limit: on a loaded machine the config's 9.5 minutes would stop it early.
+    assert main(["--out-dir", str(out), "--max-steps", "60", "--max-minutes", "0"]) == 0
     return out
 
 
@@ -49,6 +50,5 @@ def test_generate_refuses_a_prompt_longer_than_the_context(run, capsys):
 
 
 def test_generate_names_a_missing_checkpoint(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        generate.main(["--run", str(tmp_path)])
+    assert generate.main(["--run", str(tmp_path)]) == 1
     assert "checkpoint.pt does not exist" in capsys.readouterr().err

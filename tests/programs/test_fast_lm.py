@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from impl.kernels.fast_lm import use_kernels, uses_kernels
-from impl.nn import MultiHeadSelfAttention, TransformerLM
+from impl.nn import TransformerLM
 from impl.kernels.rmsnorm import INTERPRETED, RMSNormTriton
 from impl.train import cross_entropy
 from tests.harness.compare import assert_close

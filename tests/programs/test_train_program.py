@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -19,10 +20,13 @@ import numpy as np
 import pytest
 import torch
 
-from impl.train import read_checkpoint
 from impl.programs.config import TrainConfig
-from impl.programs.train import Trainer, TrainingError, main, parse_config
+from impl.programs.files import umask
+from impl.programs.train import build_parser, given_settings, main
+from impl.programs.trainer import Trainer, TrainingError
+from impl.train import read_checkpoint
 from tests.harness.helpers import REPO
+from tests.programs.bad_inputs import error_lines
 from tests.programs.tiny_training import args, trajectory
 
 
@@ -33,7 +37,8 @@ def run_program(argv: list[str], **popen) -> subprocess.Popen:
 
 
 def test_a_run_killed_and_resumed_follows_the_uninterrupted_trajectory_bit_for_bit(data, tmp_path):
-    """SIGKILL after a checkpoint, --resume: every logged loss, lr and grad norm equals the uninterrupted run's."""
+    """SIGKILL after a checkpoint, then the README's ``train --out-dir D --resume`` (the settings come from the
+    checkpoint): every logged loss, lr and grad norm equals the uninterrupted run's."""
     steps = ["--max-steps", "120", "--log-interval", "1", "--eval-interval", "30", "--checkpoint-interval", "20"]
     straight = run_program(args(data, tmp_path / "straight", *steps))
     interrupted = run_program(args(data, tmp_path / "interrupted", *steps))
@@ -50,7 +55,7 @@ def test_a_run_killed_and_resumed_follows_the_uninterrupted_trajectory_bit_for_b
     assert not (tmp_path / "interrupted" / "summary.json").exists()
     killed_at = len(metrics.read_text().splitlines())
     assert 40 <= read_checkpoint(tmp_path / "interrupted" / "checkpoint.pt")["iteration"] < killed_at < 120
-    resumed = run_program(args(data, tmp_path / "interrupted", *steps, "--resume"))
+    resumed = run_program(["--out-dir", str(tmp_path / "interrupted"), "--resume"])  # the README's command
     for process in (straight, resumed):
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
@@ -71,28 +76,35 @@ def test_training_lowers_the_loss_and_writes_its_outputs(data, tmp_path, capsys)
     checkpoint = read_checkpoint(out / "checkpoint.pt")
     assert checkpoint["iteration"] == 150 and checkpoint["config"]["d_model"] == 32
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    readable = 0o666 & ~umask()  # what a plain open() gives: colleagues can read the run
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {p.name: readable for p in out.iterdir()}
+
+
+def settings(argv: list[str]) -> TrainConfig:
+    """The config a fresh run of ``train argv`` trains with."""
+    return TrainConfig(**given_settings(build_parser().parse_args(argv)))
 
 
 def test_config_file_then_flags_override_defaults(tmp_path):
     """Precedence: TrainConfig defaults < the TOML file < command-line flags."""
     config = tmp_path / "run.toml"
     config.write_text('d_model = 64\nlr_max = 3e-3\ncompile = true\nout_dir = "somewhere"\n')
-    cfg, resume = parse_config(["--config", str(config), "--lr-max", "1e-4", "--no-compile"])
+    cfg = settings(["--config", str(config), "--lr-max", "1e-4", "--no-compile"])
     assert (cfg.d_model, cfg.lr_max, cfg.compile, cfg.out_dir, cfg.num_layers) == (64, 1e-4, False, "somewhere", 4)
-    assert resume is False
 
 
 def test_unknown_config_settings_are_refused(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text("d_modle = 64\n")
-    with pytest.raises(SystemExit):
-        parse_config(["--config", str(config)])
-    assert "unknown settings ['d_modle']" in capsys.readouterr().err
+    assert "unknown settings ['d_modle']" in error_of(["--config", str(config)], capsys)
 
 
 def error_of(argv: list[str], capsys) -> str:
+    """The one line of stderr of a run that is refused."""
     assert main(argv) == 1
-    return capsys.readouterr().err
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and lines[0].startswith("train: error: "), lines
+    return lines[0]
 
 
 def test_missing_data_file_is_named(data, tmp_path, capsys):
@@ -113,13 +125,6 @@ def test_context_longer_than_the_data_is_refused(data, tmp_path, capsys):
     assert "too few for context_length=32" in error_of(argv, capsys)
 
 
-def test_resume_with_a_different_model_shape_is_refused(data, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(args(data, out, "--max-steps", "5")) == 0
-    err = error_of(args(data, out, "--max-steps", "10", "--resume", "--context-length", "64"), capsys)
-    assert "context_length: checkpoint 32 vs config 64" in err
-
-
 def test_an_existing_run_is_not_overwritten_without_resume(data, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(args(data, out, "--max-steps", "5")) == 0
@@ -138,8 +143,8 @@ def test_diverging_parameters_stop_the_run_and_keep_the_last_good_checkpoint(dat
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data, tmp_path):
     """The loss turning NaN after step 12 stops at the next logging step; the step-10 checkpoint survives."""
-    cfg = TrainConfig(**{**vars(parse_config(args(data, tmp_path / "run"))[0]), "max_steps": 30, "log_interval": 5,
-                         "checkpoint_interval": 10})
+    cfg = settings(args(data, tmp_path / "run", "--max-steps", "30", "--log-interval", "5",
+                        "--checkpoint-interval", "10"))
     trainer = Trainer(cfg)
     model_loss = trainer.loss
 
@@ -162,9 +167,80 @@ def test_a_full_disk_while_saving_leaves_the_previous_checkpoint_intact(data, tm
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write(), not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, len(before) // 2))
 
-    resumed = run_program(args(data, out, "--max-steps", "20", "--resume"), preexec_fn=limit_file_size)
+    resumed = run_program(args(data, out, "--max-steps", "20", "--resume", "--override"), preexec_fn=limit_file_size)
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 1
     assert "could not write the checkpoint at step 20" in err and "(step 10) is intact" in err
     assert (out / "checkpoint.pt").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the partial temp file is removed
+
+
+@pytest.mark.parametrize("change", [["--lr-max", "5e-3"], ["--max-steps", "40"], ["--batch-size", "4"],
+                                    ["--seed", "1"], ["--warmup-steps", "3"], ["--d-model", "64"]],
+                         ids=lambda change: change[0])
+def test_a_resume_that_would_change_the_run_is_refused_naming_the_setting(data, tmp_path, capsys, change):
+    out = tmp_path / "run"
+    assert main(args(data, out, "--max-steps", "10")) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    name = change[0][2:].replace("-", "_")
+    err = error_of(["--out-dir", str(out), "--resume", *change], capsys)
+    assert f"{name} " in err and ("--resume would change what" in err and "--override" in err
+                                  or name == "d_model" and "holds the weights of another model" in err)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    if name == "d_model":  # the weights fix the model: no override makes them fit another
+        assert "a resume cannot change the model" in error_of(["--out-dir", str(out), "--resume", *change,
+                                                               "--override"], capsys)
+    else:
+        assert main(["--out-dir", str(out), "--resume", "--max-steps", "12", *change, "--override"]) == 0
+        assert "resuming with changed settings (--override): " in capsys.readouterr().err
+
+
+# The train program, stopped inside its second checkpoint write (after the temp file is written, before the rename)
+# until the test SIGKILLs it: a kill in the middle of a write, every time.
+KILLED_IN_WRITE = """
+import os, sys, time
+real_fsync, writes = os.fsync, 0
+
+def fsync(fd):
+    global writes
+    if ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+        writes += 1
+        if writes == 2:
+            open(sys.argv[1], "w").close()
+            time.sleep(3600)
+    real_fsync(fd)
+
+os.fsync = fsync
+from impl.programs.train import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds the file being written through /proc")
+def test_runs_killed_inside_checkpoint_writes_leave_no_temp_file_and_resume_exactly(data, tmp_path):
+    """20 runs SIGKILLed inside a checkpoint write: each resume removes the temp file the last kill left, the last
+    one finishes with no temp file in out_dir, and the run equals the uninterrupted one."""
+    out, kills = tmp_path / "run", 20
+    steps = ["--max-steps", str(2 * kills + 4), "--log-interval", "1", "--eval-interval", "100",
+             "--checkpoint-interval", "2"]
+    assert main(args(data, tmp_path / "straight", *steps)) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for kill in range(kills):
+        marker = tmp_path / f"writing{kill}"
+        argv = args(data, out, *steps) if kill == 0 else ["--out-dir", str(out), "--resume"]
+        with open(tmp_path / "stderr.txt", "w") as err:
+            process = subprocess.Popen([sys.executable, "-c", KILLED_IN_WRITE, str(marker), *argv], env=env, cwd=REPO,
+                                       stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert process.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, "the run did not reach its second checkpoint write"
+            time.sleep(0.02)
+        # Only this write's temp file: the one the previous kill left was removed when this run started.
+        assert len(list(out.glob(".checkpoint.pt.*.tmp"))) == 1
+        process.kill()
+        process.wait()
+        assert read_checkpoint(out / "checkpoint.pt")["iteration"] == 2 * kill + 2  # the last good one
+    assert main(["--out-dir", str(out), "--resume"]) == 0
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert trajectory(out) == trajectory(tmp_path / "straight")

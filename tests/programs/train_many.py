@@ -23,7 +23,8 @@ from pathlib import Path
 import torch.distributed as dist
 
 from impl.programs.launch import exit_rank
-from impl.programs.train import Trainer, main
+from impl.programs.train import main
+from impl.programs.trainer import Trainer
 
 
 class InjectedFailure(RuntimeError):

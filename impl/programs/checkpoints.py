@@ -1,0 +1,34 @@
+"""The train program's checkpoints as ``train --resume`` and ``generate`` read them: a file that is not one —
+missing, truncated, corrupt, written by something else, or holding objects other than tensors (refused unread:
+``torch.load(weights_only=True)``) — is a one-line ``UserError`` naming it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from impl.programs.cli import UserError, gist
+from impl.programs.config import TrainConfig
+
+ENTRIES = ("model", "optimizer", "iteration", "config", "settings", "tokenizer_sha256", "sampler_state", "elapsed_s")
+
+
+def load_run_checkpoint(path: Path) -> dict:
+    import pickle
+
+    from impl.train import read_checkpoint  # torch: only once a checkpoint is read
+
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = read_checkpoint(path)
+    except (RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as error:
+        raise UserError(f"{path} is not a checkpoint of the train program (truncated, corrupt, or holding objects "
+                        f"other than tensors, which are refused unread): {gist(error)}") from None
+    missing = [entry for entry in ENTRIES if entry not in checkpoint]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if missing or not all(isinstance(checkpoint[entry], dict) and set(checkpoint[entry]) == fields
+                          for entry in ("config", "settings")):
+        raise UserError(f"{path} was not written by this version of the train program "
+                        f"({'missing ' + ', '.join(missing) if missing else 'other config fields'})")
+    return checkpoint

@@ -1,0 +1,256 @@
+"""Bad input for every program: the mistakes a user makes, each of which must end in one line on stderr naming the
+problem and a non-zero exit, with nothing partial left behind (tests/programs/test_bad_input.py).
+
+    python -m tests.programs.bad_inputs        # the table: program, mistake, exit code, the line printed
+
+The cases run the programs' ``main`` in this process on a small world of real files (``make_world``): a corpus, a
+tokenizer, token arrays and a checkpoint, each made by the programs themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from impl.programs import corpora, embedded_run, generate, tokenizer, train
+from impl.programs.corpora import EOT
+
+PROGRAMS: dict[str, Callable[[list[str]], int]] = {
+    "train-bpe": tokenizer.train_main, "tokenize": tokenizer.tokenize_main, "train": train.main,
+    "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
+}
+TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
+              "--batch-size", "4", "--warmup-steps", "1", "--eval-batches", "1", "--max-steps", "2"]
+
+
+@dataclass
+class Case:
+    program: str
+    mistake: str  # what the user did, as the table says it
+    argv: Callable[[Path], list[str]]  # from the world's directory
+    says: str  # a piece of the one line printed
+    exit_code: int = 1  # 2 for command-line usage errors (argparse's)
+    setup: Callable[[Path], None] | None = None  # files the case needs, made in its own directory
+    leaves_no: tuple[str, ...] = ()  # outputs, relative to the case directory, that must not exist afterwards
+
+
+def write(name: str, content: bytes | str) -> Callable[[Path], None]:
+    def make(case_dir: Path) -> None:
+        path = case_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return make
+
+
+def malicious_checkpoint(case_dir: Path) -> None:
+    """A checkpoint whose unpickling would run a command (it would create ``pwned``)."""
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {case_dir / 'pwned'}",)
+
+    (case_dir / "run").mkdir()
+    torch.save({"model": Payload(), "optimizer": {}, "iteration": 1}, case_dir / "run" / "checkpoint.pt")
+
+
+def truncated_checkpoint(world: Path) -> Callable[[Path], None]:
+    def make(case_dir: Path) -> None:
+        (case_dir / "run").mkdir()
+        whole = (world / "run" / "checkpoint.pt").read_bytes()
+        (case_dir / "run" / "checkpoint.pt").write_bytes(whole[: len(whole) // 2])
+    return make
+
+
+def reshaped_checkpoint(world: Path) -> Callable[[Path], None]:
+    """The world's checkpoint with a config that describes another model than its weights."""
+    def make(case_dir: Path) -> None:
+        import torch
+
+        checkpoint = torch.load(world / "run" / "checkpoint.pt", weights_only=True)
+        checkpoint["config"]["d_model"] = 64
+        (case_dir / "run").mkdir()
+        torch.save(checkpoint, case_dir / "run" / "checkpoint.pt")
+    return make
+
+
+def other_tokenizer(world: Path) -> Callable[[Path], None]:
+    """A tokenizer of another run: trained on other text, the same size (only the files' hashes tell)."""
+    def make(case_dir: Path) -> None:
+        (case_dir / "other.txt").write_text("".join(f"{i} zebra{i % 97} quokka{i % 89}. " for i in range(3000)))
+        assert tokenizer.train_main(["--input", str(case_dir / "other.txt"), "--vocab-size", "300",
+                                     "--out", str(case_dir / "other_tok")]) == 0
+    return make
+
+
+def make_world(world: Path) -> None:
+    """corpus.txt, tok/ (300 tokens), train.npy / valid.npy, and run/checkpoint.pt of a 2-step tiny LM."""
+    text = "".join(f"Chapter {i}. It is a truth universally acknowledged, said Elizabeth.{EOT}" for i in range(400))
+    (world / "corpus.txt").write_text(text)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert tokenizer.train_main(["--input", str(world / "corpus.txt"), "--vocab-size", "300",
+                                     "--out", str(world / "tok"), "--workers", "1"]) == 0
+        for split in ("train", "valid"):
+            assert tokenizer.tokenize_main(["--tokenizer", str(world / "tok"), "--input", str(world / "corpus.txt"),
+                                            "--out", str(world / f"{split}.npy"), "--workers", "1"]) == 0
+        assert train.main(data_args(world, world / "run")) == 0
+
+
+def data_args(world: Path, out: Path) -> list[str]:
+    return ["--train-data", str(world / "train.npy"), "--valid-data", str(world / "valid.npy"), "--out-dir", str(out),
+            "--device", "cpu", *TINY_MODEL]
+
+
+def cases(world: Path) -> list[Case]:
+    w = world
+    return [
+        # train-bpe
+        Case("train-bpe", "input file missing", lambda d: ["--input", str(d / "nope.txt"), "--out", str(d / "tok")],
+             "--input", leaves_no=("tok",)),
+        Case("train-bpe", "input is a directory", lambda d: ["--input", str(d), "--out", str(d / "tok")],
+             "is not a file", leaves_no=("tok",)),
+        Case("train-bpe", "input is empty", lambda d: ["--input", str(d / "empty.txt"), "--out", str(d / "tok")],
+             "is empty", setup=write("empty.txt", ""), leaves_no=("tok",)),
+        Case("train-bpe", "input is binary (a PNG)", lambda d: ["--input", str(d / "x.png"), "--out", str(d / "tok")],
+             "x.png is not UTF-8 text: byte 0x89 at offset 0", setup=write("x.png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+             leaves_no=("tok",)),
+        Case("train-bpe", "input is Latin-1", lambda d: ["--input", str(d / "l1.txt"), "--out", str(d / "tok")],
+             "l1.txt is not UTF-8 text: byte 0xe9 at offset 7", setup=write("l1.txt", "hello\nd\xe9j\xe0 vu\n".encode("latin-1")),
+             leaves_no=("tok",)),
+        Case("train-bpe", "vocabulary smaller than the bytes",
+             lambda d: ["--input", str(w / "corpus.txt"), "--vocab-size", "100", "--out", str(d / "tok")],
+             "vocab_size=100 is smaller than the 256 bytes", leaves_no=("tok",)),
+        Case("train-bpe", "vocabulary size 0", lambda d: ["--vocab-size", "0", "--out", str(d / "tok")],
+             "argument --vocab-size: must be >= 1, got 0", exit_code=2, leaves_no=("tok",)),
+        Case("train-bpe", "an existing file as --out",
+             lambda d: ["--input", str(w / "corpus.txt"), "--vocab-size", "300", "--out", str(d / "file")],
+             "exists and is not a directory", setup=write("file", "keep me")),
+        Case("train-bpe", "an empty special token",
+             lambda d: ["--input", str(w / "corpus.txt"), "--special-token", "", "--out", str(d / "tok")],
+             "special token", leaves_no=("tok",)),
+        # tokenize
+        Case("tokenize", "tokenizer directory missing",
+             lambda d: ["--tokenizer", str(d / "nope"), "--input", str(w / "corpus.txt"), "--out", str(d / "t.npy")],
+             "no vocab.json or merges.txt", leaves_no=("t.npy", "t.json")),
+        Case("tokenize", "tokenizer files corrupt",
+             lambda d: ["--tokenizer", str(d / "tok"), "--input", str(w / "corpus.txt"), "--out", str(d / "t.npy")],
+             "is not readable as train-bpe writes it",
+             setup=lambda d: (write("tok/vocab.json", "{not json")(d), write("tok/merges.txt", "")(d)),
+             leaves_no=("t.npy", "t.json")),
+        Case("tokenize", "input is Latin-1",
+             lambda d: ["--tokenizer", str(w / "tok"), "--input", str(d / "l1.txt"), "--out", str(d / "t.npy")],
+             "l1.txt is not UTF-8 text: byte 0xe9 at offset 1", setup=write("l1.txt", "d\xe9j\xe0 vu\n".encode("latin-1")),
+             leaves_no=("t.npy", "t.json")),
+        Case("tokenize", "input is empty",
+             lambda d: ["--tokenizer", str(w / "tok"), "--input", str(d / "empty.txt"), "--out", str(d / "t.npy")],
+             "is empty", setup=write("empty.txt", ""), leaves_no=("t.npy", "t.json")),
+        Case("tokenize", "--out is a directory",
+             lambda d: ["--tokenizer", str(w / "tok"), "--input", str(w / "corpus.txt"), "--out", str(d)],
+             "is a directory"),
+        Case("tokenize", "--tokenizer not given", lambda d: ["--out", str(d / "t.npy")],
+             "the following arguments are required: --tokenizer", exit_code=2, leaves_no=("t.npy",)),
+        # train
+        Case("train", "config file missing", lambda d: ["--config", str(d / "nope.toml")], "nope.toml does not exist"),
+        Case("train", "config file not TOML", lambda d: ["--config", str(d / "c.toml"), *data_args(w, d / "run")],
+             "is not valid TOML", setup=write("c.toml", "d_model = = 3\n"), leaves_no=("run",)),
+        Case("train", "an unknown setting", lambda d: ["--config", str(d / "c.toml"), *data_args(w, d / "run")],
+             "unknown settings ['d_modle']", setup=write("c.toml", "d_modle = 64\n"), leaves_no=("run",)),
+        Case("train", "a string where a number belongs",
+             lambda d: ["--config", str(d / "c.toml"), *data_args(w, d / "run")],
+             "lr_max must be a number, got 'fast'", setup=write("c.toml", 'lr_max = "fast"\n'), leaves_no=("run",)),
+        Case("train", "a flag value of the wrong type", lambda d: [*data_args(w, d / "run"), "--max-steps", "ten"],
+             "argument --max-steps: invalid int value: 'ten'", exit_code=2, leaves_no=("run",)),
+        Case("train", "heads not dividing d_model", lambda d: [*data_args(w, d / "run"), "--num-heads", "3"],
+             "num_heads=3 does not divide d_model=32", leaves_no=("run",)),
+        Case("train", "a negative learning rate", lambda d: [*data_args(w, d / "run"), "--lr-max=-1e-3"],
+             "must be > 0: lr_max=-0.001", leaves_no=("run",)),
+        Case("train", "zero steps", lambda d: [*data_args(w, d / "run"), "--max-steps", "0"],
+             "max_steps=0", leaves_no=("run",)),
+        Case("train", "a GPU this machine does not have", lambda d: [*data_args(w, d / "run"), "--device", "cuda:99"],
+             "CUDA GPU", leaves_no=("run",)),
+        Case("train", "a device name that is none", lambda d: [*data_args(w, d / "run"), "--device", "gpu"],
+             "device 'gpu' is not a device name", leaves_no=("run",)),
+        Case("train", "data file missing", lambda d: [*data_args(w, d / "run"), "--train-data", str(d / "nope.npy")],
+             "nope.npy does not exist", leaves_no=("run",)),
+        Case("train", "data file not a token array",
+             lambda d: [*data_args(w, d / "run"), "--train-data", str(d / "x.npy"), "--vocab-size", "300"],
+             "is not a token array", setup=write("x.npy", "just text"), leaves_no=("run",)),
+        Case("train", "--override without --resume", lambda d: [*data_args(w, d / "run"), "--override"],
+             "--override applies to --resume only", exit_code=2, leaves_no=("run",)),
+        Case("train", "--resume with no checkpoint", lambda d: ["--out-dir", str(d / "run"), "--resume"],
+             "checkpoint.pt does not exist", leaves_no=("run",)),
+        Case("train", "--resume from a truncated checkpoint", lambda d: ["--out-dir", str(d / "run"), "--resume"],
+             "is not a checkpoint of the train program", setup=truncated_checkpoint(w)),
+        Case("train", "--resume from a malicious checkpoint", lambda d: ["--out-dir", str(d / "run"), "--resume"],
+             "is not a checkpoint of the train program", setup=malicious_checkpoint, leaves_no=("pwned",)),
+        Case("train", "--resume with another learning rate",
+             lambda d: ["--out-dir", str(w / "run"), "--resume", "--lr-max", "5e-4"],
+             "--resume would change what"),
+        Case("train", "an existing run without --resume", lambda d: data_args(w, w / "run"), "pass --resume"),
+        # generate
+        Case("generate", "checkpoint missing", lambda d: ["--run", str(d / "run")], "checkpoint.pt does not exist"),
+        Case("generate", "a truncated checkpoint", lambda d: ["--run", str(d / "run")],
+             "is not a checkpoint of the train program", setup=truncated_checkpoint(w)),
+        Case("generate", "a malicious checkpoint", lambda d: ["--run", str(d / "run")],
+             "is not a checkpoint of the train program", setup=malicious_checkpoint, leaves_no=("pwned",)),
+        Case("generate", "weights of another shape than the config", lambda d: ["--run", str(d / "run")],
+             "its weights do not fit the model its config describes", setup=reshaped_checkpoint(w)),
+        Case("generate", "a tokenizer of another run",
+             lambda d: ["--run", str(w / "run"), "--tokenizer", str(d / "other_tok")],
+             "is not the one", setup=other_tokenizer(w)),
+        Case("generate", "a GPU this machine does not have", lambda d: ["--run", str(w / "run"), "--device", "cuda:99"],
+             "CUDA GPU"),
+        Case("generate", "top-p of 0", lambda d: ["--run", str(w / "run"), "--top-p", "0"],
+             "argument --top-p: must lie in (0, 1], got 0.0", exit_code=2),
+        # embedded-run: checked before the tokenizer work
+        Case("embedded-run", "config file missing",
+             lambda d: ["--out-dir", str(d / "e"), "--config", str(d / "nope.toml")], "nope.toml does not exist",
+             leaves_no=("e",)),
+        Case("embedded-run", "--max-steps 0", lambda d: ["--out-dir", str(d / "e"), "--max-steps", "0"],
+             "argument --max-steps: must be >= 1, got 0", exit_code=2, leaves_no=("e",)),
+        Case("embedded-run", "--max-steps below the warm-up", lambda d: ["--out-dir", str(d / "e"), "--max-steps", "5"],
+             "warmup_steps=30 must lie in [0, max_steps=5]", leaves_no=("e",)),
+        Case("embedded-run", "a non-empty --out-dir", lambda d: ["--out-dir", str(d / "e")],
+             "is not an empty directory", setup=write("e/keep.txt", "keep me")),
+        # fetch-corpus
+        Case("fetch-corpus", "an unknown corpus", lambda d: ["wikipedia"], "invalid choice: 'wikipedia'", exit_code=2),
+    ]
+
+
+def run_case(case: Case, case_dir: Path) -> tuple[int, str]:
+    """(exit code, stderr without progress-bar lines) of the case's program, called in this process."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if case.setup is not None:
+            case.setup(case_dir)
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = PROGRAMS[case.program](case.argv(case_dir))
+    return code, "\n".join(error_lines(err.getvalue()))
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without progress bars: tqdm redraws a bar with "\r", so a bar's line holds one."""
+    return [line for line in stderr.split("\n") if line.strip() and "\r" not in line]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        world = Path(tmp) / "world"
+        world.mkdir()
+        make_world(world)
+        print("| program | mistake | exit | what it prints (one line) |\n| --- | --- | --- | --- |")
+        for i, case in enumerate(cases(world)):
+            case_dir = Path(tmp) / f"case{i}"
+            case_dir.mkdir()
+            code, err = run_case(case, case_dir)
+            print(f"| {case.program} | {case.mistake} | {code} | `{err.replace('|', '/')}` |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
