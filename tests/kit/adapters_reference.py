@@ -1,7 +1,8 @@
 """A course-style ``adapters.py`` that routes every function to the reference implementation.
 
 It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-basics, plus
-assignment2-systems' two FlashAttention-2 getters and its DDP, sharded-optimizer and FSDP adapters) and,
+assignment2-systems' two FlashAttention-2 getters and its DDP, sharded-optimizer and FSDP adapters, and
+assignment4-data's filtering and deduplication adapters) and,
 like a student's file, only glue: build the reference module, load the given weights,
 call it. The kit's own tests use it to check the adapters bridge
 (``--impl adapters:tests/kit/adapters_reference.py`` must pass the conformance suite, less
@@ -227,3 +228,36 @@ def fsdp_on_after_backward(fsdp_model: torch.nn.Module, optimizer: torch.optim.O
 
 def fsdp_gather_full_params(fsdp_model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return fsdp_model.full_state_dict()
+
+
+def run_extract_text_from_html_bytes(html_bytes: bytes) -> str | None:
+    return impl.extract_text_from_html_bytes(html_bytes)
+
+
+def run_identify_language(text: str) -> tuple[Any, float]:
+    return impl.identify_language(text)
+
+
+def run_mask_emails(text: str) -> tuple[str, int]:
+    return impl.mask_emails(text)
+
+
+def run_mask_phone_numbers(text: str) -> tuple[str, int]:
+    return impl.mask_phone_numbers(text)
+
+
+def run_mask_ips(text: str) -> tuple[str, int]:
+    return impl.mask_ips(text)
+
+
+def run_gopher_quality_filter(text: str) -> bool:
+    return impl.gopher_quality_filter(text)
+
+
+def run_exact_line_deduplication(input_files: list[os.PathLike], output_directory: os.PathLike):
+    return impl.exact_line_deduplication(input_files, output_directory)
+
+
+def run_minhash_deduplication(input_files: list[os.PathLike], num_hashes: int, num_bands: int, ngrams: int,
+                              jaccard_threshold: float, output_directory: os.PathLike):
+    return impl.minhash_deduplication(input_files, num_hashes, num_bands, ngrams, jaccard_threshold, output_directory)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 import impl as reference
-from spec import Implementation
+from spec import COMPONENTS, Implementation
 from tests.kit.mutants.common import reference_with
 
 
@@ -42,3 +42,126 @@ get_batch_string_device: Implementation = reference_with("get_batch", _get_batch
                                                          "variant get_batch_string_device")
 ddp_bucketed_float_limit: Implementation = reference_with("DDPBucketed", _DDPBucketedFloatLimit,
                                                           "variant ddp_bucketed_float_limit")
+
+
+# --------------------------------------------------------------------------------------------- data (A4)
+# What a course participant typically writes for each filter: the plain patterns, the handout's own suggestions
+# (detect_encoding without the meta tag, nltk-style tokens), and unseeded randomness. The course level must pass them.
+
+
+def _extract_course_style(html_bytes: bytes) -> str | None:
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+    try:
+        html = html_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        html = bytes_to_str(html_bytes, detect_encoding(html_bytes))
+    return extract_plain_text(html) or None
+
+
+def _language_course_style(text: str):
+    """fastText's raw top-1 probability (it can exceed 1 by 1e-5) and a numpy score."""
+    from impl.data.langid import default_language_model, model_at
+
+    labels, scores = model_at(default_language_model()).model.predict(text.replace("\n", " "))
+    return labels[0].replace("__label__", ""), scores[0]
+
+
+def _subn(pattern: str, mask: str):
+    import re
+
+    return lambda text: re.subn(pattern, mask, text)
+
+
+def _gopher_nltk_style(text: str) -> bool:
+    """Words as nltk.word_tokenize gives them: punctuation and ellipses split off as tokens of their own."""
+    import regex
+
+    words = regex.findall(r"\.\.\.|\w+(?:'\w+)?|[^\w\s]", text)
+    lines = text.splitlines()
+    if not 50 <= len(words) <= 100_000:
+        return False
+    if not 3 <= sum(len(w) for w in words) / len(words) <= 10:
+        return False
+    if sum(line.endswith("...") for line in lines) > 0.3 * len(lines):
+        return False
+    return sum(any(c.isalpha() for c in w) for w in words) >= 0.8 * len(words)
+
+
+def _exact_course_style(input_files, output_directory) -> None:
+    """Text mode, lines compared with their newline, counts keyed by Python's hash()."""
+    import collections
+    import os
+
+    counts = collections.Counter()
+    for path in input_files:
+        with open(path, encoding="utf-8") as f:
+            counts.update(hash(line) for line in f)
+    os.makedirs(output_directory, exist_ok=True)
+    for path in input_files:
+        with open(path, encoding="utf-8") as f, open(os.path.join(output_directory, os.path.basename(path)), "w",
+                                                      encoding="utf-8") as out:
+            out.writelines(line for line in f if counts[hash(line)] == 1)
+
+
+def _minhash_course_style(input_files, num_hashes, num_bands, ngrams, jaccard_threshold, output_directory, *,
+                          seed=None):
+    """mmh3 with one seed per hash function, punctuation replaced by spaces, an unseeded random survivor."""
+    import os
+    import random
+    import shutil
+    import unicodedata
+
+    import mmh3
+    import regex
+
+    def grams(path):
+        with open(path, encoding="utf-8") as f:
+            text = unicodedata.normalize("NFD", f.read().lower())
+        text = regex.sub(r"\p{Mn}", "", regex.sub(r"\p{P}", " ", text))
+        words = text.split()
+        return {" ".join(words[i:i + ngrams]) for i in range(len(words) - ngrams + 1)} or ({" ".join(words)} - {""})
+
+    sets = [grams(path) for path in input_files]
+    signatures = [[min(mmh3.hash(g, k) for g in s) if s else k for k in range(num_hashes)] for s in sets]
+    rows = num_hashes // num_bands
+    parent = list(range(len(sets)))
+
+    def find(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for band in range(num_bands):
+        buckets = {}
+        for i, signature in enumerate(signatures):
+            buckets.setdefault(tuple(signature[band * rows:(band + 1) * rows]), []).append(i)
+        for docs in buckets.values():
+            for a in docs:
+                for b in docs:
+                    union = sets[a] | sets[b]
+                    if a < b and union and len(sets[a] & sets[b]) / len(union) >= jaccard_threshold:
+                        parent[find(a)] = find(b)
+    clusters = {}
+    for i in range(len(sets)):
+        clusters.setdefault(find(i), []).append(i)
+    keep = {random.choice(members) for members in clusters.values()}
+    os.makedirs(output_directory, exist_ok=True)
+    for i in keep:
+        shutil.copyfile(input_files[i], os.path.join(output_directory, os.path.basename(input_files[i])))
+
+
+COURSE_STYLE_DATA: dict[str, object] = {
+    "extract_text_from_html_bytes": _extract_course_style,
+    "identify_language": _language_course_style,
+    "mask_emails": _subn(r"[\w.+-]+@[\w-]+\.[\w.-]+", "|||EMAIL_ADDRESS|||"),
+    "mask_phone_numbers": _subn(r"\(?\d{3}\)?[-.\s]?\d{3}[-.\s]?\d{4}", "|||PHONE_NUMBER|||"),
+    "mask_ips": _subn(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "|||IP_ADDRESS|||"),
+    "gopher_quality_filter": _gopher_nltk_style,
+    "exact_line_deduplication": _exact_course_style,
+    "minhash_deduplication": _minhash_course_style,
+}
+course_style_data: Implementation = Implementation(
+    name="variant course_style_data", version=reference.__version__,
+    members={name: getattr(reference, name) for name in COMPONENTS} | COURSE_STYLE_DATA)

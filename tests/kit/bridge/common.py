@@ -85,4 +85,12 @@ STUB_CALLS = {  # component -> a call through the bridged bundle
     "DDPIndividualParameters": lambda b: b.DDPIndividualParameters(torch.nn.Linear(2, 2)),
     "DDPBucketed": lambda b: b.DDPBucketed(torch.nn.Linear(2, 2), 1.0),
     "ShardedOptimizer": lambda b: b.ShardedOptimizer([torch.nn.Parameter(torch.zeros(2))], torch.optim.SGD, lr=0.1),
+    "extract_text_from_html_bytes": lambda b: b.extract_text_from_html_bytes(b"<p>unused</p>"),
+    "identify_language": lambda b: b.identify_language("unused"),
+    "mask_emails": lambda b: b.mask_emails("unused"),
+    "mask_phone_numbers": lambda b: b.mask_phone_numbers("unused"),
+    "mask_ips": lambda b: b.mask_ips("unused"),
+    "gopher_quality_filter": lambda b: b.gopher_quality_filter("unused"),
+    "exact_line_deduplication": lambda b: b.exact_line_deduplication(["unused.txt"], "unused"),
+    "minhash_deduplication": lambda b: b.minhash_deduplication(["unused.txt"], 10, 5, 2, 0.8, "unused"),
 }

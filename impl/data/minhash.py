@@ -1,0 +1,155 @@
+"""Fuzzy document deduplication with MinHash and LSH (A4 §3.2; Leskovec et al., Mining of Massive Datasets, ch. 3).
+
+Everything after normalisation is numpy on 64-bit hashes. Each word is hashed once (MurmurHash3); a shingle (a
+word n-gram) is the sum of its words' hashes times n fixed odd constants, one per position (a polynomial hash,
+so that "a b" and "b a" differ), computed for every n-gram of a document in n vectorised steps. The k hash
+functions of the signature are random affine bijections of 32-bit words (MinHasher): no modulo by a prime, which in
+numpy costs more than everything else. The
+true Jaccard similarity of candidates is computed on the sets of shingle hashes: two different shingles of a
+pair share a 64-bit hash with probability about n²/2^64 (< 10^-9 for 10^5 shingles).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+
+import mmh3
+import numpy as np
+import regex
+
+from impl.data.dedup import output_paths
+
+# Accents (nonspacing combining marks, once NFD has split them off their letters) and punctuation go.
+MARKS_AND_PUNCTUATION = regex.compile(r"[\p{Mn}\p{P}]+")
+WHITESPACE = regex.compile(r"\s+")
+# One odd constant per position in an n-gram (the first is 1: a 1-gram is its word's hash); fixed, not seeded,
+# so that shingle hashes, and with them the Jaccard similarities, do not depend on the seed.
+POSITION_CONSTANTS = np.random.default_rng(20240501).integers(1, 2**63, size=64, dtype=np.uint64) * 2 + 1
+POSITION_CONSTANTS[0] = 1
+
+
+def normalize(text: str) -> str:
+    """NFD, accents removed, lower case, punctuation removed, whitespace collapsed (Penedo et al. 2023): the variants
+    of one page that differ only in these shingle alike."""
+    text = MARKS_AND_PUNCTUATION.sub("", unicodedata.normalize("NFD", text).lower())
+    return WHITESPACE.sub(" ", text).strip()
+
+
+def shingles(text: str, ngrams: int) -> set[str]:
+    """The word ``ngrams``-grams of the normalised text as strings (what ``shingle_hashes`` hashes); a shorter
+    document is one shingle; a document with no words has none."""
+    words = normalize(text).split()
+    return {" ".join(words[i:i + ngrams]) for i in range(max(1, len(words) - ngrams + 1))} if words else set()
+
+
+def shingle_hashes(text: str, ngrams: int) -> np.ndarray:
+    """The 64-bit hashes of the document's shingles, sorted and unique, uint64 (s,)."""
+    words = normalize(text).split()
+    if not words:
+        return np.empty(0, dtype=np.uint64)
+    word_hashes = np.fromiter((mmh3.hash64(w, signed=False)[0] for w in words), dtype=np.uint64, count=len(words))
+    n = min(ngrams, len(words))  # a document shorter than n words is one shingle of all its words
+    count = len(words) - n + 1
+    with np.errstate(over="ignore"):  # uint64 arithmetic is mod 2^64 on purpose
+        hashes = word_hashes[:count].copy()
+        for position in range(1, n):
+            hashes += word_hashes[position:position + count] * POSITION_CONSTANTS[position]
+    return np.unique(hashes)
+
+
+class MinHasher:
+    """``num_hashes`` hash functions drawn from ``seed``; ``signature(shingle hashes)`` is their minima, uint32 (k,).
+
+    Each function is a random affine bijection of 32-bit words, (a·x + b) mod 2^32 with a odd, applied to the
+    shingle's 64-bit hash folded to 32 bits: the inputs are already uniform hashes, so a random bijection of them
+    is as good a permutation as MinHash needs, and numpy multiplies uint32 eight times faster than uint64.
+    """
+
+    def __init__(self, num_hashes: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.a = (rng.integers(0, 2**31, size=(num_hashes, 1), dtype=np.uint32) << np.uint32(1)) | np.uint32(1)
+        self.b = rng.integers(0, 2**32, size=(num_hashes, 1), dtype=np.uint32)
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        folded = ((hashes >> np.uint64(32)) ^ hashes).astype(np.uint32)  # (s,): both halves count
+        return (self.a * folded[None, :] + self.b).min(axis=1)  # (k, s) -> (k,); uint32 wraps mod 2^32
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|A ∩ B| / |A ∪ B| of two sorted unique hash arrays; 0 for two empty sets."""
+    if not len(a) and not len(b):
+        return 0.0
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common)
+
+
+def candidate_pairs(signatures: dict[int, np.ndarray], num_bands: int) -> set[tuple[int, int]]:
+    """Pairs (i < j) of documents whose signatures agree on every row of at least one band."""
+    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
+    for doc, signature in signatures.items():
+        for band, rows in enumerate(np.split(signature, num_bands)):
+            buckets[band, rows.tobytes()].append(doc)
+    return {(docs[i], docs[j]) for docs in buckets.values() if len(docs) > 1
+            for i in range(len(docs)) for j in range(i + 1, len(docs))}
+
+
+def clusters(pairs: list[tuple[int, int]]) -> list[list[int]]:
+    """The connected components of the duplicate pairs (union-find), each sorted, in order of their first member."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # path halving
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    components: dict[int, list[int]] = defaultdict(list)
+    for x in sorted(parent):
+        components[root(x)].append(x)
+    return sorted(components.values())
+
+
+def check_arguments(num_hashes: int, num_bands: int, ngrams: int, jaccard_threshold: float) -> None:
+    if num_hashes < 1 or num_bands < 1 or num_hashes % num_bands:
+        raise ValueError(f"num_hashes ({num_hashes}) must be a positive multiple of num_bands ({num_bands})")
+    if ngrams < 1:
+        raise ValueError(f"ngrams must be >= 1, got {ngrams}")
+    if not 0 <= jaccard_threshold <= 1:
+        raise ValueError(f"jaccard_threshold must lie in [0, 1], got {jaccard_threshold}")
+
+
+def duplicates_to_drop(texts: list[str], num_hashes: int, num_bands: int, ngrams: int, jaccard_threshold: float,
+                       seed: int = 0) -> set[int]:
+    """Indices of the documents that deduplication removes: all but one random member of each cluster."""
+    check_arguments(num_hashes, num_bands, ngrams, jaccard_threshold)
+    shingle_sets = [shingle_hashes(text, ngrams) for text in texts]
+    hasher = MinHasher(num_hashes, seed)
+    signatures = {i: hasher.signature(s) for i, s in enumerate(shingle_sets) if len(s)}  # no words: no duplicate
+    pairs = sorted(pair for pair in candidate_pairs(signatures, num_bands)
+                   if jaccard(shingle_sets[pair[0]], shingle_sets[pair[1]]) >= jaccard_threshold)
+    chooser = random.Random(seed)
+    drop: set[int] = set()
+    for cluster in clusters(pairs):
+        keep = chooser.choice(cluster)
+        drop.update(doc for doc in cluster if doc != keep)
+    return drop
+
+
+def minhash_deduplication(input_files: list[str | os.PathLike], num_hashes: int, num_bands: int, ngrams: int,
+                          jaccard_threshold: float, output_directory: str | os.PathLike, *, seed: int = 0) -> None:
+    outputs = output_paths(input_files, output_directory)
+    check_arguments(num_hashes, num_bands, ngrams, jaccard_threshold)
+    texts = [Path(path).read_bytes().decode("utf-8", errors="replace") for path in input_files]
+    drop = duplicates_to_drop(texts, num_hashes, num_bands, ngrams, jaccard_threshold, seed)
+    Path(output_directory).mkdir(parents=True, exist_ok=True)
+    for i, (path, output) in enumerate(zip(input_files, outputs)):
+        if i not in drop:
+            shutil.copyfile(path, output)
