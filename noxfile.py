@@ -150,3 +150,13 @@ def bench_distributed(session: nox.Session) -> None:
     """
     install(session)
     session.run("python", "-m", "bench.distributed.benchmark", *session.posargs)
+
+
+@nox.session(**VENV)
+def bench_data(session: nox.Session) -> None:
+    """Web-data filtering vs peers: MinHash+LSH vs datasketch, extraction vs resiliparse, language ID vs fastText.
+
+    nox -s bench_data -- --impl mypkg --only minhash      # reports/data.md
+    """
+    install(session, "oracles")  # datasketch is the MinHash peer
+    session.run("python", "-m", "bench.data.benchmark", *session.posargs)
