@@ -48,18 +48,20 @@ def shingles(text: str, ngrams: int) -> set[str]:
 
 
 def shingle_hashes(text: str, ngrams: int) -> np.ndarray:
-    """The 64-bit hashes of the document's shingles, sorted and unique, uint64 (s,)."""
+    """The 64-bit hash of the shingle at each word position of the normalised text, uint64 (positions,): a shingle
+    that occurs twice appears twice (``jaccard`` takes the sets; the minima do not care)."""
     words = normalize(text).split()
     if not words:
         return np.empty(0, dtype=np.uint64)
-    word_hashes = np.fromiter((mmh3.hash64(w, signed=False)[0] for w in words), dtype=np.uint64, count=len(words))
+    # MurmurHash3's x64 128-bit hash of each word, of which the first 64 bits: one C call per word, no Python loop.
+    word_hashes = np.frombuffer(b"".join(map(mmh3.hash_bytes, words)), dtype=np.uint64)[::2]
     n = min(ngrams, len(words))  # a document shorter than n words is one shingle of all its words
     count = len(words) - n + 1
     with np.errstate(over="ignore"):  # uint64 arithmetic is mod 2^64 on purpose
         hashes = word_hashes[:count].copy()
         for position in range(1, n):
             hashes += word_hashes[position:position + count] * POSITION_CONSTANTS[position]
-    return np.unique(hashes)
+    return hashes
 
 
 class MinHasher:
@@ -81,7 +83,8 @@ class MinHasher:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """|A ∩ B| / |A ∪ B| of two sorted unique hash arrays; 0 for two empty sets."""
+    """|A ∩ B| / |A ∪ B| of the sets of two arrays of shingle hashes; 0 for two empty sets."""
+    a, b = np.unique(a), np.unique(b)
     if not len(a) and not len(b):
         return 0.0
     common = len(np.intersect1d(a, b, assume_unique=True))
