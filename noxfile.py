@@ -31,7 +31,7 @@ def install(session: nox.Session, *extras: str) -> None:
 @nox.session(**VENV)
 def tests(session: nox.Session) -> None:
     """The whole suite on the reference: conformance, oracles, goldens, the kit's own tests (mutants)."""
-    install(session, "test", "oracles")
+    install(session, "test", "oracles", "data-cluster")  # data-cluster: Ray, for filter-web-data's engine test
     session.run("lint-imports")  # the layering contract in pyproject.toml: a violation fails the session
     session.run("pytest", "tests", *session.posargs)
 
@@ -55,6 +55,18 @@ def e2e(session: nox.Session) -> None:
     """
     install(session)
     session.run("embedded-run", *session.posargs)
+
+
+@nox.session(**VENV)
+def web(session: nox.Session) -> None:
+    """filter-web-data on the kit's fixture WARCs (seconds on 2 cores) -> runs/web; or on yours:
+
+    nox -s web -- 'CC/*.warc.wet.gz' --config my.toml --out runs/cc --workers 16
+    nox -s web -- 'CC/*.warc.wet.gz' --out runs/cc --engine ray --address auto     # installs Ray (data-cluster)
+    """
+    args = session.posargs or ["fixtures/data/web/*.warc.gz", "--out", "runs/web"]
+    install(session, *(["data-cluster"] if "ray" in args else []))
+    session.run("filter-web-data", *args)
 
 
 @nox.session(**VENV)

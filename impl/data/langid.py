@@ -33,10 +33,18 @@ class FastTextModel:
         self.model = fasttext.load_model(str(path))
 
     def predict(self, text: str) -> tuple[str, float]:
+        return next(iter(self.probabilities(text, k=1).items()))
+
+    def probabilities(self, text: str, k: int = -1) -> dict[str, float]:
+        """The ``k`` most probable labels (-1: all) and their probabilities, the most probable first."""
         # fastText reads one line per prediction and refuses text containing a newline.
-        labels, probabilities = self.model.predict(" ".join(text.splitlines()), k=1)
+        labels, probabilities = self.model.predict(" ".join(text.splitlines()), k=k)
         # fastText's probabilities can exceed 1 by a rounding step (it adds 1e-5 before taking the log).
-        return labels[0].removeprefix(LABEL_PREFIX), min(1.0, max(0.0, float(probabilities[0])))
+        return {label.removeprefix(LABEL_PREFIX): min(1.0, max(0.0, float(p)))
+                for label, p in zip(labels, probabilities)}
+
+    def labels(self) -> list[str]:
+        return [label.removeprefix(LABEL_PREFIX) for label in self.model.get_labels()]
 
 
 @functools.cache

@@ -176,17 +176,23 @@ def tokenize(args: argparse.Namespace) -> int:
     except NotUtf8Error as error:
         raise UserError(str(error)) from None
     seconds = time.perf_counter() - start
-    sidecar = {
-        "dtype": "uint16", "num_tokens": n_tokens, "vocab_size": len(tokenizer.vocab),
-        "special_tokens": {s: tokenizer.special_ids[s] for s in tokenizer.special_tokens},
-        "source": str(source), "source_bytes": source.stat().st_size, "tokenizer_dir": str(args.tokenizer.resolve()),
-        "tokenizer": tokenizer_sha256(args.tokenizer),
-    }
-    atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+    atomic_write_text(sidecar_path, token_sidecar(n_tokens, tokenizer, args.tokenizer, str(source),
+                                                  source.stat().st_size))
     size_mb = source.stat().st_size / 1e6
     print(f"{n_tokens:,} tokens from {size_mb:.1f} MB in {seconds:.1f} s ({size_mb / seconds:.2f} MB/s, "
           f"{source.stat().st_size / max(n_tokens, 1):.2f} bytes/token), peak RSS {peak_rss_mb():.0f} MB -> {args.out}")
     return 0
+
+
+def token_sidecar(n_tokens: int, tokenizer: Tokenizer, tokenizer_dir: Path, source: str, source_bytes: int) -> str:
+    """The JSON beside a token array: what `train` reads (vocab_size, tokenizer_dir) and the tokenizer's hashes."""
+    sidecar = {
+        "dtype": "uint16", "num_tokens": n_tokens, "vocab_size": len(tokenizer.vocab),
+        "special_tokens": {s: tokenizer.special_ids[s] for s in tokenizer.special_tokens},
+        "source": source, "source_bytes": source_bytes, "tokenizer_dir": str(tokenizer_dir.resolve()),
+        "tokenizer": tokenizer_sha256(tokenizer_dir),
+    }
+    return json.dumps(sidecar, indent=2) + "\n"
 
 
 def npy_header(n_tokens: int) -> bytes:

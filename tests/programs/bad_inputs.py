@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from impl.programs import corpora, embedded_run, generate, tokenizer, train
+from fixtures import FIXTURES_DIR
+from impl.programs import corpora, embedded_run, filter_web_data, generate, tokenizer, train
 from impl.programs.corpora import EOT
 
 PROGRAMS: dict[str, Callable[[list[str]], int]] = {
     "train-bpe": tokenizer.train_main, "tokenize": tokenizer.tokenize_main, "train": train.main,
     "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
+    "filter-web-data": filter_web_data.main,
 }
 TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
               "--batch-size", "4", "--warmup-steps", "1", "--eval-batches", "1", "--max-steps", "2"]
@@ -105,6 +107,24 @@ def make_world(world: Path) -> None:
 def data_args(world: Path, out: Path) -> list[str]:
     return ["--train-data", str(world / "train.npy"), "--valid-data", str(world / "valid.npy"), "--out-dir", str(out),
             "--device", "cpu", *TINY_MODEL]
+
+
+PROSE_WARC = str(FIXTURES_DIR / "data" / "web" / "prose.warc.gz")
+EXTRACT = '[[filters]]\nname = "extract"\n'
+
+
+def web(case_dir: Path, *flags: str, inputs: tuple[str, ...] = (PROSE_WARC,)) -> list[str]:
+    """filter-web-data's arguments: the prose WARC into ``out``, with ``c.toml`` when the case writes one."""
+    config = ["--config", str(case_dir / "c.toml")] if (case_dir / "c.toml").exists() else []
+    return [*inputs, *config, "--out", str(case_dir / "out"), "--workers", "1", *flags]
+
+
+def finished_web_run(case_dir: Path) -> None:
+    """A run of the extract-only pipeline in ``out``; the case then writes another config into c.toml."""
+    (case_dir / "first.toml").write_text(EXTRACT)
+    assert filter_web_data.main([PROSE_WARC, "--config", str(case_dir / "first.toml"), "--out", str(case_dir / "out"),
+                                 "--workers", "1"]) == 0
+    (case_dir / "c.toml").write_text(EXTRACT + '[[filters]]\nname = "minhash"\n')
 
 
 def cases(world: Path) -> list[Case]:
@@ -220,6 +240,49 @@ def cases(world: Path) -> list[Case]:
              "is not an empty directory", setup=write("e/keep.txt", "keep me")),
         # fetch-corpus
         Case("fetch-corpus", "an unknown corpus", lambda d: ["wikipedia"], "invalid choice: 'wikipedia'", exit_code=2),
+        # filter-web-data: every mistake found before any work
+        Case("filter-web-data", "input file missing", lambda d: web(d, inputs=(str(d / "nope.warc.gz"),)),
+             "nope.warc.gz does not exist", leaves_no=("out",)),
+        Case("filter-web-data", "a glob that matches nothing", lambda d: web(d, inputs=(str(d / "*.warc.gz"),)),
+             "*.warc.gz matches no file", leaves_no=("out",)),
+        Case("filter-web-data", "input is not a WARC file", lambda d: web(d, inputs=(str(d / "notes.txt"),)),
+             "notes.txt is not a WARC or WET file", setup=write("notes.txt", "just text\n"), leaves_no=("out",)),
+        Case("filter-web-data", "config file missing", lambda d: [*web(d), "--config", str(d / "nope.toml")],
+             "nope.toml does not exist", leaves_no=("out",)),
+        Case("filter-web-data", "config file not TOML", web, "is not valid TOML",
+             setup=write("c.toml", "filters = [\n"), leaves_no=("out",)),
+        Case("filter-web-data", "an unknown filter", web, "filters[1]: unknown filter 'langauge'",
+             setup=write("c.toml", EXTRACT + '[[filters]]\nname = "langauge"\n'), leaves_no=("out",)),
+        Case("filter-web-data", "a threshold out of range", web,
+             "filters[1] (minhash).threshold must be a number in [0, 1], got 1.5",
+             setup=write("c.toml", EXTRACT + '[[filters]]\nname = "minhash"\nthreshold = 1.5\n'), leaves_no=("out",)),
+        Case("filter-web-data", "a string where a number belongs", web,
+             "filters[1] (language).min_score must be a number, got 'high'",
+             setup=write("c.toml", EXTRACT + '[[filters]]\nname = "language"\nmin_score = "high"\n'),
+             leaves_no=("out",)),
+        Case("filter-web-data", "an option misspelt", web, "filters[1] (minhash): unknown options ['treshold']",
+             setup=write("c.toml", EXTRACT + '[[filters]]\nname = "minhash"\ntreshold = 0.8\n'), leaves_no=("out",)),
+        Case("filter-web-data", "bands that do not divide the hashes", web,
+             "num_bands=7 must divide num_hashes=128",
+             setup=write("c.toml", EXTRACT + '[[filters]]\nname = "minhash"\nnum_bands = 7\n'), leaves_no=("out",)),
+        Case("filter-web-data", "extract not first", web, "filters[0] must be extract",
+             setup=write("c.toml", '[[filters]]\nname = "gopher"\n' + EXTRACT), leaves_no=("out",)),
+        Case("filter-web-data", "a classifier model file missing", web, "nope.bin does not exist",
+             setup=lambda d: write("c.toml", EXTRACT + f'[[filters]]\nname = "classifier"\nmodel = "{d}/nope.bin"\n'
+                                                       'label = "spam"\n')(d), leaves_no=("out",)),
+        Case("filter-web-data", "a model file that is not fastText's", web, "model.bin is not a fastText model file",
+             setup=lambda d: (write("model.bin", "not a model")(d), write("c.toml", EXTRACT + '[[filters]]\nname = '
+                              f'"classifier"\nmodel = "{d}/model.bin"\nlabel = "spam"\n')(d)), leaves_no=("out",)),
+        Case("filter-web-data", "a rerun with a changed config", web,
+             "holds a run with other settings (filters[1]: (none) -> {\"name\": \"minhash\"", setup=finished_web_run),
+        Case("filter-web-data", "an existing file as --out", lambda d: [*web(d)[:-4], "--out", str(d / "file")],
+             "exists and is not a directory", setup=write("file", "keep me")),
+        Case("filter-web-data", "--out holds other files", web, "is not empty and holds no filter-web-data run",
+             setup=write("out/keep.txt", "keep me")),
+        Case("filter-web-data", "--address without --engine ray", lambda d: [*web(d), "--address", "auto"],
+             "--address applies to --engine ray only", exit_code=2, leaves_no=("out",)),
+        Case("filter-web-data", "--workers 0", lambda d: [*web(d), "--workers", "0"],
+             "argument --workers: must be >= 1, got 0", exit_code=2, leaves_no=("out",)),
     ]
 
 
