@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import lzma
+import sys
 import tempfile
 import timeit
 from collections.abc import Callable
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                "language": ["implementation", "throughput", "vs fastText alone", ""]}
     for name in args.only or list(TABLES):
         rows = TABLES[name](bundle, args)
-        sections.append(report(f"data: {name}", "python -m bench.data.benchmark", argv or [], torch.device("cpu"),
+        sections.append(report(f"data: {name}", "python -m bench.data.benchmark", sys.argv[1:] if argv is None else argv,
+                               torch.device("cpu"),
                                [f"one process, best of {args.repeat}"], headers[name], rows))
     write_report("\n".join(sections), args.out)
 
