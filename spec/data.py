@@ -1,5 +1,5 @@
-"""Filtering web data: text extraction, language identification, PII masking, quality rules and deduplication
-(handout A4 §2–§3). The docstrings are normative.
+"""Filtering web data: text extraction, language identification, PII masking, harmful-content and quality
+classifiers, quality rules and deduplication (handout A4 §2–§3). The docstrings are normative.
 
 Text in, text out: every function takes Python ``str`` (or ``bytes`` for raw HTML) and returns plain Python
 values. The deduplication functions read UTF-8 text files, one document per file, and write their outputs under the
@@ -12,7 +12,8 @@ import os
 
 # This area's components, in the report's order (spec.COMPONENTS is built from them).
 __all__ = ["extract_text_from_html_bytes", "identify_language", "mask_emails", "mask_phone_numbers", "mask_ips",
-           "gopher_quality_filter", "exact_line_deduplication", "minhash_deduplication"]
+           "classify_nsfw", "classify_toxic_speech", "gopher_quality_filter", "classify_quality",
+           "exact_line_deduplication", "minhash_deduplication"]
 
 # The replacement strings of the PII masks (A4 §2.4).
 EMAIL_MASK = "|||EMAIL_ADDRESS|||"
@@ -87,6 +88,34 @@ def mask_ips(text: str) -> tuple[str, int]:
     ...
 
 
+def classify_nsfw(text: str) -> tuple[str, float]:
+    """Whether ``text`` is not safe for work (pornography, profanity, other disturbing content), and the confidence
+    of that verdict (A4 §2.5).
+
+    - The label is ``"nsfw"`` or ``"non-nsfw"`` (the names of the handout's Dolma Jigsaw model without its
+      ``__label__`` prefix).
+    - The score is the confidence in the returned label, a float in [0, 1] (fastText's top-1 probability; the
+      1e-5 by which fastText's can exceed 1 is accepted).
+    - Text with newlines is accepted.
+    - Blatant cases get the label the handout's classifier gives them, with a score above 0.5: an obscene,
+      insult-laden comment is ``"nsfw"``; a polite technical comment is ``"non-nsfw"``.
+    - (strict) The score is a Python ``float`` in [0, 1]; a text gets the same label whether its lines are broken
+      by newlines or by spaces; a dozen more clear cases, each way, get their label.
+    """
+    ...
+
+
+def classify_toxic_speech(text: str) -> tuple[str, float]:
+    """Whether ``text`` is toxic speech ("rude, disrespectful, or unreasonable language that is likely to make
+    someone leave a discussion"), and the confidence of that verdict (A4 §2.5).
+
+    - The label is ``"toxic"`` or ``"non-toxic"``; the score, the text and the cases as for ``classify_nsfw``: an
+      insult-laden comment aimed at someone is ``"toxic"``, a polite technical comment ``"non-toxic"``.
+    - (strict) As for ``classify_nsfw``.
+    """
+    ...
+
+
 def gopher_quality_filter(text: str) -> bool:
     """True when ``text`` passes the handout's subset of the Gopher quality rules (A4 §2.6), False otherwise.
 
@@ -97,6 +126,21 @@ def gopher_quality_filter(text: str) -> bool:
     3. more than 30% of its lines end with an ellipsis ``...`` (exactly 30% passes);
     4. fewer than 80% of its words contain at least one alphabetic character (exactly 80% passes).
     Each rule rejects on its own, whatever the other three say.
+    """
+    ...
+
+
+def classify_quality(text: str) -> tuple[str, float]:
+    """Whether ``text`` reads like a page worth training on (like the pages Wikipedia cites) or like a random Common
+    Crawl page, and the confidence of that verdict (A4 §2.7).
+
+    - The label is ``"wiki"`` (high quality) or ``"cc"`` (low quality); the score is the confidence in the returned
+      label, a float in [0, 1] as for ``classify_nsfw``; text with newlines is accepted.
+    - Blatant cases, with a score above 0.5: a paragraph of an encyclopedia article is ``"wiki"``; a shop or SEO
+      page of navigation, prices and keywords is ``"cc"``.
+    - (strict) The score is a Python ``float`` in [0, 1]; newlines or spaces give the same label; ten more clear
+      cases each way (reference prose and documentation; log-in forms, pay walls, error pages, link lists, spam) get
+      their label.
     """
     ...
 

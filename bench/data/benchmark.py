@@ -124,7 +124,8 @@ def extraction_rows(bundle, args) -> list[list[str]]:
 
 def language_rows(bundle, args) -> list[list[str]]:
     import impl
-    from impl.data.langid import default_language_model, model_at
+    from impl.data.fasttext_model import model_at
+    from impl.data.langid import default_language_model
 
     texts = [path.read_text(encoding="utf-8") for path in sorted((WEB / "langid").glob("*.txt"))]
     texts += list(corpus(200).values())[:200]

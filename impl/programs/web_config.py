@@ -192,7 +192,8 @@ FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the first 4 bytes of every
 def check_models(config: PipelineConfig) -> dict[str, str]:
     """Every model file exists and is a fastText model, and every classifier's label is one of its model's labels:
     before any work. Returns {filter id: resolved model path}."""
-    from impl.data.langid import default_language_model, model_at
+    from impl.data.fasttext_model import model_at
+    from impl.data.langid import default_language_model
 
     models = {}
     for i, f in enumerate(config.filters):
@@ -207,7 +208,7 @@ def check_models(config: PipelineConfig) -> dict[str, str]:
                 raise ConfigError(f"{field}: {path} is not a fastText model file")
         models[f.id] = str(path.resolve())
         if f.name == "classifier":
-            labels = model_at(path.resolve()).labels()
+            labels = model_at(path.resolve()).labels
             if f.options["label"] not in labels:
                 raise ConfigError(f"{field}: {path} has no label {f.options['label']!r} (its labels: "
                                   f"{', '.join(labels[:20])})")

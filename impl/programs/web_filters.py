@@ -72,7 +72,7 @@ def snippet(text: str, chars: int) -> str:
 
 @functools.cache
 def fasttext_model(path: str):
-    from impl.data.langid import model_at
+    from impl.data.fasttext_model import model_at
 
     return model_at(Path(path))
 

@@ -20,6 +20,9 @@ FUNCTIONS: dict[str, tuple[Callable, str]] = {
     "mask_emails": (spec.data.mask_emails, "run_mask_emails"),
     "mask_phone_numbers": (spec.data.mask_phone_numbers, "run_mask_phone_numbers"),
     "mask_ips": (spec.data.mask_ips, "run_mask_ips"),
+    "classify_nsfw": (spec.data.classify_nsfw, "run_classify_nsfw"),
+    "classify_toxic_speech": (spec.data.classify_toxic_speech, "run_classify_toxic_speech"),
+    "classify_quality": (spec.data.classify_quality, "run_classify_quality"),
     "gopher_quality_filter": (spec.data.gopher_quality_filter, "run_gopher_quality_filter"),
     "exact_line_deduplication": (spec.data.exact_line_deduplication, "run_exact_line_deduplication"),
 }

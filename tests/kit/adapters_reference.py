@@ -250,6 +250,18 @@ def run_mask_ips(text: str) -> tuple[str, int]:
     return impl.mask_ips(text)
 
 
+def run_classify_nsfw(text: str) -> tuple[Any, float]:
+    return impl.classify_nsfw(text)
+
+
+def run_classify_toxic_speech(text: str) -> tuple[Any, float]:
+    return impl.classify_toxic_speech(text)
+
+
+def run_classify_quality(text: str) -> tuple[Any, float]:
+    return impl.classify_quality(text)
+
+
 def run_gopher_quality_filter(text: str) -> bool:
     return impl.gopher_quality_filter(text)
 

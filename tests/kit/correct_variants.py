@@ -62,10 +62,30 @@ def _extract_course_style(html_bytes: bytes) -> str | None:
 
 def _language_course_style(text: str):
     """fastText's raw top-1 probability (it can exceed 1 by 1e-5) and a numpy score."""
-    from impl.data.langid import default_language_model, model_at
+    from impl.data.fasttext_model import model_at
+    from impl.data.langid import default_language_model
 
     labels, scores = model_at(default_language_model()).model.predict(text.replace("\n", " "))
     return labels[0].replace("__label__", ""), scores[0]
+
+
+def _classifier_course_style(task: str):
+    """fastText loaded by path as the handout's models are, newlines replaced, the prefix stripped, fastText's numpy
+    score as it comes (up to 1e-5 above 1)."""
+    models = {}
+
+    def classify(text: str):
+        import fasttext
+
+        from impl.data.classifiers import default_model
+
+        if task not in models:
+            models[task] = fasttext.load_model(str(default_model(task)))
+        model = models[task]
+        labels, scores = model.predict(text.replace("\n", " "))
+        return labels[0].replace("__label__", ""), scores[0]
+
+    return classify
 
 
 def _subn(pattern: str, mask: str):
@@ -158,7 +178,10 @@ COURSE_STYLE_DATA: dict[str, object] = {
     "mask_emails": _subn(r"[\w.+-]+@[\w-]+\.[\w.-]+", "|||EMAIL_ADDRESS|||"),
     "mask_phone_numbers": _subn(r"\(?\d{3}\)?[-.\s]?\d{3}[-.\s]?\d{4}", "|||PHONE_NUMBER|||"),
     "mask_ips": _subn(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "|||IP_ADDRESS|||"),
+    "classify_nsfw": _classifier_course_style("nsfw"),
+    "classify_toxic_speech": _classifier_course_style("toxic"),
     "gopher_quality_filter": _gopher_nltk_style,
+    "classify_quality": _classifier_course_style("quality"),
     "exact_line_deduplication": _exact_course_style,
     "minhash_deduplication": _minhash_course_style,
 }

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fixtures import FIXTURES_DIR
-from impl.programs import corpora, embedded_run, filter_web_data, generate, tokenizer, train
+from impl.programs import corpora, embedded_run, filter_web_data, generate, tokenizer, train, train_classifier
 from impl.programs.corpora import EOT
 
 PROGRAMS: dict[str, Callable[[list[str]], int]] = {
     "train-bpe": tokenizer.train_main, "tokenize": tokenizer.tokenize_main, "train": train.main,
     "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
     "filter-web-data": filter_web_data.main,
+    "train-classifier": train_classifier.main,
 }
 TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
               "--batch-size", "4", "--warmup-steps", "1", "--eval-batches", "1", "--max-steps", "2"]
@@ -283,7 +284,41 @@ def cases(world: Path) -> list[Case]:
              "--address applies to --engine ray only", exit_code=2, leaves_no=("out",)),
         Case("filter-web-data", "--workers 0", lambda d: [*web(d), "--workers", "0"],
              "argument --workers: must be >= 1, got 0", exit_code=2, leaves_no=("out",)),
+        # train-classifier: all checked before any download or training
+        Case("train-classifier", "an unknown task", lambda d: ["--task", "spam", "--out", str(d / "m")],
+             "invalid choice: 'spam'", exit_code=2, leaves_no=("m",)),
+        Case("train-classifier", "--data without a label's directory",
+             lambda d: ["--task", "quality", "--data", str(d / "data"), "--out", str(d / "m")],
+             "no directory quality/cc", setup=labelled_documents({"quality/wiki": 3}), leaves_no=("m",)),
+        Case("train-classifier", "--data with one document of a label",
+             lambda d: ["--task", "quality", "--data", str(d / "data"), "--out", str(d / "m")],
+             "quality/cc has fewer than 2 .txt documents",
+             setup=labelled_documents({"quality/wiki": 3, "quality/cc": 1}), leaves_no=("m",)),
+        Case("train-classifier", "--data too small to hold any document out",
+             lambda d: ["--task", "quality", "--data", str(d / "data"), "--out", str(d / "m")],
+             "leave no held-out set", setup=labelled_documents({"quality/wiki": 3, "quality/cc": 3}),
+             leaves_no=("m",)),
+        Case("train-classifier", "--data with a document that is not UTF-8",
+             lambda d: ["--task", "quality", "--data", str(d / "data"), "--out", str(d / "m")],
+             "latin1.txt is not UTF-8 text: byte 0xe9 at offset 1",
+             setup=lambda d: (labelled_documents({"quality/wiki": 3, "quality/cc": 3})(d),
+                              write("data/quality/cc/latin1.txt", "d\xe9j\xe0 vu".encode("latin-1"))(d)),
+             leaves_no=("m",)),
+        Case("train-classifier", "--leave-one-source-out with --data",
+             lambda d: ["--data", str(d), "--leave-one-source-out", "--out", str(d / "m")],
+             "does not apply to --data", exit_code=2, leaves_no=("m",)),
+        Case("train-classifier", "an existing file as --out", lambda d: ["--task", "quality", "--out", str(d / "file")],
+             "exists and is not a directory", setup=write("file", "keep me")),
     ]
+
+
+def labelled_documents(counts: dict[str, int]) -> Callable[[Path], None]:
+    """``data/<task>/<label>/`` with the given number of one-line documents."""
+    def make(case_dir: Path) -> None:
+        for directory, count in counts.items():
+            for i in range(count):
+                write(f"data/{directory}/doc{i}.txt", f"document {i} of {directory}\n")(case_dir)
+    return make
 
 
 def run_case(case: Case, case_dir: Path) -> tuple[int, str]:

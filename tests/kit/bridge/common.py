@@ -90,7 +90,10 @@ STUB_CALLS = {  # component -> a call through the bridged bundle
     "mask_emails": lambda b: b.mask_emails("unused"),
     "mask_phone_numbers": lambda b: b.mask_phone_numbers("unused"),
     "mask_ips": lambda b: b.mask_ips("unused"),
+    "classify_nsfw": lambda b: b.classify_nsfw("unused"),
+    "classify_toxic_speech": lambda b: b.classify_toxic_speech("unused"),
     "gopher_quality_filter": lambda b: b.gopher_quality_filter("unused"),
+    "classify_quality": lambda b: b.classify_quality("unused"),
     "exact_line_deduplication": lambda b: b.exact_line_deduplication(["unused.txt"], "unused"),
     "minhash_deduplication": lambda b: b.minhash_deduplication(["unused.txt"], 10, 5, 2, 0.8, "unused"),
 }

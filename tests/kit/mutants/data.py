@@ -1,8 +1,9 @@
-"""Web-data filtering's mutants (spec/data.py): extraction, language ID, PII masks, Gopher rules, deduplication.
+"""Web-data filtering's mutants (spec/data.py): extraction, language ID, PII masks, classifiers, Gopher rules,
+deduplication.
 
 Each is a mistake a course participant could make: a missing encoding fallback, a raw fastText label, a naive
-email or IPv4 pattern, a threshold on the wrong side, a dedup that keeps the first copy, a MinHash without
-normalisation or without the Jaccard check, clusters that are not transitive.
+email or IPv4 pattern, swapped labels or the other label's probability, a threshold on the wrong side, a dedup that
+keeps the first copy, a MinHash without normalisation or without the Jaccard check, clusters that are not transitive.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import mmh3
 import numpy as np
 from resiliparse.extract.html2text import extract_plain_text
 
-from impl.data import gopher, langid, minhash, pii
+from impl.data import classifiers, fasttext_model, gopher, langid, minhash, pii
 from tests.kit.mutants.common import Mutant
 
 # --------------------------------------------------------------------------------------------- extraction
@@ -44,11 +45,30 @@ def _extract_variant(html_bytes, *, fallback="detect", errors="replace"):
 
 
 def _language_variant(text, *, raw_label=False, percent=False, join_lines=True, score_type=float):
-    model = langid.model_at(langid.default_language_model()).model
+    model = fasttext_model.model_at(langid.default_language_model()).model
     labels, probabilities = model.predict(" ".join(text.splitlines()) if join_lines else text, k=1)
-    label = labels[0] if raw_label else labels[0].removeprefix(langid.LABEL_PREFIX)
+    label = labels[0] if raw_label else labels[0].removeprefix(fasttext_model.LABEL_PREFIX)
     score = min(1.0, float(probabilities[0])) * (100 if percent else 1)
     return label, score_type(score)
+
+
+# --------------------------------------------------------------------------------------------- classifiers
+
+
+def _classifier_variant(text, *, task, raw_label=False, swap=False, other_score=False, invert=False, always=None,
+                        join_lines=True, score_type=float):
+    """The kit's classifier for ``task`` written out on fastText's two probabilities, with knobs."""
+    positive, negative = classifiers.TASKS[task].labels
+    model = classifiers.active_classifier(task).model.model
+    labels, scores = model.predict(fasttext_model.one_line(text) if join_lines else text, k=2)
+    p = dict(zip((label.removeprefix(fasttext_model.LABEL_PREFIX) for label in labels), scores)).get(positive, 0.0)
+    label = always or (positive if (p < 0.5 if invert else p >= 0.5) else negative)
+    score = min(1.0, float(p if label == positive else 1 - p))
+    if swap:
+        label = negative if label == positive else positive
+    if other_score:
+        score = 1 - score
+    return (fasttext_model.LABEL_PREFIX + label if raw_label else label), score_type(score)
 
 
 # --------------------------------------------------------------------------------------------- PII
@@ -196,6 +216,27 @@ MUTANTS: list[Mutant] = [
            partial(_subn, r"\b\d{1,3}(?:\.\d{1,3}){3}\b", pii.IP_MASK)),
     Mutant("ip_no_boundaries", "mask_ips", "valid octets but no boundaries: part of 256.1.1.1 is masked",
            partial(_subn, rf"{_OCTET}(?:\.{_OCTET}){{3}}", pii.IP_MASK)),
+    Mutant("classify_nsfw_labels_swapped", "classify_nsfw", "returns the other label (nsfw for clean text)",
+           partial(_classifier_variant, task="nsfw", swap=True)),
+    Mutant("classify_nsfw_raw_label", "classify_nsfw", "returns fastText's raw label (__label__nsfw)",
+           partial(_classifier_variant, task="nsfw", raw_label=True)),
+    # strict: Python floats are the kit's convention (CONVENTIONS.md)
+    Mutant("classify_nsfw_numpy_score", "classify_nsfw", "the score is a numpy float64",
+           partial(_classifier_variant, task="nsfw", score_type=np.float64), level="strict"),
+    Mutant("classify_toxic_score_of_other_label", "classify_toxic_speech", "the right label with the other label's "
+           "probability", partial(_classifier_variant, task="toxic", other_score=True)),
+    Mutant("classify_toxic_threshold_inverted", "classify_toxic_speech", "toxic when the probability of toxic is "
+           "below 0.5",
+           partial(_classifier_variant, task="toxic", invert=True)),
+    Mutant("classify_toxic_always_non_toxic", "classify_toxic_speech", "every text non-toxic",
+           partial(_classifier_variant, task="toxic", always="non-toxic")),
+    Mutant("classify_quality_always_wiki", "classify_quality", "every page high quality",
+           partial(_classifier_variant, task="quality", always="wiki")),
+    Mutant("classify_quality_keeps_newlines", "classify_quality", "passes text with newlines to fastText, which "
+           "refuses it",
+           partial(_classifier_variant, task="quality", join_lines=False)),
+    Mutant("classify_quality_labels_swapped", "classify_quality", "wiki and cc exchanged",
+           partial(_classifier_variant, task="quality", swap=True)),
     Mutant("gopher_rejects_50_words", "gopher_quality_filter", "more than 50 words required, not at least 50",
            partial(_gopher_variant, min_words_exclusive=True)),
     Mutant("gopher_mean_length_exclusive", "gopher_quality_filter", "mean word length 3 or 10 rejected",
