@@ -31,6 +31,10 @@ WHITESPACE = regex.compile(r"\s+")
 # so that shingle hashes, and with them the Jaccard similarities, do not depend on the seed.
 POSITION_CONSTANTS = np.random.default_rng(20240501).integers(1, 2**63, size=64, dtype=np.uint64) * 2 + 1
 POSITION_CONSTANTS[0] = 1
+# normalize() on ASCII bytes: upper case to lower, punctuation deleted, and \x1c-\x1f (str.split() splits on them,
+# bytes.split() does not; no other character differs between the two) to spaces. UTF-8's non-ASCII bytes pass.
+ASCII_PUNCTUATION = bytes(c for c in range(128) if MARKS_AND_PUNCTUATION.match(chr(c)))
+ASCII_NORMALIZATION = bytes.maketrans(bytes(range(65, 91)) + b"\x1c\x1d\x1e\x1f", bytes(range(97, 123)) + b"    ")
 
 
 def normalize(text: str) -> str:
@@ -47,10 +51,33 @@ def shingles(text: str, ngrams: int) -> set[str]:
     return {" ".join(words[i:i + ngrams]) for i in range(max(1, len(words) - ngrams + 1))} if words else set()
 
 
+def normalized_words(text: str) -> list[bytes]:
+    """``normalize(text).split()``, each word in UTF-8, two to ten times faster where the text is mostly ASCII.
+
+    ``bytes.translate`` does in one C pass what the regular expressions do to ASCII. A text with a few other
+    characters (accents, curly quotes, a pound sign) is decomposed and lower-cased first, then loses the marks and
+    punctuation among those and has its non-ASCII whitespace turned into spaces (which ``bytes.split`` does not
+    split on), one ``str.replace`` per distinct character: the regular expression costs ~90 ns a character, a
+    chapter of 2 MB 0.2 s. A text in another alphabet goes through the regular expressions.
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFD", text).lower()
+        data = text.encode("utf-8")
+        if len(data) > 1.25 * len(text):  # a quarter of the characters or more are not ASCII: another alphabet
+            data = WHITESPACE.sub(" ", MARKS_AND_PUNCTUATION.sub("", text)).encode("utf-8")
+            return data.translate(ASCII_NORMALIZATION).split()
+        for char in {c for c in set(text) if not c.isascii()}:
+            if MARKS_AND_PUNCTUATION.match(char):
+                text = text.replace(char, "")
+            elif char.isspace():
+                text = text.replace(char, " ")
+    return text.encode("utf-8").translate(ASCII_NORMALIZATION, ASCII_PUNCTUATION).split()
+
+
 def shingle_hashes(text: str, ngrams: int) -> np.ndarray:
     """The 64-bit hash of the shingle at each word position of the normalised text, uint64 (positions,): a shingle
     that occurs twice appears twice (``jaccard`` takes the sets; the minima do not care)."""
-    words = normalize(text).split()
+    words = normalized_words(text)
     if not words:
         return np.empty(0, dtype=np.uint64)
     # MurmurHash3's x64 128-bit hash of each word, of which the first 64 bits: one C call per word, no Python loop.
@@ -62,6 +89,9 @@ def shingle_hashes(text: str, ngrams: int) -> np.ndarray:
         for position in range(1, n):
             hashes += word_hashes[position:position + count] * POSITION_CONSTANTS[position]
     return hashes
+
+
+SIGNATURE_BLOCK = 4096  # shingles per block of MinHasher.signature: 128 hashes x 4096 x 4 bytes = 2 MiB
 
 
 class MinHasher:
@@ -79,7 +109,17 @@ class MinHasher:
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
         folded = ((hashes >> np.uint64(32)) ^ hashes).astype(np.uint32)  # (s,): both halves count
-        return (self.a * folded[None, :] + self.b).min(axis=1)  # (k, s) -> (k,); uint32 wraps mod 2^32
+        # (k, s) values a·x + b, uint32 wrapping mod 2^32, in column blocks computed in place: a block stays in the
+        # cache and no temporary the size of the document is allocated (twice as fast as the one-line expression).
+        minima = np.full(len(self.a), np.iinfo(np.uint32).max, dtype=np.uint32)
+        block = np.empty((len(self.a), min(SIGNATURE_BLOCK, len(folded))), dtype=np.uint32)
+        for start in range(0, len(folded), SIGNATURE_BLOCK):
+            part = folded[start:start + SIGNATURE_BLOCK]
+            values = block[:, :len(part)]
+            np.multiply(self.a, part[None, :], out=values)
+            values += self.b
+            np.minimum(minima, values.min(axis=1), out=minima)
+        return minima
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,8 +135,9 @@ def candidate_pairs(signatures: dict[int, np.ndarray], num_bands: int) -> set[tu
     """Pairs (i < j) of documents whose signatures agree on every row of at least one band."""
     buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
     for doc, signature in signatures.items():
-        for band, rows in enumerate(np.split(signature, num_bands)):
-            buckets[band, rows.tobytes()].append(doc)
+        key, width = signature.tobytes(), signature.nbytes // num_bands  # the bands as slices of the bytes
+        for band in range(num_bands):
+            buckets[band, key[band * width:(band + 1) * width]].append(doc)
     return {(docs[i], docs[j]) for docs in buckets.values() if len(docs) > 1
             for i in range(len(docs)) for j in range(i + 1, len(docs))}
 
