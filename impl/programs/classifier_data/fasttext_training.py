@@ -34,7 +34,6 @@ class Hyperparameters:
     loss: str = "softmax"
     thread: int = 1
     seed: int = 0
-    verbose: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,8 @@ def _train(training_file: str, model_file: str, quantized_file: str | None, hype
     import fasttext
 
     start = time.perf_counter()
-    model = fasttext.train_supervised(training_file, **hyperparameters)
+    # verbose=2: fastText's own progress line on stderr (percent done, words/s, loss, ETA); the model is the same.
+    model = fasttext.train_supervised(training_file, **hyperparameters, verbose=2)
     model.save_model(model_file)
     seconds = {"train_s": time.perf_counter() - start}
     if quantized_file:
