@@ -131,34 +131,79 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return common / (len(a) + len(b) - common)
 
 
-def candidate_pairs(signatures: dict[int, np.ndarray], num_bands: int) -> set[tuple[int, int]]:
-    """Pairs (i < j) of documents whose signatures agree on every row of at least one band."""
+def lsh_buckets(signatures: dict[int, np.ndarray], num_bands: int) -> list[list[int]]:
+    """The documents of each bucket of two or more: those whose signatures agree on every row of one band."""
     buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
     for doc, signature in signatures.items():
         key, width = signature.tobytes(), signature.nbytes // num_bands  # the bands as slices of the bytes
         for band in range(num_bands):
             buckets[band, key[band * width:(band + 1) * width]].append(doc)
-    return {(docs[i], docs[j]) for docs in buckets.values() if len(docs) > 1
+    return [docs for docs in buckets.values() if len(docs) > 1]
+
+
+def candidate_pairs(signatures: dict[int, np.ndarray], num_bands: int) -> set[tuple[int, int]]:
+    """Pairs (i < j) of documents whose signatures agree on every row of at least one band (for i < j given in
+    ascending order): the plain definition, which ``similar_clusters`` does not materialise."""
+    return {(docs[i], docs[j]) for docs in lsh_buckets(signatures, num_bands)
             for i in range(len(docs)) for j in range(i + 1, len(docs))}
 
 
-def clusters(pairs: list[tuple[int, int]]) -> list[list[int]]:
-    """The connected components of the duplicate pairs (union-find), each sorted, in order of their first member."""
-    parent: dict[int, int] = {}
+class DisjointSets:
+    """Union-find over integers (path halving); ``components()``: the sets of two or more, each sorted, in order."""
 
-    def root(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]  # path halving
-            x = parent[x]
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def root(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
         return x
 
+    def union(self, a: int, b: int) -> int:
+        """Join the sets of ``a`` and ``b``; the root of the union."""
+        self.parent[self.root(a)] = root = self.root(b)
+        return root
+
+    def components(self) -> list[list[int]]:
+        groups: dict[int, list[int]] = defaultdict(list)
+        for x in sorted(self.parent):
+            groups[self.root(x)].append(x)
+        return sorted(group for group in groups.values() if len(group) > 1)
+
+
+def clusters(pairs: list[tuple[int, int]]) -> list[list[int]]:
+    """The connected components of the duplicate pairs, each sorted, in order of their first member."""
+    sets = DisjointSets()
     for a, b in pairs:
-        parent[root(a)] = root(b)
-    components: dict[int, list[int]] = defaultdict(list)
-    for x in sorted(parent):
-        components[root(x)].append(x)
-    return sorted(components.values())
+        sets.union(a, b)
+    return sets.components()
+
+
+def similar_clusters(signatures: dict[int, np.ndarray], shingle_sets: list[np.ndarray], num_bands: int,
+                     jaccard_threshold: float) -> list[list[int]]:
+    """``clusters`` of the candidate pairs whose true Jaccard similarity reaches the threshold, without verifying
+    every candidate pair: a bucket of n copies of one page holds n(n-1)/2 of them.
+
+    Each document of a bucket is compared with the clusters the bucket's earlier documents are in, member after
+    member until one is similar enough: one comparison per document where all are copies. The components are those
+    of all verified pairs, since a pair left unverified joins two documents already in one cluster."""
+    def similar(a: int, b: int) -> bool:
+        return jaccard(shingle_sets[a], shingle_sets[b]) >= jaccard_threshold
+
+    sets = DisjointSets()
+    for docs in lsh_buckets(signatures, num_bands):
+        earlier: dict[int, list[int]] = {}  # a cluster's root -> the bucket's earlier documents in it
+        for doc in docs:
+            root = sets.root(doc)
+            joined = earlier.pop(root, [])  # already in a cluster with some of them: nothing to compare
+            for other_root in list(earlier):
+                if any(similar(other, doc) for other in earlier[other_root]):
+                    joined += earlier.pop(other_root)
+                    root = sets.union(other_root, root)
+            earlier[root] = joined + [doc]
+    return sets.components()
 
 
 def check_arguments(num_hashes: int, num_bands: int, ngrams: int, jaccard_threshold: float) -> None:
@@ -177,11 +222,9 @@ def duplicates_to_drop(texts: list[str], num_hashes: int, num_bands: int, ngrams
     shingle_sets = [shingle_hashes(text, ngrams) for text in texts]
     hasher = MinHasher(num_hashes, seed)
     signatures = {i: hasher.signature(s) for i, s in enumerate(shingle_sets) if len(s)}  # no words: no duplicate
-    pairs = sorted(pair for pair in candidate_pairs(signatures, num_bands)
-                   if jaccard(shingle_sets[pair[0]], shingle_sets[pair[1]]) >= jaccard_threshold)
     chooser = random.Random(seed)
     drop: set[int] = set()
-    for cluster in clusters(pairs):
+    for cluster in similar_clusters(signatures, shingle_sets, num_bands, jaccard_threshold):
         keep = chooser.choice(cluster)
         drop.update(doc for doc in cluster if doc != keep)
     return drop

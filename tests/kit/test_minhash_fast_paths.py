@@ -56,3 +56,26 @@ def test_signature_across_blocks():
     assert np.array_equal(hasher.signature(hashes), expected)
     assert len({int(i) // minhash.SIGNATURE_BLOCK for i in ((hasher.a.astype(np.int64) * folded + hasher.b)
                                                             % 2**32).argmin(axis=1)}) == 4
+
+
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=40), st.integers(0, 2**16),
+       st.sampled_from([0.0, 0.3, 0.5, 0.8, 1.0]))
+@settings(max_examples=150, deadline=None)
+def test_similar_clusters_are_the_clusters_of_all_verified_pairs(variants, seed, threshold):
+    """Documents drawn from a few base texts with some words changed, in buckets of many: the clusters equal
+    those of every candidate pair verified, the plain definition."""
+    rng = np.random.default_rng(seed)
+    vocabulary = [f"w{i}" for i in range(30)]
+    bases = [list(rng.choice(vocabulary, size=12)) for _ in range(6)]
+    texts = []
+    for base in variants:
+        words = list(bases[base])
+        for position in rng.choice(len(words), size=rng.integers(0, 4), replace=False):
+            words[position] = str(rng.choice(vocabulary))
+        texts.append(" ".join(words))
+    shingle_sets = [minhash.shingle_hashes(text, 2) for text in texts]
+    hasher = minhash.MinHasher(8, seed)
+    signatures = {i: hasher.signature(s) for i, s in enumerate(shingle_sets)}
+    pairs = sorted(pair for pair in minhash.candidate_pairs(signatures, 8)
+                   if minhash.jaccard(shingle_sets[pair[0]], shingle_sets[pair[1]]) >= threshold)
+    assert minhash.similar_clusters(signatures, shingle_sets, 8, threshold) == minhash.clusters(pairs)
