@@ -19,6 +19,7 @@ The same seed gives the same bytes (fixtures/web/warc.py: fixed record ids and d
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ class CrawlPlan:
         return round(self.clean * share)
 
 
+@functools.cache
 def prose_chapters() -> list[str]:
     from fixtures.web.crawls import prose_documents
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ import numpy as np
 from impl.programs import filter_web_data, tokenizer, train
 from impl.programs.cli import ArgumentParser, UserError, positive_int, run
 from impl.programs.config import TrainConfig, check_config
+from impl.programs.corpora import EOT
 from impl.programs.files import atomic_write, atomic_write_text
 from impl.programs.web_crawl import CrawlPlan, prose_chapters, write_crawl
 from impl.programs.web_streams import (
@@ -61,7 +63,6 @@ from impl.programs.web_streams import (
 CONFIG = Path(__file__).with_name("configs") / "web_data_cpu.toml"
 STREAMS = ("filtered", "unfiltered")
 VOCAB_SIZE = 4096
-SEED = 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,15 +74,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=positive_int, help="override the train config's max_steps")
     parser.add_argument("--clean-pages", type=positive_int, default=CrawlPlan.clean,
                         help="prose chapters in the crawl; the junk pages are shares of it (web_crawl.CrawlPlan)")
-    parser.add_argument("--workers", type=positive_int, default=2, help="processes of the data steps")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the LMs' seed, the same in both runs (the crawl's is fixed)")
+    parser.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
+                        help="processes of the data steps")
     return run(parser, argv, web_data_run)
 
 
 def web_data_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = args.out_dir or Path("runs") / time.strftime("web-data-%Y%m%d-%H%M%S")
+    pipeline, train_args, cfg = check_arguments(args, out)
+    streams = make_streams(args, out, pipeline)
+    for stream in STREAMS:
+        program(f"train on the {stream} tokens", train.main, train_args[stream])
+    step("held-out loss")
+    summary = compare(args, out, streams, cfg) | {"wall_s": round(time.perf_counter() - start, 1)}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    step("result")
+    for stream in STREAMS:
+        s = streams[stream]
+        print(f"{stream:>10}: {s['tokens']:>9,} tokens ({s['share']['clean_all']:.0%} the clean pages' text), "
+              f"seen {s['tokens_seen']:,} ({s['epochs']:.2f} epochs); held-out loss {s['held_out_loss']:.3f} "
+              f"nats/token ({s['held_out_bits_per_byte']:.3f} bits/byte)")
+    gap = summary["held_out_loss_gap"]
+    print(f"the filtered run's held-out loss is {abs(gap):.3f} nats/token {'lower' if gap > 0 else 'higher'} "
+          f"({summary['wall_s']:.0f} s in all)\nplot: {out / 'compare.png'}; summary: {out / 'summary.json'}")
+    return 0
+
+
+def check_arguments(args: argparse.Namespace, out: Path) -> tuple:
+    """Every argument, before any work: the filter config, both runs' train arguments and their config."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out-dir {out} is not an empty directory: choose another")
+    tokenizer.check_output(out, directory=True)
     n_chapters = len(prose_chapters())
     if args.clean_pages > n_chapters:
         raise UserError(f"--clean-pages {args.clean_pages}: the prose train split has {n_chapters} chapters")
@@ -97,76 +123,84 @@ def web_data_run(args: argparse.Namespace) -> int:
         raise UserError(str(error).replace("--config", "--filter-config", 1)) from None
     train_args = {stream: ["--config", str(args.config), "--train-data", str(out / stream / "tokens.npy"),
                            "--valid-data", str(out / "valid.npy"), "--out-dir", str(out / f"lm-{stream}"),
-                           "--seed", str(SEED), "--max-minutes", "0",
+                           "--seed", str(args.seed), "--max-minutes", "0",
                            *(["--max-steps", str(args.max_steps)] if args.max_steps is not None else [])]
                   for stream in STREAMS}
-    # The train settings are checked now, not after the data work.
     cfg = TrainConfig(**train.given_settings(train.build_parser().parse_args(train_args["filtered"])))
     check_config(cfg)
+    return pipeline, train_args, cfg
 
+
+def make_streams(args: argparse.Namespace, out: Path, pipeline) -> dict:
+    """Steps 1-5: the crawl, the BPE, both token streams, the held-out tokens; the streams' make-up."""
     plan = CrawlPlan(clean=args.clean_pages)
     step("crawl")
     crawl = write_crawl(plan, out / "crawl")
     print(f"{sum(crawl['pages'].values())} pages in {plan.files} WARC files: "
           + ", ".join(f"{kind} {n}" for kind, n in crawl["pages"].items()), flush=True)
-    clean_text = out / "clean.txt"
     chapters = prose_chapters()
-    with atomic_write(clean_text) as file:
-        file.write("".join(chapters[i] + "<|endoftext|>" for i in crawl["clean_chapters"]).encode())
+    with atomic_write(out / "clean.txt") as file:
+        file.write("".join(chapters[i] + EOT for i in crawl["clean_chapters"]).encode())
     tokenizer_dir = out / "tokenizer"
-    program("train-bpe", tokenizer.train_main, ["--input", str(clean_text), "--vocab-size", str(VOCAB_SIZE),
+    program("train-bpe", tokenizer.train_main, ["--input", str(out / "clean.txt"), "--vocab-size", str(VOCAB_SIZE),
                                                  "--out", str(tokenizer_dir), "--workers", str(args.workers)])
-    filter_config = out / "filter.toml"
-    atomic_write_text(filter_config, toml_text(pipeline.as_dict() | {
+    atomic_write_text(out / "filter.toml", toml_text(pipeline.as_dict() | {
         "output": {**pipeline.output, "tokenizer": str(tokenizer_dir.resolve())}}))
-    program("filter-web-data", filter_web_data.main, [str(out / "crawl" / name) for name in crawl["files"]]
-            + ["--config", str(filter_config), "--out", str(out / "filtered"), "--workers", str(args.workers)])
+    warcs = [out / "crawl" / name for name in crawl["files"]]
+    program("filter-web-data", filter_web_data.main, [*map(str, warcs), "--config", str(out / "filter.toml"),
+                                                      "--out", str(out / "filtered"), "--workers", str(args.workers)])
     step("unfiltered tokens")
-    unfiltered = write_unfiltered([out / "crawl" / name for name in crawl["files"]], crawl["kinds"], tokenizer_dir,
-                                  out / "unfiltered", args.workers)
+    unfiltered = write_unfiltered(warcs, crawl["kinds"], tokenizer_dir, out / "unfiltered", args.workers)
     filtered = filtered_make_up(out / "filtered", crawl["kinds"], tokenizer_dir)
     program("tokenize valid", tokenizer.tokenize_main, ["--tokenizer", str(tokenizer_dir), "--split", "valid",
                                                         "--out", str(out / "valid.npy"), "--workers", "1"])
-    for stream in STREAMS:
-        program(f"train on the {stream} tokens", train.main, train_args[stream])
+    return {"crawl": crawl, "filtered": filtered, "unfiltered": unfiltered}
 
-    step("held-out loss")
+
+def compare(args: argparse.Namespace, out: Path, streams: dict, cfg: TrainConfig) -> dict:
+    """Step 7: both checkpoints' loss on the whole held-out set, compare.png; the summary."""
+    crawl = streams.pop("crawl")
     valid = np.load(out / "valid.npy", mmap_mode="r")
     valid_bytes = json.loads((out / "valid.json").read_text())["source_bytes"]
-    streams = {"filtered": filtered, "unfiltered": unfiltered}
     for stream in STREAMS:
         lm = out / f"lm-{stream}"
         rows = [json.loads(line) for line in (lm / "metrics.jsonl").read_text().splitlines()]
         loss = held_out_loss(lm / "checkpoint.pt", valid)
-        streams[stream] |= {"tokens_seen": rows[-1]["tokens"], "epochs": rows[-1]["tokens"] / streams[stream]["tokens"],
+        seen = rows[-1]["tokens"]
+        streams[stream] |= {"tokens_seen": seen, "epochs": seen / streams[stream]["tokens"],
+                            # windows are drawn uniformly: the expected count of the clean pages' tokens among them
+                            "clean_tokens_seen": round(seen * streams[stream]["share"]["clean_all"]),
                             "steps": rows[-1]["step"], "train_loss": rows[-1]["train_loss"],
                             "val_loss_eval_batches": rows[-1]["val_loss"], "held_out_loss": loss,
                             "held_out_bits_per_byte": loss * len(valid) / valid_bytes / math.log(2)}
     if streams["filtered"]["tokens_seen"] != streams["unfiltered"]["tokens_seen"]:
         raise UserError(f"the runs saw {streams['filtered']['tokens_seen']} and {streams['unfiltered']['tokens_seen']} "
                         f"tokens: not comparable (outputs in {out})")
-    plot_comparison(out, streams, f"the same LM ({cfg.d_model}x{cfg.num_layers}, vocab {VOCAB_SIZE}, seed {SEED}), "
-                    f"{streams['filtered']['steps']} steps of {cfg.batch_size}x{cfg.context_length} tokens, on "
-                    f"filter-web-data's output and on the unfiltered crawl; held out: prose_valid")
-    summary = {"arguments": {key: str(value) for key, value in vars(args).items() if key != "debug"},
-               "crawl": {"pages": crawl["pages"], "plan": crawl["plan"]},
-               "tokenizer": {"dir": "tokenizer", "vocab_size": VOCAB_SIZE, "trained_on": "clean.txt"},
-               "train": {"config": str(args.config), "max_steps": streams["filtered"]["steps"], "seed": SEED,
-                         "tokens_per_step": cfg.batch_size * cfg.context_length},
-               "held_out": {"source": "prose_valid", "tokens": len(valid), "bytes": valid_bytes},
-               "streams": streams,
-               "held_out_loss_gap": streams["unfiltered"]["held_out_loss"] - streams["filtered"]["held_out_loss"],
-               "wall_s": round(time.perf_counter() - start, 1)}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    step("result")
-    for stream in STREAMS:
-        s = streams[stream]
-        print(f"{stream:>10}: {s['tokens']:>9,} tokens ({s['share']['clean_all']:.0%} the clean pages' text), "
-              f"seen {s['tokens_seen']:,} ({s['epochs']:.2f} epochs); held-out loss {s['held_out_loss']:.3f} "
-              f"nats/token ({s['held_out_bits_per_byte']:.3f} bits/byte)")
-    print(f"filtering lowers the held-out loss by {summary['held_out_loss_gap']:.3f} nats/token "
-          f"in {summary['wall_s']:.0f} s\nplot: {out / 'compare.png'}; summary: {out / 'summary.json'}")
-    return 0
+    steps = streams["filtered"]["steps"]
+    plot_comparison(out, streams, f"the same LM ({cfg.d_model}x{cfg.num_layers}, vocab {VOCAB_SIZE}, seed "
+                    f"{args.seed}), {steps} steps of {cfg.batch_size}x{cfg.context_length} tokens, on filter-web-data's"
+                    f" output and on the unfiltered crawl; held out: prose_valid")
+    return {"arguments": {key: str(value) for key, value in vars(args).items() if key != "debug"},
+            "crawl": {"pages": crawl["pages"], "plan": crawl["plan"]},
+            "tokenizer": {"dir": "tokenizer", "vocab_size": VOCAB_SIZE, "trained_on": "clean.txt"},
+            "train": {"config": str(args.config), "max_steps": steps, "seed": args.seed,
+                      "tokens_per_step": cfg.batch_size * cfg.context_length},
+            "held_out": {"source": "prose_valid", "tokens": len(valid), "bytes": valid_bytes},
+            "streams": streams,
+            "held_out_loss_gap": streams["unfiltered"]["held_out_loss"] - streams["filtered"]["held_out_loss"],
+            "filtered_val_at_equal_clean_tokens": at_equal_clean_tokens(out, streams)}
+
+
+def at_equal_clean_tokens(out: Path, streams: dict) -> dict:
+    """Is the junk only wasted compute? The filtered run's validation loss (its eval batches, interpolated) at the
+    point where it had seen as many of the clean pages' tokens as the unfiltered run saw in all, beside the
+    unfiltered run's last one. Its learning rate there has not decayed yet, which favours the unfiltered run."""
+    filtered, unfiltered = streams["filtered"], streams["unfiltered"]
+    tokens = unfiltered["clean_tokens_seen"] / filtered["share"]["clean_all"]
+    rows = [json.loads(line) for line in (out / "lm-filtered" / "metrics.jsonl").read_text().splitlines()]
+    points = [(r["tokens"], r["val_loss"]) for r in rows if "val_loss" in r]
+    return {"tokens_seen": round(tokens), "filtered_val_loss": float(np.interp(tokens, *zip(*points))),
+            "unfiltered_val_loss": unfiltered["val_loss_eval_batches"]}
 
 
 def step(name: str) -> None:

@@ -51,6 +51,8 @@ def test_both_runs_saw_the_same_tokens_and_the_outputs_agree(run):
         assert stream["epochs"] == pytest.approx(stream["tokens_seen"] / stream["tokens"])
         assert sum(k["tokens"] for k in stream["by_kind"].values()) == stream["tokens"]
     assert summary["held_out_loss_gap"] == pytest.approx(unfiltered["held_out_loss"] - filtered["held_out_loss"])
+    equal = summary["filtered_val_at_equal_clean_tokens"]
+    assert 0 < equal["tokens_seen"] and math.isfinite(equal["filtered_val_loss"])
     # The token arrays are the streams the summary describes.
     assert len(np.load(run / "filtered" / "tokens.npy", mmap_mode="r")) == filtered["tokens"]
     assert len(np.load(run / "unfiltered" / "tokens.npy", mmap_mode="r")) == unfiltered["tokens"]
