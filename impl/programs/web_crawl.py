@@ -14,6 +14,15 @@ Every record is an HTTP 200 text/html response; its kind (``KINDS``) is in ``cra
 - ``listing``: tag and search pages, each line a chapter's first words cut with "...": Gopher's ellipsis rule.
 - ``archive``: calendar archive pages, mostly numbers: Gopher's alphabetic-word and word-length rules.
 
+The default plan, 959 pages: by documents 63% clean, 13% copies of clean pages, 2% Debian English, 5.5% Debian in
+other languages, 2% Debian copies, 16% stubs, listings and archives. By tokens (web-data-run's 4096-token BPE, 1.54M
+in all) 45% clean, 17% clean copies, 4% Debian English, 24% other languages (that BPE spends about a token per
+character of Chinese, Japanese and Korean), 6% Debian copies, 4% stubs, listings and archives. filter-web-data's
+default pipeline keeps 619 documents (65%), 0.76M tokens, 92% of them the clean pages' text. That is a much
+cleaner crawl than Common Crawl, where most pages fail language identification or quality rules: the English junk
+here is little and easy (what a quality classifier is for is absent), and there is as much foreign text as the
+Debian fixture holds.
+
 The same seed gives the same bytes (fixtures/web/warc.py: fixed record ids and dates, gzip mtime 0).
 """
 
