@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from fixtures.web.crawls import prose_documents
+from impl.programs.checkpoints import load_run_checkpoint
 from impl.programs.corpora import EMBEDDED
 from impl.programs.web_crawl import KINDS
-from impl.programs.web_data_run import main
+from impl.programs.web_data_run import STREAMS, main
 
 TINY = """context_length = 64
 d_model = 64
@@ -64,6 +65,10 @@ def test_both_runs_saw_the_same_tokens_and_the_outputs_agree(run):
     assert filtered["share"]["clean_all"] > unfiltered["share"]["clean_all"]
     assert set(KINDS) == set(crawl["pages"]) and crawl["pages"]["clean"] == 60
     assert len(list((run / "crawl").glob("*.warc.gz"))) == crawl["plan"]["files"]
+    # The same run but for its data: every setting of the two checkpoints alike except the paths.
+    configs = [load_run_checkpoint(run / f"lm-{stream}" / "checkpoint.pt")["config"] for stream in STREAMS]
+    assert [{k: v for k, v in c.items() if k not in ("train_data", "out_dir")} for c in configs] == [
+        {k: v for k, v in configs[0].items() if k not in ("train_data", "out_dir")}] * 2
     for name in ("compare.png", "tokenizer/vocab.json", "valid.npy", "lm-filtered/checkpoint.pt",
                  "lm-unfiltered/checkpoint.pt", "unfiltered/tokens.json"):
         assert (run / name).is_file(), name
