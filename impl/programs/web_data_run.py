@@ -70,12 +70,7 @@ from impl.programs.config import TrainConfig, check_config
 from impl.programs.corpora import EOT
 from impl.programs.files import atomic_write, atomic_write_text
 from impl.programs.web_crawl import CrawlPlan, prose_chapters, write_crawl
-from impl.programs.web_streams import (
-    filtered_make_up,
-    held_out_loss,
-    plot_comparison,
-    write_unfiltered,
-)
+from impl.programs.web_streams import filtered_make_up, held_out_loss, plot_comparison, write_unfiltered
 
 CONFIG = Path(__file__).with_name("configs") / "web_data_cpu.toml"
 STREAMS = ("filtered", "unfiltered")
