@@ -80,7 +80,8 @@ MMLU_EXAMPLE = {"subject": "virology", "question": "How many human polyomaviruse
     ("The correct answer is 10000 polyomaviruses.", None),
     ("I am not sure.", None),
     ("Let me think. The correct answer is D", "D"),
-], ids=["course-case", "course-unknown", "no-sentence", "at-the-end"])
+    ("Option A is a common distractor. The correct answer is C.", "C"),
+], ids=["course-case", "course-unknown", "no-sentence", "at-the-end", "other-letter-before"])
 def test_parse_mmlu_response(impl, output, expected):
     """The letter of "The correct answer is X", X in A–D; None otherwise (the course's cases)."""
     assert impl.parse_mmlu_response(MMLU_EXAMPLE, output) == expected
