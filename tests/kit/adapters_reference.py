@@ -2,7 +2,8 @@
 
 It has the exact signatures of the course's ``tests/adapters.py`` (assignment1-basics, plus
 assignment2-systems' two FlashAttention-2 getters and its DDP, sharded-optimizer and FSDP adapters, and
-assignment4-data's filtering and deduplication adapters) and,
+assignment4-data's filtering and deduplication adapters, assignment5-alignment's SFT, GRPO, parsing, packed-data and
+DPO adapters) and,
 like a student's file, only glue: build the reference module, load the given weights,
 call it. The kit's own tests use it to check the adapters bridge
 (``--impl adapters:tests/kit/adapters_reference.py`` must pass the conformance suite, less
@@ -12,8 +13,8 @@ what adapters cannot show).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import IO, Any, BinaryIO
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import numpy.typing as npt
 import torch
@@ -21,6 +22,9 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 import impl
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def _like(weights: Tensor) -> dict[str, Any]:
@@ -273,3 +277,91 @@ def run_exact_line_deduplication(input_files: list[os.PathLike], output_director
 def run_minhash_deduplication(input_files: list[os.PathLike], num_hashes: int, num_bands: int, ngrams: int,
                               jaccard_threshold: float, output_directory: os.PathLike):
     return impl.minhash_deduplication(input_files, num_hashes, num_bands, ngrams, jaccard_threshold, output_directory)
+
+
+def run_tokenize_prompt_and_output(prompt_strs: list[str], output_strs: list[str],
+                                   tokenizer: PreTrainedTokenizerBase) -> dict[str, Tensor]:
+    return impl.tokenize_prompt_and_output(prompt_strs, output_strs, tokenizer)
+
+
+def run_compute_group_normalized_rewards(
+    reward_fn: Callable[[str, str], dict[str, float]], rollout_responses: list[str],
+    repeated_ground_truths: list[str], group_size: int, advantage_eps: float, normalize_by_std: bool,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    return impl.compute_group_normalized_rewards(reward_fn, rollout_responses, repeated_ground_truths, group_size,
+                                                 advantage_eps, normalize_by_std)
+
+
+def run_compute_entropy(logits: torch.Tensor) -> torch.Tensor:
+    return impl.compute_entropy(logits)
+
+
+def run_get_response_log_probs(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor,
+                               return_token_entropy: bool) -> dict[str, torch.Tensor]:
+    return impl.get_response_log_probs(model, input_ids, labels, return_token_entropy)
+
+
+def run_compute_naive_policy_gradient_loss(raw_rewards_or_advantages: torch.Tensor,
+                                           policy_log_probs: torch.Tensor) -> torch.Tensor:
+    return impl.compute_naive_policy_gradient_loss(raw_rewards_or_advantages, policy_log_probs)
+
+
+def run_compute_grpo_clip_loss(advantages: torch.Tensor, policy_log_probs: torch.Tensor, old_log_probs: torch.Tensor,
+                               cliprange: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return impl.compute_grpo_clip_loss(advantages, policy_log_probs, old_log_probs, cliprange)
+
+
+def run_compute_policy_gradient_loss(policy_log_probs: torch.Tensor, loss_type: str,
+                                     raw_rewards: torch.Tensor | None = None, advantages: torch.Tensor | None = None,
+                                     old_log_probs: torch.Tensor | None = None,
+                                     cliprange: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return impl.compute_policy_gradient_loss(policy_log_probs, loss_type, raw_rewards, advantages, old_log_probs,
+                                             cliprange)
+
+
+def run_masked_mean(tensor: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    return impl.masked_mean(tensor, mask, dim)
+
+
+def run_sft_microbatch_train_step(policy_log_probs: torch.Tensor, response_mask: torch.Tensor,
+                                  gradient_accumulation_steps: int,
+                                  normalize_constant: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return impl.sft_microbatch_train_step(policy_log_probs, response_mask, gradient_accumulation_steps,
+                                          normalize_constant)
+
+
+def run_grpo_microbatch_train_step(policy_log_probs: torch.Tensor, response_mask: torch.Tensor,
+                                   gradient_accumulation_steps: int, loss_type: str,
+                                   raw_rewards: torch.Tensor | None = None, advantages: torch.Tensor | None = None,
+                                   old_log_probs: torch.Tensor | None = None,
+                                   cliprange: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return impl.grpo_microbatch_train_step(policy_log_probs, response_mask, gradient_accumulation_steps, loss_type,
+                                           raw_rewards, advantages, old_log_probs, cliprange)
+
+
+def run_masked_normalize(tensor: torch.Tensor, mask: torch.Tensor, dim: int | None = None,
+                         normalize_constant: float = 1.0) -> torch.Tensor:
+    return impl.masked_normalize(tensor, mask, normalize_constant, dim)
+
+
+def get_packed_sft_dataset(tokenizer: PreTrainedTokenizerBase, dataset_path: str | os.PathLike, seq_length: int,
+                           shuffle: bool) -> torch.utils.data.Dataset:
+    return impl.PackedSFTDataset(tokenizer, dataset_path, seq_length, shuffle)
+
+
+def run_iterate_batches(dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool):
+    return impl.iterate_batches(dataset, batch_size, shuffle)
+
+
+def run_parse_mmlu_response(mmlu_example: dict[str, Any], model_output: str) -> str | None:
+    return impl.parse_mmlu_response(mmlu_example, model_output)
+
+
+def run_parse_gsm8k_response(model_output: str) -> str | None:
+    return impl.parse_gsm8k_response(model_output)
+
+
+def run_compute_per_instance_dpo_loss(lm: torch.nn.Module, lm_ref: torch.nn.Module,
+                                      tokenizer: PreTrainedTokenizerBase, beta: float, prompt: str,
+                                      response_chosen: str, response_rejected: str) -> torch.Tensor:
+    return impl.compute_per_instance_dpo_loss(lm, lm_ref, tokenizer, beta, prompt, response_chosen, response_rejected)

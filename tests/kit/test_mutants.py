@@ -100,7 +100,8 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     runs.close()
 
 
-@pytest.mark.parametrize("mutant", [m.name for m in MUTANTS])
+# The id carries the area (``-k alignment`` runs that area's mutants); the parameter is the mutant's name.
+@pytest.mark.parametrize("mutant", [pytest.param(m.name, id=f"{COMPONENTS[m.component]}-{m.name}") for m in MUTANTS])
 def test_suite_rejects_mutant(mutant, runs, record_verdict):
     """The conformance tests of the mutant's component fail on it (at least one test fails, nothing crashes), at
     the mutant's level or a lower one."""
