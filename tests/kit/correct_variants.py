@@ -188,3 +188,175 @@ COURSE_STYLE_DATA: dict[str, object] = {
 course_style_data: Implementation = Implementation(
     name="variant course_style_data", version=reference.__version__,
     members={name: getattr(reference, name) for name in COMPONENTS} | COURSE_STYLE_DATA)
+
+
+# --------------------------------------------------------------------------------------------- alignment (A5)
+# What a course participant typically writes: tensor · mask, a 0/1 integer mask, cross-entropy for the log-probs,
+# the handout's assertions, tensors in the metadata, integers-only GSM8K parsing, N // m packed sequences, batches
+# from a plain generator, DPO scored on the response tokens only (the prompt's share cancels). The course level must
+# pass them.
+
+
+def _tokenize_course_style(prompt_strs, output_strs, tokenizer):
+    prompts = [tokenizer.encode(p, add_special_tokens=False) for p in prompt_strs]
+    outputs = [tokenizer.encode(o, add_special_tokens=False) for o in output_strs]
+    length = max(len(p) + len(o) for p, o in zip(prompts, outputs))
+    ids, mask = [], []
+    for p, o in zip(prompts, outputs):
+        pad = length - len(p) - len(o)
+        ids.append(p + o + [tokenizer.pad_token_id] * pad)
+        mask.append([0] * len(p) + [1] * len(o) + [0] * pad)
+    ids, mask = torch.tensor(ids), torch.tensor(mask)
+    return {"input_ids": ids[:, :-1], "labels": ids[:, 1:], "response_mask": mask[:, 1:]}  # an integer mask
+
+
+def _entropy_course_style(logits):
+    return -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
+
+
+def _log_probs_course_style(model, input_ids, labels, return_token_entropy=False):
+    logits = model(input_ids).logits
+    log_probs = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    return {"log_probs": log_probs, "token_entropy": _entropy_course_style(logits) if return_token_entropy else None}
+
+
+def _masked_mean_course_style(tensor, mask, dim=None):
+    return (tensor * mask).sum(dim=dim) / mask.sum(dim=dim) if dim is not None else (tensor * mask).sum() / mask.sum()
+
+
+def _masked_normalize_course_style(tensor, mask, normalize_constant=1.0, dim=None):
+    return ((tensor * mask).sum(dim=dim) if dim is not None else (tensor * mask).sum()) / normalize_constant
+
+
+def _sft_step_course_style(policy_log_probs, response_mask, gradient_accumulation_steps, normalize_constant=1.0):
+    loss = -_masked_normalize_course_style(policy_log_probs, response_mask, normalize_constant, -1).mean()
+    loss = loss / gradient_accumulation_steps
+    loss.backward()
+    return loss, {"loss": loss.detach()}
+
+
+def _group_rewards_course_style(reward_fn, rollout_responses, repeated_ground_truths, group_size, advantage_eps,
+                                normalize_by_std):
+    raw = torch.tensor([reward_fn(r, g)["reward"] for r, g in zip(rollout_responses, repeated_ground_truths)])
+    grouped = raw.reshape(-1, group_size)
+    advantages = grouped - grouped.mean(-1, keepdim=True)
+    if normalize_by_std:
+        advantages = advantages / (grouped.std(-1, keepdim=True) + advantage_eps)
+    return advantages.flatten(), raw, {"mean": raw.mean(), "std": raw.std()}  # tensors, not floats
+
+
+def _grpo_clip_course_style(advantages, policy_log_probs, old_log_probs, cliprange):
+    ratio = (policy_log_probs - old_log_probs).exp()
+    lhs, rhs = ratio * advantages, ratio.clamp(1 - cliprange, 1 + cliprange) * advantages
+    return -torch.min(lhs, rhs), {"clip_frac": (rhs < lhs).float().mean()}
+
+
+def _policy_loss_course_style(policy_log_probs, loss_type, raw_rewards=None, advantages=None, old_log_probs=None,
+                              cliprange=None):
+    if loss_type == "no_baseline":
+        assert raw_rewards is not None
+        return -raw_rewards * policy_log_probs, {}
+    if loss_type == "reinforce_with_baseline":
+        assert advantages is not None
+        return -advantages * policy_log_probs, {}
+    assert loss_type == "grpo_clip" and advantages is not None and old_log_probs is not None and cliprange is not None
+    return _grpo_clip_course_style(advantages, policy_log_probs, old_log_probs, cliprange)
+
+
+def _grpo_step_course_style(policy_log_probs, response_mask, gradient_accumulation_steps, loss_type, raw_rewards=None,
+                            advantages=None, old_log_probs=None, cliprange=None):
+    per_token, metadata = _policy_loss_course_style(policy_log_probs, loss_type, raw_rewards, advantages,
+                                                    old_log_probs, cliprange)
+    loss = _masked_mean_course_style(per_token, response_mask, -1).mean() / gradient_accumulation_steps
+    loss.backward()
+    return loss, metadata
+
+
+def _gsm8k_course_style(model_output):
+    import re
+
+    numbers = re.findall(r"\d+", model_output)
+    return numbers[-1] if numbers else None
+
+
+def _mmlu_course_style(mmlu_example, model_output):
+    import re
+
+    match = re.search(r"The correct answer is ([A-D])\b", model_output)
+    return match.group(1) if match else None
+
+
+class _PackedCourseStyle(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, dataset_path, seq_length, shuffle):
+        import json
+        import random
+
+        with open(dataset_path) as f:
+            docs = [json.loads(line) for line in f]
+        if shuffle:
+            random.shuffle(docs)
+        template = ("Below is an instruction that describes a task. Write a response that appropriately completes "
+                    "the request.\n\n### Instruction:\n{prompt}\n\n### Response:\n{response}")
+        ids = []
+        for doc in docs:
+            ids += tokenizer.encode(template.format(**doc)) + [tokenizer.eos_token_id]
+        self.ids, self.seq_length = torch.tensor(ids), seq_length
+
+    def __len__(self):
+        return len(self.ids) // self.seq_length
+
+    def __getitem__(self, i):
+        start = i * self.seq_length
+        return {"input_ids": self.ids[start:start + self.seq_length],
+                "labels": self.ids[start + 1:start + self.seq_length + 1]}
+
+
+def _batches_course_style(dataset, batch_size, shuffle):
+    import random
+
+    order = list(range(len(dataset)))
+    if shuffle:
+        random.shuffle(order)
+    for start in range(0, len(order), batch_size):
+        items = [dataset[i] for i in order[start:start + batch_size]]
+        yield {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+def _dpo_course_style(lm, lm_ref, tokenizer, beta, prompt, response_chosen, response_rejected):
+    """Scores only the response tokens (and the EOS): the prompt's log-probability cancels in the differences."""
+    template = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+                "request.\n\n### Instruction:\n{prompt}\n\n### Response:\n")
+    head = tokenizer.encode(template.format(prompt=prompt))
+
+    def response_log_prob(model, response):
+        ids = tokenizer.encode(template.format(prompt=prompt) + response) + [tokenizer.eos_token_id]
+        x = torch.tensor([ids], device=next(model.parameters()).device)
+        log_probs = torch.log_softmax(model(x).logits[0, :-1], -1).gather(-1, x[0, 1:, None]).squeeze(-1)
+        return log_probs[len(head) - 1:].sum()
+
+    with torch.no_grad():
+        ref = response_log_prob(lm_ref, response_chosen) - response_log_prob(lm_ref, response_rejected)
+    policy = response_log_prob(lm, response_chosen) - response_log_prob(lm, response_rejected)
+    return -torch.nn.functional.logsigmoid(beta * (policy - ref.to(policy.device)))
+
+
+COURSE_STYLE_ALIGNMENT: dict[str, object] = {
+    "tokenize_prompt_and_output": _tokenize_course_style,
+    "compute_entropy": _entropy_course_style,
+    "get_response_log_probs": _log_probs_course_style,
+    "masked_mean": _masked_mean_course_style,
+    "masked_normalize": _masked_normalize_course_style,
+    "sft_microbatch_train_step": _sft_step_course_style,
+    "compute_group_normalized_rewards": _group_rewards_course_style,
+    "compute_grpo_clip_loss": _grpo_clip_course_style,
+    "compute_policy_gradient_loss": _policy_loss_course_style,
+    "grpo_microbatch_train_step": _grpo_step_course_style,
+    "parse_gsm8k_response": _gsm8k_course_style,
+    "parse_mmlu_response": _mmlu_course_style,
+    "PackedSFTDataset": _PackedCourseStyle,
+    "iterate_batches": _batches_course_style,
+    "compute_per_instance_dpo_loss": _dpo_course_style,
+}
+course_style_alignment: Implementation = Implementation(
+    name="variant course_style_alignment", version=reference.__version__,
+    members={name: getattr(reference, name) for name in COMPONENTS} | COURSE_STYLE_ALIGNMENT)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit.correct_variants import COURSE_STYLE_DATA
+from tests.kit.correct_variants import COURSE_STYLE_ALIGNMENT, COURSE_STYLE_DATA
 from tests.kit.run_suite import run_suite
 
 COURSE_STYLE = "adapters:tests/kit/adapters_course_style.py"
@@ -93,3 +93,17 @@ def test_course_style_data_filters(tmp_path):
     results = suite.report["results"]
     assert results and not [r["nodeid"] for r in results if r["status"] == "fail" and r["level"] == "course"]
     assert sum(r["status"] == "pass" for r in results) > 50
+
+
+def test_course_style_alignment(tmp_path):
+    """The SFT, GRPO, parsing, packing and DPO pieces as course participants typically write them (tensor · mask, an
+    integer response mask, cross-entropy log-probs with a None entropy entry, the handout's assertions, tensors in the
+    metadata, integers-only GSM8K parsing, N // m packed sequences, DPO on the response tokens only) pass every
+    course-level test of the alignment area; only strict tests may fail."""
+    suite = run_suite(tmp_path, "--impl", "tests.kit.correct_variants:course_style_alignment", *(
+        arg for component in COURSE_STYLE_ALIGNMENT for arg in ("--component", component)))
+    assert suite.report is not None, suite.output[-3000:]
+    results = suite.report["results"]
+    assert results and not [r["nodeid"] for r in results if r["status"] == "fail" and r["level"] == "course"], [
+        r["nodeid"] for r in results if r["status"] == "fail" and r["level"] == "course"]
+    assert sum(r["status"] == "pass" for r in results) > 60
