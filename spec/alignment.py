@@ -177,6 +177,8 @@ def r1_zero_reward_fn(response: str, ground_truth: str, fast: bool = True) -> di
       same answer; ``15`` is not ``72``. The reference compares through math-verify.
     - Returns ``{"format_reward", "answer_reward", "reward"}`` as floats: (1, 1, 1) formatted and right, (1, 0, 0)
       formatted and wrong, (0, 0, 0) unformatted. ``fast`` is the course's switch (skip the slow symbolic checks).
+    - (strict) The rewards are Python floats, and the function works outside the main thread (rollouts scored in a
+      thread pool): no signal-based timeout.
     """
     ...
 

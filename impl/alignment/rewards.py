@@ -3,6 +3,7 @@ answers compared through math-verify), and the supplement's GSM8K and MMLU parse
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -28,11 +29,18 @@ def boxed_content(text: str) -> str | None:
     return None
 
 
+# math-verify's own timeouts are off (None): they are signal.alarm, which would cancel the caller's SIGALRM timer
+# (the kit's per-test timeout, a trainer's) and which refuses to run outside the main thread (a reward computed in a
+# worker thread). Its logger's warning that they are off says only that: silenced.
+
+
 def as_math(text: str):
     from math_verify import parse  # imported when first needed: sympy and the LaTeX parser take a second
 
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
     text = text.strip()
-    return parse(text if "$" in text else f"${text}$")
+    return parse(text if "$" in text else f"${text}$", parsing_timeout=None)
 
 
 def same_answer(answer: str, ground_truth: str) -> bool:
@@ -41,7 +49,7 @@ def same_answer(answer: str, ground_truth: str) -> bool:
     if answer.strip() == ground_truth.strip():
         return True
     gold, given = as_math(ground_truth), as_math(answer)
-    return bool(gold and given and verify(gold, given))
+    return bool(gold and given and verify(gold, given, timeout_seconds=None))
 
 
 def r1_zero_reward_fn(response: str, ground_truth: str, fast: bool = True) -> dict[str, float]:

@@ -7,6 +7,8 @@ plain mathematics (1/2 = 0.5 = \\frac{1}{2}; 4x + 10 = 10 + 4x).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 RIGHT = {"format_reward": 1.0, "answer_reward": 1.0, "reward": 1.0}
@@ -44,6 +46,17 @@ def test_r1_zero_reward_types(impl):
     """(strict) The three rewards are Python floats."""
     got = impl.r1_zero_reward_fn(R1_ZERO_CASES["right"][0], "72")
     assert all(type(got[k]) is float for k in RIGHT), got
+
+
+@pytest.mark.strict
+@pytest.mark.component("r1_zero_reward_fn")
+def test_r1_zero_reward_in_a_worker_thread(impl):
+    """(strict) Rollouts scored in a thread pool get the same rewards (no signal-based timeout, which only the main
+    thread may set)."""
+    cases = list(R1_ZERO_CASES.values())
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda c: impl.r1_zero_reward_fn(c[0], c[1]), cases))
+    assert [{k: float(g[k]) for k in RIGHT} for g in got] == [c[2] for c in cases]
 
 
 @pytest.mark.component("parse_gsm8k_response")
