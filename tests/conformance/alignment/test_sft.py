@@ -63,6 +63,23 @@ def test_tokenize_prompt_and_output_separately_not_jointly(impl):
     assert got["response_mask"][0].long().sum().item() == len(tokenizer.encode(output, add_special_tokens=False))
 
 
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=24)
+
+
+@PROPERTY
+@given(pairs=st.lists(st.tuples(TEXT, TEXT), min_size=1, max_size=4))
+@pytest.mark.component("tokenize_prompt_and_output")
+def test_tokenize_prompt_and_output_any_strings(impl, pairs):
+    """For any prompts and outputs (any Unicode, whitespace, lengths), the construction written out: separate ids,
+    concatenated, right-padded, shifted, the mask on the response labels."""
+    prompts, outputs = [p for p, _ in pairs], [o for _, o in pairs]
+    tokenizer = gpt2_tokenizer()
+    got = impl.tokenize_prompt_and_output(prompts, outputs, tokenizer)
+    expected = expected_tokenization(prompts, outputs, tokenizer)
+    for key in expected:
+        assert torch.equal(got[key].long().cpu(), expected[key]), f"{key}: {got[key]}\nexpected {expected[key]}"
+
+
 @pytest.mark.strict
 @pytest.mark.component("tokenize_prompt_and_output")
 def test_tokenize_prompt_and_output_types(impl):
