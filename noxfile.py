@@ -196,3 +196,25 @@ def bench_data(session: nox.Session) -> None:
     """
     install(session, "oracles")  # datasketch is the MinHash peer
     session.run("python", "-m", "bench.data.benchmark", *session.posargs)
+
+
+# datatrove and what its WarcReader, extractors and Gopher filter import, pinned; in a venv of its own (its
+# dependencies are not the kit's), which bench/data/pipeline.py runs as a subprocess.
+DATATROVE = ["datatrove[processing]==0.10.1", "warcio==1.8.1", "faust-cchardet==3.2.0", "python-magic==0.4.27",
+             "resiliparse==2.0.1", "spacy==3.8.18", "trafilatura==1.11.0"]
+
+
+@nox.session(**VENV)
+def bench_data_pipeline(session: nox.Session) -> None:
+    """The whole pipeline vs datatrove, same filters, same WARC files: documents/s, HTML MB/s; reports/data-pipeline.md.
+
+    nox -s bench_data_pipeline -- --repeat 2 --no-trafilatura
+    The first run downloads three pinned Debian documentation packages (~50 MB) and builds the crawl (~10 s).
+    """
+    install(session, "oracles")  # warcio writes the crawl
+    datatrove = Path(session.virtualenv.location).parent / "datatrove"
+    python = datatrove / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(datatrove))
+    session.run(str(python), "-m", "pip", "install", "--quiet", *DATATROVE, external=True)
+    session.run("python", "-m", "bench.data.pipeline", "--datatrove-python", str(python), *session.posargs)

@@ -8,7 +8,8 @@ The pages are every HTML file of three pinned Debian bookworm packages (fixtures
 pages, 134 MB. 10% of them come again under another URL with the same bytes (exact duplicates) and another 10% with
 one change a crawl finds between copies (fixtures/web/debian.py's ``near_duplicate``: a mirror's header and footer,
 two paragraphs swapped, a paragraph removed). Shuffled with a fixed seed and split in two ``.warc.gz`` files written
-by the fixtures' deterministic WARC writer (fixtures/web/warc.py): the same bytes on every build.
+by the fixtures' deterministic WARC writer (fixtures/web/warc.py), each response with the
+WARC-Identified-Payload-Type header Common Crawl gives: the same bytes on every build.
 
 Built into ``$CS336_CACHE/bench-crawl`` (default ``~/.cache/cs336-kit``) on first use, with ``crawl.json`` beside
 the WARC files: counts, bytes, each file's sha256, and the duplicates (URL -> the URL it copies).
@@ -117,7 +118,7 @@ def build(cache: Path = CACHE, debs: Path | None = None, progress: bool = True) 
                 body = item["path"].read_bytes()
                 if item["change"]:
                     body = near_duplicate(body.decode("utf-8"), item["change"]).encode("utf-8")
-                warc.response(item["url"], body, "text/html; charset=utf-8")
+                warc.response(item["url"], body, "text/html; charset=utf-8", payload_type="text/html")
                 html_bytes += len(body)
                 bar.update(1)
             (temp / name).write_bytes(warc.data())
