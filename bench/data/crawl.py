@@ -63,7 +63,8 @@ def pages(roots: dict[str, Path]) -> list[tuple[str, Path]]:
     found = []
     for site in SITES:
         folder = roots[site.package.name] / site.folder
-        found += [(f"{site.url}/{path.relative_to(folder).as_posix()}", path) for path in sorted(folder.rglob("*.html"))]
+        found += [(f"{site.url}/{path.relative_to(folder).as_posix()}", path)
+                  for path in sorted(folder.rglob("*.html"))]
     return found
 
 
@@ -79,7 +80,8 @@ def plan(roots: dict[str, Path]) -> list[dict]:
     near = rng.sample(rest, tenth)
     copies = []
     for i, item in enumerate(exact):  # the same bytes over http://, or from a mirror
-        url = item["url"].replace("https://", "http://") if i % 2 else item["url"].replace("https://", "https://mirror.example.net/")
+        other = "http://" if i % 2 else "https://mirror.example.net/"
+        url = item["url"].replace("https://", other)
         copies.append({**item, "url": url, "copy_of": item["url"]})
     for i, item in enumerate(near):
         change = NEAR_CHANGES[i % 3]
@@ -128,7 +130,8 @@ def build(cache: Path = CACHE, debs: Path | None = None, progress: bool = True) 
                 "packages": [vars(site.package) for site in SITES],
                 "exact_duplicates": sum(1 for r in responses if r.get("copy_of") and not r["change"]),
                 "near_duplicates": sum(1 for r in responses if r["change"]),
-                "copies": {r["url"]: {"of": r["copy_of"], "change": r["change"]} for r in responses if r.get("copy_of")}}
+                "copies": {r["url"]: {"of": r["copy_of"], "change": r["change"]}
+                           for r in responses if r.get("copy_of")}}
     (temp / "crawl.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     temp.rename(out)

@@ -18,7 +18,7 @@ they disagree. The input is the benchmark crawl (bench/data/crawl.py: 6,001 Debi
 once), or ``--inputs``. datatrove runs from its own environment, by bench/data/datatrove_runner.py:
 
     python3 -m venv V && V/bin/pip install 'datatrove[processing]==0.10.1' warcio faust-cchardet python-magic \\
-        resiliparse spacy
+        resiliparse spacy lxml_html_clean
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from bench.common import report, write_report
 
 RUNNER = Path(__file__).with_name("datatrove_runner.py")
 SETUP = ("nox -s bench_data_pipeline, or: python3 -m venv V && V/bin/pip install 'datatrove[processing]==0.10.1' "
-         "warcio faust-cchardet python-magic resiliparse spacy; then --datatrove-python V/bin/python")
+         "warcio faust-cchardet python-magic resiliparse spacy lxml_html_clean; then --datatrove-python V/bin/python")
 FILTERS = """
 [[filters]]
 name = "extract"
@@ -78,7 +78,7 @@ def datatrove_problem(python: str | None) -> str | None:
         return f"datatrove not run: no --datatrove-python (set it up: {SETUP})"
     if not Path(python).is_file():
         return f"datatrove not run: --datatrove-python {python} does not exist (set it up: {SETUP})"
-    imports = "import datatrove, resiliparse, warcio, spacy, magic, cchardet"
+    imports = "import datatrove, resiliparse, warcio, spacy, magic, cchardet, trafilatura"
     done = subprocess.run([python, "-c", imports], capture_output=True, text=True, check=False)
     if done.returncode:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
@@ -159,11 +159,25 @@ def table(name: str, minhash: bool, inputs: list[Path], documents: int, payload:
     failed = ", ".join(f"{reason} {n}" for reason, n in ours["summary"]["failed"].items()) or "none"
     notes.append(f"{name}: ours dropped {dropped}; failed {failed}; {ours['summary']['tokens']:,} tokens written")
     for extractor, result in results.items():
+        notes.append(f"{name}: datatrove ({extractor}) dropped {datatrove_drops(result['stats'])}")
         notes.append(agreement(f"{name} vs datatrove ({extractor})", ours["kept_urls"], result["kept_urls"]))
         if extractor == "resiliparse" and args.show_differences:
             only = sorted(set(ours["kept_urls"]) ^ set(result["kept_urls"]))
             notes.append(f"{name}: first differences: {', '.join(only[:args.show_differences])}")
     return rows, notes
+
+
+def datatrove_drops(stats: list[dict]) -> str:
+    """What each of datatrove's filter steps dropped (its stats.json), as "step reason n"."""
+    found = []
+    for step in stats:
+        step_name = step["name"].split(": ")[-1].encode("ascii", "ignore").decode().strip()
+        found += [f"{step_name} {key} {n}" for key, n in step["stats"].items() if key.startswith("dropped")
+                  and not (key == "dropped" and any(k.startswith("dropped_") for k in step["stats"]))]
+        for key in ("timeout", "clean_error", "broken_process"):
+            if step["stats"].get(key):
+                found.append(f"{step_name} {key} {step['stats'][key]}")
+    return ", ".join(found) or "nothing"
 
 
 def throughput_row(label: str, seconds: float, documents: int, payload: int, peer_seconds: float | None, kept: int,

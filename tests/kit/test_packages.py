@@ -38,8 +38,8 @@ def make_deb(path, files: dict[str, bytes], link: str | None = None) -> str:
     control = io.BytesIO()
     with tarfile.open(fileobj=control, mode="w:gz"):
         pass
-    path.write_bytes(b"!<arch>\n" + ar_member("debian-binary", b"2.0\n") + ar_member("control.tar.gz", control.getvalue())
-                     + ar_member("data.tar.xz", data.getvalue()))
+    path.write_bytes(b"!<arch>\n" + ar_member("debian-binary", b"2.0\n")
+                     + ar_member("control.tar.gz", control.getvalue()) + ar_member("data.tar.xz", data.getvalue()))
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
