@@ -12,7 +12,9 @@ by the fixtures' deterministic WARC writer (fixtures/web/warc.py), each response
 WARC-Identified-Payload-Type header Common Crawl gives: the same bytes on every build.
 
 Built into ``$CS336_CACHE/bench-crawl`` (default ``~/.cache/cs336-kit``) on first use, with ``crawl.json`` beside
-the WARC files: counts, bytes, each file's sha256, and the duplicates (URL -> the URL it copies).
+the WARC files: counts, bytes, each file's sha256, and the duplicates (URL -> the URL it copies). Two pins are
+bookworm security updates, which the mirrors drop once a newer one comes: then give the .debs with ``--debs`` (or
+in ``bench-crawl/downloads``), or move the pins and ``VERSION`` on.
 """
 
 from __future__ import annotations

@@ -87,8 +87,8 @@ def datatrove_problem(python: str | None) -> str | None:
 
 
 def datatrove_version(python: str) -> str:
-    return subprocess.run([python, "-c", "import datatrove; print(datatrove.__version__)"], capture_output=True,
-                          text=True, check=False).stdout.strip()
+    code = "import importlib.metadata as m; print(m.version('datatrove'))"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def run_ours(inputs: list[Path], config: str, workdir: Path, workers: int) -> dict:
