@@ -201,7 +201,7 @@ def bench_data(session: nox.Session) -> None:
 # datatrove and what its WarcReader, extractors and Gopher filter import, pinned; in a venv of its own (its
 # dependencies are not the kit's), which bench/data/pipeline.py runs as a subprocess.
 DATATROVE = ["datatrove[processing]==0.10.1", "warcio==1.8.1", "faust-cchardet==3.2.0", "python-magic==0.4.27",
-             "resiliparse==2.0.1", "spacy==3.8.18", "trafilatura==1.11.0",
+             "resiliparse==2.0.1", "spacy==3.8.18", "trafilatura==1.11.0", "orjson==3.13.0",
              "lxml_html_clean==0.4.6"]  # trafilatura 1.11 imports lxml.html.clean, a package of its own since lxml 5.2
 
 

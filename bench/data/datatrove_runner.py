@@ -2,7 +2,8 @@
 
 Runs in datatrove's own virtual environment (``nox -s bench_data_pipeline`` makes it; by hand:
 ``python3 -m venv V && V/bin/pip install 'datatrove[processing]==0.10.1' warcio faust-cchardet python-magic
-resiliparse spacy lxml_html_clean``), started by the benchmark as a subprocess; it imports nothing of the kit.
+resiliparse spacy lxml_html_clean orjson``), started by the benchmark as a subprocess; it imports nothing of the
+kit.
 
     V/bin/python bench/data/datatrove_runner.py A.warc.gz B.warc.gz --out DIR --lid-model lid.176.ftz
         [--extractor resiliparse|trafilatura] [--minhash] [--workers 2]

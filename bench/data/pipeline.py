@@ -18,7 +18,7 @@ they disagree. The input is the benchmark crawl (bench/data/crawl.py: 6,001 Debi
 once), or ``--inputs``. datatrove runs from its own environment, by bench/data/datatrove_runner.py:
 
     python3 -m venv V && V/bin/pip install 'datatrove[processing]==0.10.1' warcio faust-cchardet python-magic \\
-        resiliparse spacy lxml_html_clean
+        resiliparse spacy lxml_html_clean orjson
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from bench.common import report, write_report
 
 RUNNER = Path(__file__).with_name("datatrove_runner.py")
 SETUP = ("nox -s bench_data_pipeline, or: python3 -m venv V && V/bin/pip install 'datatrove[processing]==0.10.1' "
-         "warcio faust-cchardet python-magic resiliparse spacy lxml_html_clean; then --datatrove-python V/bin/python")
+         "warcio faust-cchardet python-magic resiliparse spacy lxml_html_clean orjson; "
+         "then --datatrove-python V/bin/python")
 FILTERS = """
 [[filters]]
 name = "extract"
@@ -78,7 +79,7 @@ def datatrove_problem(python: str | None) -> str | None:
         return f"datatrove not run: no --datatrove-python (set it up: {SETUP})"
     if not Path(python).is_file():
         return f"datatrove not run: --datatrove-python {python} does not exist (set it up: {SETUP})"
-    imports = "import datatrove, resiliparse, warcio, spacy, magic, cchardet, trafilatura"
+    imports = "import datatrove, resiliparse, warcio, spacy, magic, cchardet, trafilatura, orjson"
     done = subprocess.run([python, "-c", imports], capture_output=True, text=True, check=False)
     if done.returncode:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
