@@ -3,14 +3,12 @@ tiny randomly initialised Llama models built from a config. Nothing is downloade
 
 from __future__ import annotations
 
-import json
 from functools import cache
 
 import torch
 
-from fixtures import FIXTURES_DIR
+from tests.harness.oracles import hf_gpt2_bpe
 
-GPT2_DIR = FIXTURES_DIR / "data" / "gpt2"
 EOT = "<|endoftext|>"
 VOCAB_SIZE = 50257  # GPT-2's: the tiny models score every id the tokenizer gives
 
@@ -18,16 +16,9 @@ VOCAB_SIZE = 50257  # GPT-2's: the tiny models score every id the tokenizer give
 @cache
 def gpt2_tokenizer():
     """GPT-2's byte-level BPE as a transformers fast tokenizer; pad = EOS = <|endoftext|> (50256), no BOS added."""
-    import tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = json.loads((GPT2_DIR / "vocab.json").read_text("utf-8"))
-    lines = (GPT2_DIR / "merges.txt").read_text("utf-8").splitlines()
-    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#")]
-    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=merges))
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = tokenizers.decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOT, pad_token=EOT)
+    return PreTrainedTokenizerFast(tokenizer_object=hf_gpt2_bpe(), eos_token=EOT, pad_token=EOT)
 
 
 def tiny_llama(seed: int, device="cpu") -> torch.nn.Module:

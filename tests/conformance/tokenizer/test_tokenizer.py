@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from fixtures import FIXTURES_DIR, GOLDENS_DIR
 from spec.gpt2_format import read_gpt2_files
 from spec.tokenizer import GPT2_PATTERN
+from tests.harness.oracles import hf_gpt2_bpe
 from tests.harness.snapshot import JsonSnapshotExtension
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -133,12 +134,7 @@ def tiktoken_gpt2():
 @pytest.fixture(scope="module")
 def hf_gpt2():
     tokenizers = pytest.importorskip("tokenizers", reason="HF tokenizers is a GPT-2 parity oracle (pip install tokenizers)")
-    vocab = json.loads((GPT2_DIR / "vocab.json").read_text("utf-8"))
-    lines = (GPT2_DIR / "merges.txt").read_text("utf-8").splitlines()
-    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#")]
-    hf = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=merges))
-    hf.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    hf.decoder = tokenizers.decoders.ByteLevel()
+    hf = hf_gpt2_bpe()
     hf.add_special_tokens([tokenizers.AddedToken(EOT, special=True, normalized=False)])
     return hf
 
