@@ -27,7 +27,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from fixtures.packages import Package, deb, fetch, sha256
+from fixtures import file_sha256
+from fixtures.packages import Package, deb, fetch
 from fixtures.web.debian import long_paragraphs, near_duplicate
 
 VERSION = 1  # of the crawl's recipe: a change here builds a new folder
@@ -126,7 +127,7 @@ def build(cache: Path = CACHE, debs: Path | None = None, progress: bool = True) 
                 html_bytes += len(body)
                 bar.update(1)
             (temp / name).write_bytes(warc.data())
-            files[name] = {"bytes": (temp / name).stat().st_size, "sha256": sha256(temp / name),
+            files[name] = {"bytes": (temp / name).stat().st_size, "sha256": file_sha256(temp / name),
                            "responses": len(warc.rows) - 1}
     manifest = {"version": VERSION, "documents": len(responses), "html_bytes": html_bytes, "files": files,
                 "packages": [vars(site.package) for site in SITES],

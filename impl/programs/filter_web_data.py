@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fixtures import FIXTURES_DIR
+from fixtures import FIXTURES_DIR, file_sha256
 from impl.programs.cli import ArgumentParser, UsageError, UserError, positive_int, run
 from impl.programs.engines import make_engine
 from impl.programs.tokenizer import check_output, load_tokenizer, npy_header, token_sidecar, tokenizer_sha256
@@ -77,7 +77,7 @@ def filter_web_data(args: argparse.Namespace) -> int:
     manifest = {"program": "filter-web-data", "config": config.as_dict(),
                 "inputs": [{"path": path, "bytes": os.stat(path).st_size, "mtime_ns": os.stat(path).st_mtime_ns}
                            for path in inputs],
-                "models": {fid: {"path": path, "sha256": sha256_file(path)} for fid, path in models.items()},
+                "models": {fid: {"path": path, "sha256": file_sha256(path)} for fid, path in models.items()},
                 "tokenizer": {"dir": str(tokenizer_dir.resolve()), **tokenizer_sha256(tokenizer_dir)}}
     manifest = {"sha256": hashlib.sha256(canonical(manifest)).hexdigest(), **manifest}
     fresh = check_claim(args.out, manifest)
@@ -135,14 +135,6 @@ def check_tokenizer(directory: Path) -> None:
         raise UserError(f"output.tokenizer {directory} has no {EOT} special token to join documents with")
     if max(tokenizer.vocab) >= 2**16:
         raise UserError(f"output.tokenizer {directory}: ids reach {max(tokenizer.vocab)}, which do not fit uint16")
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def canonical(data) -> bytes:
