@@ -16,6 +16,7 @@ import random
 import shutil
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import mmh3
@@ -181,28 +182,37 @@ def clusters(pairs: list[tuple[int, int]]) -> list[list[int]]:
     return sets.components()
 
 
+def join_similar(docs: list[int], similar: Callable[[int, int], bool], sets: DisjointSets) -> list[tuple[int, int]]:
+    """Join in ``sets`` the clusters of the documents of one LSH bucket that are ``similar``; the pairs (i < j) that
+    joined two clusters. Every candidate pair of the bucket is not checked: n copies of one page make n(n-1)/2.
+
+    Each document is compared with the clusters the bucket's earlier documents are in, member after member until one
+    is similar: one comparison per document where all are copies. The clusters are those that checking every pair
+    would give, since a pair left unchecked joins two documents already in one cluster."""
+    earlier: dict[int, list[int]] = {}  # a cluster's root -> the bucket's earlier documents in it
+    joins = []
+    for doc in docs:
+        root = sets.root(doc)
+        joined = earlier.pop(root, [])  # already in a cluster with some of them: nothing to compare
+        for other_root in list(earlier):
+            match = next((other for other in earlier[other_root] if similar(other, doc)), None)
+            if match is not None:
+                joins.append((min(match, doc), max(match, doc)))
+                joined += earlier.pop(other_root)
+                root = sets.union(other_root, root)
+        earlier[root] = joined + [doc]
+    return joins
+
+
 def similar_clusters(signatures: dict[int, np.ndarray], shingle_sets: list[np.ndarray], num_bands: int,
                      jaccard_threshold: float) -> list[list[int]]:
-    """``clusters`` of the candidate pairs whose true Jaccard similarity reaches the threshold, without verifying
-    every candidate pair: a bucket of n copies of one page holds n(n-1)/2 of them.
-
-    Each document of a bucket is compared with the clusters the bucket's earlier documents are in, member after
-    member until one is similar enough: one comparison per document where all are copies. The components are those
-    of all verified pairs, since a pair left unverified joins two documents already in one cluster."""
+    """``clusters`` of the candidate pairs whose true Jaccard similarity reaches the threshold (``join_similar``)."""
     def similar(a: int, b: int) -> bool:
         return jaccard(shingle_sets[a], shingle_sets[b]) >= jaccard_threshold
 
     sets = DisjointSets()
     for docs in lsh_buckets(signatures, num_bands):
-        earlier: dict[int, list[int]] = {}  # a cluster's root -> the bucket's earlier documents in it
-        for doc in docs:
-            root = sets.root(doc)
-            joined = earlier.pop(root, [])  # already in a cluster with some of them: nothing to compare
-            for other_root in list(earlier):
-                if any(similar(other, doc) for other in earlier[other_root]):
-                    joined += earlier.pop(other_root)
-                    root = sets.union(other_root, root)
-            earlier[root] = joined + [doc]
+        join_similar(docs, similar, sets)
     return sets.components()
 
 

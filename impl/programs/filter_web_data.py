@@ -192,7 +192,8 @@ def run_stages(job: Job, engine, sha256: str) -> dict:
         verified = stage(job, engine, "verify", verify_pairs, range(config.partitions))
         survivors = job.path("dedup", "survivors.json")
         chosen = json.loads(survivors.read_text(encoding="utf-8")) if survivors.is_file() else choose_survivors(job)
-        dedup |= {"candidate_pairs": sum(r["candidates"] for r in verified), "clusters": chosen["clusters"]}
+        dedup |= {"lsh_buckets": sum(r["buckets"] for r in verified),
+                  "jaccard_checks": sum(r["jaccard_checks"] for r in verified), "clusters": chosen["clusters"]}
     results["write"] = stage(job, engine, "write", write_shard, shards)
     out = Path(job.out)
     n_tokens = write_tokens(job, out / "tokens.npy")

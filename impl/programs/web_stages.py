@@ -15,7 +15,6 @@ order. Every task is a pure function of its inputs: run twice (a resumed run), i
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 from collections.abc import Iterator
@@ -211,31 +210,47 @@ def lsh_bucket(job: Job, task: str) -> dict:
     _, bucket = np.unique(keys, return_inverse=True)
     order = np.argsort(bucket, kind="stable")
     starts = np.flatnonzero(np.diff(bucket[order], prepend=-1))
-    groups = [group.tolist() for group in np.split(ids[order], starts[1:]) if len(group) > 1]
-    pairs = [pair for group in groups for pair in itertools.combinations(group, 2)]  # a < b: ids ascend
-    save(job.path("lsh", f"{task}.npy"), np.array(sorted(set(pairs)), np.int64).reshape(-1, 2))
-    return finish(job, "lsh", task, {"pairs": len(pairs)})
+    groups = [group for group in np.split(ids[order], starts[1:]) if len(group) > 1]  # ids ascend in each
+    # (bucket number, document id) rows: the buckets themselves, not their pairs, which grow as the square of a bucket.
+    rows = [(number, doc) for number, group in enumerate(groups) for doc in group.tolist()]
+    save(job.path("lsh", f"{task}.npy"), np.array(rows, np.int64).reshape(-1, 2))
+    return finish(job, "lsh", task, {"buckets": len(groups)})
 
 
 # 5 -----------------------------------------------------------------------------------------------------------------
 def verify_pairs(job: Job, q: int) -> dict:
-    from impl.data.minhash import jaccard, shingle_hashes
+    """The similar pairs that join the clusters of partition ``q``'s buckets (``join_similar``): true Jaccard checked,
+    one comparison per document of a bucket of copies; their clusters are those of every candidate pair checked."""
+    from impl.data.minhash import DisjointSets, jaccard, join_similar, shingle_hashes
 
     minhash = job.config.filter("minhash").options
-    pairs = np.unique(np.concatenate([np.load(job.path("lsh", f"{t}.npy")) for t in lsh_tasks(job)]), axis=0)
-    pairs = pairs[(pairs[:, 0] ^ pairs[:, 1]) % job.config.partitions == q]  # (pairs, 2)
-    needed = set(pairs.ravel().tolist())
+    buckets = set()  # a bucket found in several bands is verified once
+    for task in lsh_tasks(job):
+        rows = np.load(job.path("lsh", f"{task}.npy"))
+        buckets.update(tuple(docs.tolist()) for docs in np.split(rows[:, 1], np.flatnonzero(np.diff(rows[:, 0])) + 1)
+                       if len(docs) > 1)
+    mine = sorted(docs for docs in buckets if (docs[0] ^ docs[-1]) % job.config.partitions == q)
+    needed = {doc for docs in mine for doc in docs}
     shingle_sets, urls = {}, {}
     for i in sorted({doc >> 32 for doc in needed}):
         for position, (doc, text) in enumerate(final_docs(job, i)):
             global_id = i << 32 | position
             if global_id in needed:
                 shingle_sets[global_id], urls[global_id] = shingle_hashes(text or "", minhash["ngrams"]), doc["url"]
-    verified = [(a, b) for a, b in pairs.tolist() if jaccard(shingle_sets[a], shingle_sets[b]) >= minhash["threshold"]]
-    save(job.path("verify", f"q{q:03d}.npy"), np.array(verified, np.int64).reshape(-1, 2))
+    checks = 0
+
+    def similar(a: int, b: int) -> bool:
+        nonlocal checks
+        checks += 1
+        return jaccard(shingle_sets[a], shingle_sets[b]) >= minhash["threshold"]
+
+    sets, verified = DisjointSets(), []
+    for docs in mine:
+        verified += join_similar(list(docs), similar, sets)
+    save(job.path("verify", f"q{q:03d}.npy"), np.array(sorted(verified), np.int64).reshape(-1, 2))
     involved = {doc: urls[doc] for pair in verified for doc in pair}
     urls = {str(doc): url for doc, url in sorted(involved.items())}
-    return finish(job, "verify", q, {"candidates": len(pairs), "urls": urls})
+    return finish(job, "verify", q, {"buckets": len(mine), "jaccard_checks": checks, "urls": urls})
 
 
 # 6 -----------------------------------------------------------------------------------------------------------------

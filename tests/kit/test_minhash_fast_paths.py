@@ -79,3 +79,9 @@ def test_similar_clusters_are_the_clusters_of_all_verified_pairs(variants, seed,
     pairs = sorted(pair for pair in minhash.candidate_pairs(signatures, 8)
                    if minhash.jaccard(shingle_sets[pair[0]], shingle_sets[pair[1]]) >= threshold)
     assert minhash.similar_clusters(signatures, shingle_sets, 8, threshold) == minhash.clusters(pairs)
+    # The joins (what filter-web-data's verify tasks keep): verified pairs, spanning the same clusters.
+    sets, joins = minhash.DisjointSets(), []
+    for docs in minhash.lsh_buckets(signatures, 8):
+        joins += minhash.join_similar(docs, lambda a, b: minhash.jaccard(shingle_sets[a], shingle_sets[b]) >= threshold,
+                                      sets)
+    assert set(joins) <= set(pairs) and minhash.clusters(joins) == minhash.clusters(pairs)

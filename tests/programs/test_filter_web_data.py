@@ -169,6 +169,22 @@ def test_the_default_pipeline_filters_language_and_prints_the_table(tmp_path, ca
     assert "is complete" in capsys.readouterr().out
 
 
+def test_a_bucket_of_many_copies_is_verified_in_linear_checks(tmp_path):
+    """600 copies of one page and 600 of a near copy (one word changed) share LSH buckets: the 1,200 × 1,199 / 2
+    candidate pairs are never all checked; each document is compared until it joins the cluster, and one survives."""
+    text = " ".join(f"word{i % 97} term{i % 89}" for i in range(400))
+    near = text.replace("word5 term5", "changed words", 1)
+    records = [response(f"https://example.com/{kind}/{i}", page(body)) for i in range(600)
+               for kind, body in (("copy", text), ("near", near))]
+    warc = write_warc(tmp_path / "copies.warc.gz", records)
+    out, summary = run(tmp_path, DEDUP, "--workers", "2", inputs=[warc])
+    summary = json.loads(summary)
+    assert summary["documents"]["kept"] == 1 and summary["dropped"]["minhash"] == 1199
+    assert summary["dedup"]["clusters"] == 1
+    # About one check per document and distinct bucket (3 here: both texts' bands, each text's own); every pair: 719,400.
+    assert summary["dedup"]["jaccard_checks"] <= 1200 * summary["dedup"]["lsh_buckets"] <= 1200 * 4
+
+
 def test_synthetic_cases_gopher_pii_classifier_line_dedup_and_broken_bytes(tmp_path):
     words = "the river ran past the mill where the miller kept his sacks of grain and flour".split()
 
