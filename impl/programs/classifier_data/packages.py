@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures.packages import Package, PackageError
+from fixtures.packages import Package, PackageError, deb
 from fixtures.packages import fetch as fetch_packages
 from impl.programs.cli import UserError
 
@@ -32,26 +32,26 @@ PACKAGES = {p.name: p for p in [
     Package("pypi", "alt-profanity-check", "1.9.1", "alt_profanity_check-1.9.1-py3-none-any.whl",
             "cccb8ce072306bac21188670777a25cfb1de978aa8c7a93c8e4a43c03b3945c3", "MIT",
             "a linear SVM trained on Jigsaw and Davidson et al. human labels (the silver labels' teacher)"),
-    Package("debian", "fortunes", "1:1.99.1-7.3", "fortunes_1%3a1.99.1-7.3_all.deb",
-            "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5", "BSD-4-clause", "fortune cookies"),
-    Package("debian", "fortunes-min", "1:1.99.1-7.3", "fortunes-min_1%3a1.99.1-7.3_all.deb",
-            "9eed5b45064e41133dae0967cf3a17588ad77c014fcc7bf1527fa3ea48e44d07", "BSD-4-clause", "fortune cookies"),
-    Package("debian", "fortunes-bofh-excuses", "1.2-3", "fortunes-bofh-excuses_1.2-3_all.deb",
-            "c7bbd6b6aa6e30117753d30b859500691a049cf88393feaa05f15fbc8d825b67", "public domain", "BOFH excuses"),
-    Package("debian", "debian-reference-en", "2.100", "debian-reference-en_2.100_all.deb",
-            "9f31d3a17df505de09689ca255512ea58c1fc47c59bb1b0c7bf1c23362e9743f", "GPL-2+",
-            "the Debian Reference (HTML)"),
-    Package("debian", "debian-policy", "4.6.2.0", "debian-policy_4.6.2.0_all.deb",
-            "ef9d01b625c3b87c3a845c2cd1b66f1a16e9240b2b9e5bee53472a00e8457a39", "GPL-2+", "the Debian Policy Manual"),
-    Package("debian", "doc-debian", "11.3+nmu1", "doc-debian_11.3+nmu1_all.deb",
-            "b9bff49f22b334cb6fedc071d81669e72cc2fa0dcd65e110785f69d9941f2773", "GPL-2+ / verbatim copying",
-            "the Debian constitution, social contract and manifesto"),
-    Package("debian", "gnu-standards", "2022.03.23-0.1", "gnu-standards_2022.03.23-0.1_all.deb",
-            "2087dda531c69d8505856a45e0334746f3f25211a237c95d375eed13a7d8c201", "GFDL-1.3+",
-            "the GNU coding and maintainer standards"),
-    Package("debian", "python3.11-doc", "3.11.2-6+deb12u9", "python3.11-doc_3.11.2-6+deb12u9_all.deb",
-            "5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be", "PSF-2.0",
-            "the Python 3.11 documentation (HTML)"),
+    deb("fortunes", "1:1.99.1-7.3",
+        "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5", "BSD-4-clause", "fortune cookies"),
+    deb("fortunes-min", "1:1.99.1-7.3",
+        "9eed5b45064e41133dae0967cf3a17588ad77c014fcc7bf1527fa3ea48e44d07", "BSD-4-clause", "fortune cookies"),
+    deb("fortunes-bofh-excuses", "1.2-3",
+        "c7bbd6b6aa6e30117753d30b859500691a049cf88393feaa05f15fbc8d825b67", "public domain", "BOFH excuses"),
+    deb("debian-reference-en", "2.100",
+        "9f31d3a17df505de09689ca255512ea58c1fc47c59bb1b0c7bf1c23362e9743f", "GPL-2+",
+        "the Debian Reference (HTML)"),
+    deb("debian-policy", "4.6.2.0",
+        "ef9d01b625c3b87c3a845c2cd1b66f1a16e9240b2b9e5bee53472a00e8457a39", "GPL-2+", "the Debian Policy Manual"),
+    deb("doc-debian", "11.3+nmu1",
+        "b9bff49f22b334cb6fedc071d81669e72cc2fa0dcd65e110785f69d9941f2773", "GPL-2+ / verbatim copying",
+        "the Debian constitution, social contract and manifesto"),
+    deb("gnu-standards", "2022.03.23-0.1",
+        "2087dda531c69d8505856a45e0334746f3f25211a237c95d375eed13a7d8c201", "GFDL-1.3+",
+        "the GNU coding and maintainer standards"),
+    deb("python3.11-doc", "3.11.2-6+deb12u9",
+        "5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be", "PSF-2.0",
+        "the Python 3.11 documentation (HTML)"),
 ]}
 
 
