@@ -177,12 +177,14 @@ class MultiHeadSelfAttention(nn.Module):
         self.v_proj = Linear(d_model, d_model, device=device, dtype=dtype)
         self.output_proj = Linear(d_model, d_model, device=device, dtype=dtype)
 
-    def forward(self, x: Tensor, token_positions: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, token_positions: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:
         seq = x.shape[-2]
         # Separate q/k/v parameters keep the course's state-dict keys; one matmul does all three.
         w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3 d_model, d_model)
         qkv = (x @ w_qkv.T).unflatten(-1, (3, self.num_heads, self.d_head))  # (..., seq, 3, h, d_head)
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2)  # each (..., h, seq, d_head)
+        if cache is not None:
+            return self.output_proj(self.attend_with_cache(q, k, v, cache).transpose(-3, -2).flatten(-2))
         if self.rope is not None:
             # (..., seq) -> (..., 1, seq): the same for every head; None stays None (positions 0 … seq−1).
             head_positions = None if token_positions is None else token_positions.unsqueeze(-2)
@@ -193,6 +195,57 @@ class MultiHeadSelfAttention(nn.Module):
             causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
             heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
         return self.output_proj(heads.transpose(-3, -2).flatten(-2))  # (..., seq, d_model)
+
+    def attend_with_cache(self, q: Tensor, k: Tensor, v: Tensor, cache: LayerCache) -> Tensor:
+        """The new tokens (q, k, v (..., h, seq, d_head)) follow the cached ones: positions past … past+seq−1."""
+        past, seq = cache.length, q.shape[-2]
+        if self.rope is not None:
+            positions = torch.arange(past, past + seq, device=q.device)
+            q, k = self.rope(q, positions), self.rope(k, positions)
+        k, v = cache.append(k, v)  # (..., h, past + seq, d_head)
+        causal = torch.ones(seq, past + seq, dtype=torch.bool, device=q.device).tril(diagonal=past)  # key j ≤ past+i
+        return scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
+
+
+class LayerCache:
+    """One attention layer's keys and values (..., h, t, d_head) of the positions seen so far, RoPE applied."""
+
+    def __init__(self, keys: Tensor | None = None, values: Tensor | None = None):
+        self.keys, self.values = keys, values
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[-2]
+
+    def append(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        if self.keys is not None:
+            keys, values = torch.cat((self.keys, keys), dim=-2), torch.cat((self.values, values), dim=-2)
+        self.keys, self.values = keys, values
+        return keys, values
+
+
+class KVCache:
+    """A TransformerLM's keys and values, one LayerCache per layer: decoding then runs the model on the new tokens
+    only, instead of the whole window every step (A1 §6 decodes without one; rollouts for A5 need the speed)."""
+
+    def __init__(self, num_layers: int):
+        self.layers = [LayerCache() for _ in range(num_layers)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length if self.layers else 0
+
+    def repeat_rows(self, n: int) -> KVCache:
+        """Each batch row n times in a row (one prompt's prefill shared by its n samples)."""
+        repeated = KVCache(0)
+        repeated.layers = [LayerCache(layer.keys.repeat_interleave(n, dim=0), layer.values.repeat_interleave(n, dim=0))
+                           for layer in self.layers]
+        return repeated
+
+    def keep_rows(self, rows: Tensor) -> None:
+        """Drop the other batch rows (finished samples stop costing compute)."""
+        for layer in self.layers:
+            layer.keys, layer.values = layer.keys[rows], layer.values[rows]
 
 
 class TransformerBlock(nn.Module):
@@ -216,14 +269,14 @@ class TransformerBlock(nn.Module):
             self.ln1 = RMSNorm(d_model, device=device, dtype=dtype)
             self.ln2 = RMSNorm(d_model, device=device, dtype=dtype)
 
-    def forward(self, x: Tensor, token_positions: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, token_positions: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:
         if self.norm == "pre":
-            z = x + self.attn(self.ln1(x), token_positions)
+            z = x + self.attn(self.ln1(x), token_positions, cache)
             return z + self.ffn(self.ln2(z))
         if self.norm == "post":
-            z = self.ln1(x + self.attn(x, token_positions))
+            z = self.ln1(x + self.attn(x, token_positions, cache))
             return self.ln2(z + self.ffn(z))
-        z = x + self.attn(x, token_positions)
+        z = x + self.attn(x, token_positions, cache)
         return z + self.ffn(z)
 
 
@@ -252,13 +305,15 @@ class TransformerLM(nn.Module):
             self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
         self.lm_head = Linear(d_model, vocab_size, device=device, dtype=dtype)
 
-    def forward(self, token_ids: Tensor) -> Tensor:
-        seq = token_ids.shape[-1]
+    def forward(self, token_ids: Tensor, cache: KVCache | None = None) -> Tensor:
+        """Logits of ``token_ids``; with a ``cache``, of the tokens that follow the cached ones (which it extends)."""
+        seq = token_ids.shape[-1] + (0 if cache is None else cache.length)
         if seq > self.context_length:
             raise ValueError(f"sequence length {seq} exceeds the model's context_length={self.context_length}")
         x = self.token_embeddings(token_ids)  # (..., seq) -> (..., seq, d_model)
-        for layer in self.layers:
-            x = layer(x)  # positions 0 … seq−1, which the length check above keeps within RoPE's table
+        for i, layer in enumerate(self.layers):
+            # Positions 0 … seq−1 (after the cached ones), which the length check above keeps within RoPE's table.
+            x = layer(x, cache=None if cache is None else cache.layers[i])
         if hasattr(self, "ln_final"):
             x = self.ln_final(x)
         return self.lm_head(x)  # (..., seq, vocab)

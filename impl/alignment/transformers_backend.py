@@ -1,0 +1,60 @@
+"""Rollouts with Hugging Face ``generate``: any causal LM transformers loads (SmolLM2, Qwen2.5-Math-1.5B, ...). The
+fallback where vLLM is absent, e.g. on the GPU machines' image."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from impl.alignment.generation import Sampling, cut_at_stop
+
+
+class TransformersBackend:
+    """Samples with its own copy of ``model`` (so that ``load_weights`` is the only way the policy's updates reach
+    it, as with vLLM), one prompt at a time: its n samples need no padding."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer):
+        self.model = copy.deepcopy(model).eval()
+        self.tokenizer = tokenizer
+        self.context_length = model.config.max_position_embeddings
+
+    def load_weights(self, state_dict: Mapping[str, Tensor]) -> None:
+        # strict=False: a tied model's state dict may carry lm_head.weight, which is the embedding here; every key
+        # it has must still be the model's.
+        unexpected = self.model.load_state_dict(state_dict, strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"weights the model does not have: {unexpected[:5]}")
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[str]:
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        for i, ids in enumerate(encoded):
+            if not ids or len(ids) >= self.context_length:
+                raise ValueError(f"prompt {i} has {len(ids)} tokens: the model's context of {self.context_length} "
+                                 f"needs 1 to {self.context_length - 1} prompt tokens and room for one new token")
+        device = next(self.model.parameters()).device
+        # generate draws from the global generator: seeded inside fork_rng, the caller's random state is untouched.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(sampling.seed)
+            return [text for ids in encoded for text in self.sample(ids, sampling, device)]
+
+    def sample(self, prompt_ids: list[int], sampling: Sampling, device: torch.device) -> list[str]:
+        greedy = sampling.temperature == 0
+        settings = {"do_sample": False} if greedy else {
+            "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None,
+            "num_return_sequences": sampling.n}
+        ids = torch.tensor([prompt_ids], device=device)
+        out = self.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(sampling.max_tokens,
+                                                                         self.context_length - len(prompt_ids)),
+            stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, **settings)
+        texts = []
+        for row in out[:, len(prompt_ids):].tolist():
+            if self.tokenizer.eos_token_id in row:  # the end-of-text token and the padding after it are dropped
+                row = row[:row.index(self.tokenizer.eos_token_id)]
+            texts.append(cut_at_stop(self.tokenizer.decode(row), sampling.stop)[0])
+        return texts * sampling.n if greedy else texts  # greedy decoding gives the same text n times
