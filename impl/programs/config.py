@@ -8,12 +8,10 @@ those a resumed run may not change without changing what it computes.
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from impl.programs.cli import UserError
+from impl.programs.settings import ConfigError, check_field_types, check_rules, setting
 
 if TYPE_CHECKING:
     from impl.nn import TransformerLM
@@ -21,10 +19,6 @@ if TYPE_CHECKING:
 KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
-
-
-def setting(default, help: str, choices: tuple[str, ...] | None = None):
-    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
@@ -88,29 +82,16 @@ POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff
                    "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
 
 
-class ConfigError(UserError):
-    """A setting of the wrong type or out of range; the message names it."""
-
-
 def check_config(cfg: TrainConfig) -> None:
     """Types, ranges and choices of every field, and the rules between fields: before any work starts."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-        if not isinstance(value, expected) or (f.type != "bool" and isinstance(value, bool)):
-            kind = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[f.type]
-            raise ConfigError(f"{f.name} must be {kind}, got {value!r}")
-        if f.type == "float" and not math.isfinite(value):
-            raise ConfigError(f"{f.name} must be finite, got {value!r}")
-        if f.metadata["choices"] and value not in f.metadata["choices"]:
-            raise ConfigError(f"{f.name} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
+    check_field_types(cfg)
     not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
     not_positive += [f"{name}={getattr(cfg, name)}" for name in ("lr_max", "eps", "grad_clip", "rope_theta",
                                                                 "bucket_size_mb", "dist_timeout_minutes")
                      if getattr(cfg, name) <= 0]
     if not_positive:
         raise ConfigError(f"these settings must be > 0: {', '.join(not_positive)}")
-    rules = [
+    check_rules([
         (0 <= cfg.lr_min <= cfg.lr_max, f"lr_min={cfg.lr_min} must lie in [0, lr_max={cfg.lr_max}]"),
         (0 <= cfg.warmup_steps <= cfg.max_steps, f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps="
                                                  f"{cfg.max_steps}]"),
@@ -121,10 +102,7 @@ def check_config(cfg: TrainConfig) -> None:
         (cfg.d_model % cfg.num_heads == 0, f"num_heads={cfg.num_heads} does not divide d_model={cfg.d_model}"),
         ((cfg.d_model // cfg.num_heads) % 2 == 0, f"the head size d_model / num_heads = {cfg.d_model // cfg.num_heads} "
                                                   f"must be even (RoPE rotates pairs)"),
-    ]
-    for holds, message in rules:
-        if not holds:
-            raise ConfigError(message)
+    ])
 
 
 def resolve_device(device: str) -> str:

@@ -19,18 +19,16 @@ run itself is impl/programs/trainer.py.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 from impl.programs.checkpoints import load_run_checkpoint
 from impl.programs.cli import ArgumentParser, UsageError, UserError, run
 from impl.programs.config import LAUNCH_FIELDS, TrainConfig, check_config
-
-FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+from impl.programs.settings import add_setting_flags
+from impl.programs.settings import given_settings as read_settings
 
 
 def build_parser() -> ArgumentParser:
@@ -38,38 +36,16 @@ def build_parser() -> ArgumentParser:
     rank = f" (rank {os.environ.get('RANK')} of {world})" if world != "1" else ""  # errors say which rank
     parser = ArgumentParser(f"train{rank}", "Train a Transformer LM (A1 §5.3). Every setting is a flag and a key of "
                                             "the --config file.")
-    parser.add_argument("--config", type=Path, help="TOML file of settings (the names below with underscores)")
     parser.add_argument("--resume", action="store_true", help="continue <out-dir>/checkpoint.pt with its settings")
     parser.add_argument("--override", action="store_true",
                         help="with --resume: go on with settings that change what the run computes")
-    for field in FIELDS.values():
-        # SUPPRESS: a flag not given is absent from the parsed namespace, so that the file and the checkpoint's
-        # settings are overridden only by flags actually given.
-        default = f" (default: {field.default})" if field.default != "" else ""
-        help = f"{field.metadata['help']}{default}".replace("%", "%%")
-        flag = "--" + field.name.replace("_", "-")
-        if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help)
-        else:
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[field.type],
-                                choices=field.metadata["choices"], default=argparse.SUPPRESS, help=help)
+    add_setting_flags(parser, TrainConfig)
     return parser
 
 
 def given_settings(args: argparse.Namespace) -> dict:
     """The settings of the --config file, then of the flags given."""
-    given = {}
-    if args.config is not None:
-        if not args.config.is_file():
-            raise UserError(f"--config {args.config} does not exist")
-        try:
-            given = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise UserError(f"--config {args.config} is not valid TOML: {error}") from None
-        unknown = sorted(set(given) - set(FIELDS))
-        if unknown:
-            raise UserError(f"--config {args.config}: unknown settings {unknown} (train --help lists them)")
-    return given | {name: value for name, value in vars(args).items() if name in FIELDS}
+    return read_settings(args, TrainConfig, "train")
 
 
 def main(argv: list[str] | None = None) -> int:
