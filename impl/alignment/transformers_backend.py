@@ -14,12 +14,15 @@ from impl.alignment.generation import Sampling, cut_at_stop
 
 class TransformersBackend:
     """Samples with its own copy of ``model`` (so that ``load_weights`` is the only way the policy's updates reach
-    it, as with vLLM), one prompt at a time: its n samples need no padding."""
+    it, as with vLLM). Up to ``prompts_per_batch`` prompts, left-padded, are sampled by one ``generate`` call, each
+    ``n`` times."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer):
+    def __init__(self, model: torch.nn.Module, tokenizer, prompts_per_batch: int = 64):
         self.model = copy.deepcopy(model).eval()
         self.tokenizer = tokenizer
         self.context_length = model.config.max_position_embeddings
+        self.prompts_per_batch = prompts_per_batch
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def load_weights(self, state_dict: Mapping[str, Tensor]) -> None:
         # strict=False: a tied model's state dict may carry lm_head.weight, which is the embedding here; every key
@@ -39,22 +42,29 @@ class TransformersBackend:
         # generate draws from the global generator: seeded inside fork_rng, the caller's random state is untouched.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(sampling.seed)
-            return [text for ids in encoded for text in self.sample(ids, sampling, device)]
+            return [text for start in range(0, len(encoded), self.prompts_per_batch)
+                    for text in self.sample(encoded[start:start + self.prompts_per_batch], sampling, device)]
 
-    def sample(self, prompt_ids: list[int], sampling: Sampling, device: torch.device) -> list[str]:
+    def sample(self, prompts: list[list[int]], sampling: Sampling, device: torch.device) -> list[str]:
+        """Each prompt's n completions, prompt after prompt."""
         greedy = sampling.temperature == 0
         settings = {"do_sample": False} if greedy else {
-            "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None,
+            # top_k 0: no top-k cut (the model's generation config may carry one; vLLM's default has none).
+            "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0,
             "num_return_sequences": sampling.n}
-        ids = torch.tensor([prompt_ids], device=device)
-        out = self.model.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(sampling.max_tokens,
-                                                                         self.context_length - len(prompt_ids)),
-            stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, **settings)
+        width = max(len(ids) for ids in prompts)
+        # Left padding: every prompt ends at the same column, where generation starts.
+        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        room = self.context_length - width
+        out = self.model.generate(ids, attention_mask=mask, max_new_tokens=min(sampling.max_tokens, room),
+                                  stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer,
+                                  pad_token_id=self.pad_id, **settings)
         texts = []
-        for row in out[:, len(prompt_ids):].tolist():
+        for row in out[:, width:].tolist():
             if self.tokenizer.eos_token_id in row:  # the end-of-text token and the padding after it are dropped
                 row = row[:row.index(self.tokenizer.eos_token_id)]
-            texts.append(cut_at_stop(self.tokenizer.decode(row), sampling.stop)[0])
-        return texts * sampling.n if greedy else texts  # greedy decoding gives the same text n times
+            texts.append(cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), sampling.stop)[0])
+        if greedy:  # greedy decoding gives the same text n times
+            texts = [text for text in texts for _ in range(sampling.n)]
+        return texts

@@ -58,3 +58,34 @@ def plot_loss_curves(rows: list[dict], out: Path, title: str) -> None:
     with atomic_write(out) as file:
         fig.savefig(file, format="png", dpi=120)
     plt.close(fig)
+
+
+def plot_metric_panels(rows: list[dict], panels: list[tuple[str, str]], out: Path, title: str) -> None:
+    """One panel per (key, label) of ``rows`` present, against step (top row) and wall-clock seconds (bottom row);
+    a key's ``_ci95`` (low, high) pairs, where rows have them, are drawn as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(key, label) for key, label in panels if any(key in r for r in rows)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6), squeeze=False)
+    for column, (key, label) in enumerate(panels):
+        points = [r for r in rows if key in r]
+        for ax, x_key, x_label in ((axes[0][column], "step", "step"), (axes[1][column], "wall_s", "wall-clock (s)")):
+            xs = [r[x_key] for r in points]
+            ax.plot(xs, [r[key] for r in points], "o-" if len(points) < 30 else "-", markersize=3, linewidth=1)
+            if all(f"{key}_ci95" in r for r in points):
+                ax.fill_between(xs, [r[f"{key}_ci95"][0] for r in points], [r[f"{key}_ci95"][1] for r in points],
+                                alpha=0.2, label="95% interval")
+                ax.legend(fontsize=7)
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_write(out) as file:
+        fig.savefig(file, format="png", dpi=110)
+    plt.close(fig)

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from impl.programs.checkpoints import load_run_checkpoint
-from impl.programs.cli import ArgumentParser, UsageError, UserError, run
+from impl.programs.cli import ArgumentParser, UsageError, run
 from impl.programs.config import LAUNCH_FIELDS, TrainConfig, check_config
 from impl.programs.settings import add_setting_flags
 from impl.programs.settings import given_settings as read_settings

@@ -79,10 +79,23 @@ def test_each_prompts_completions_are_contiguous(backend):
     policy, tokenizer, rollouts = backend
     greedy = rollouts.generate(PROMPTS, Sampling(temperature=0.0, max_tokens=6, stop=(), n=3))
     assert greedy == [greedy_without_cache(policy, tokenizer, p, 6) for p in PROMPTS for _ in range(3)]
+    assert len(rollouts.generate(PROMPTS, Sampling(max_tokens=6, stop=(), n=4, seed=1))) == 8
+
+
+def test_kit_backend_samples_each_prompt_on_its_own():
+    policy, tokenizer = kit_policy(), byte_tokenizer()
+    rollouts = KitLMBackend(policy, tokenizer)
     sampled = rollouts.generate(PROMPTS, Sampling(max_tokens=6, stop=(), n=4, seed=1))
-    assert len(sampled) == 8
     # Each group is its prompt's: the first prompt alone, seeded alike, gives the first group.
     assert rollouts.generate(PROMPTS[:1], Sampling(max_tokens=6, stop=(), n=4, seed=1)) == sampled[:4]
+
+
+def test_transformers_backend_batches_prompts_of_different_lengths_with_left_padding():
+    llama, tokenizer = tiny_llama(seed=0), gpt2_tokenizer()
+    prompts = ["Hi", "The sum of 3 and 4 is", "Once upon a time there was"]
+    one_by_one = TransformersBackend(llama, tokenizer, prompts_per_batch=1).generate(prompts, GREEDY)
+    assert TransformersBackend(llama, tokenizer, prompts_per_batch=3).generate(prompts, GREEDY) == one_by_one
+    assert one_by_one == [greedy_without_cache(llama, tokenizer, p, GREEDY.max_tokens) for p in prompts]
 
 
 def test_the_same_seed_gives_the_same_samples_and_another_seed_others(backend):

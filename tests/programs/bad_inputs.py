@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fixtures import FIXTURES_DIR
-from impl.programs import corpora, embedded_run, filter_web_data, generate, tokenizer, train, train_classifier
+from impl.programs import (corpora, embedded_run, evaluate, filter_web_data, generate, grpo, sft, tokenizer, train,
+                           train_classifier)
 from impl.programs.corpora import EOT
 
 PROGRAMS: dict[str, Callable[[list[str]], int]] = {
     "train-bpe": tokenizer.train_main, "tokenize": tokenizer.tokenize_main, "train": train.main,
     "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
     "filter-web-data": filter_web_data.main,
-    "train-classifier": train_classifier.main,
+    "train-classifier": train_classifier.main, "sft": sft.main, "grpo": grpo.main, "evaluate": evaluate.main,
 }
 TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
               "--batch-size", "4", "--warmup-steps", "1", "--eval-batches", "1", "--max-steps", "2"]
@@ -309,6 +310,31 @@ def cases(world: Path) -> list[Case]:
              "does not apply to --data", exit_code=2, leaves_no=("m",)),
         Case("train-classifier", "an existing file as --out", lambda d: ["--task", "quality", "--out", str(d / "file")],
              "exists and is not a directory", setup=write("file", "keep me")),
+        # sft, grpo, evaluate: settings, policies and prompts checked before the run touches its directory
+        Case("sft", "a learning rate of 0", lambda d: ["--out-dir", str(d / "s"), "--learning-rate", "0"],
+             "these settings must be > 0: learning_rate=0", leaves_no=("s",)),
+        Case("sft", "the arithmetic task with the r1_zero prompt",
+             lambda d: ["--out-dir", str(d / "s"), "--prompt", "r1_zero"],
+             "the arithmetic task uses the bare prompt, not r1_zero", leaves_no=("s",)),
+        Case("sft", "prompts longer than the policy's context",
+             lambda d: ["--out-dir", str(d / "s"), "--task", "gsm8k", "--prompt", "r1_zero"],
+             "tokens: the policy's context holds 96 (kit-tiny)", leaves_no=("s",)),
+        Case("grpo", "a group of one", lambda d: ["--out-dir", str(d / "g"), "--group-size", "1"],
+             "group_size=1 must be >= 2", leaves_no=("g",)),
+        Case("grpo", "rollouts that do not fill whole groups",
+             lambda d: ["--out-dir", str(d / "g"), "--rollout-batch-size", "30"],
+             "rollout_batch_size=30 must be a positive multiple of group_size=8", leaves_no=("g",)),
+        Case("grpo", "a policy that is nothing", lambda d: ["--out-dir", str(d / "g"), "--policy", str(d / "nope")],
+             "not kit-tiny, smollm2, a Hugging Face model directory", leaves_no=("g",)),
+        Case("grpo", "--resume with no checkpoint", lambda d: ["--out-dir", str(d / "g"), "--resume"],
+             "checkpoint.pt does not exist", leaves_no=("g",)),
+        Case("grpo", "--resume from a truncated checkpoint", lambda d: ["--out-dir", str(d / "g"), "--resume"],
+             "is not a checkpoint of the sft or grpo program", setup=write("g/checkpoint.pt", b"PK\x03\x04 cut")),
+        Case("evaluate", "the vLLM backend for the kit's own model",
+             lambda d: ["--out-dir", str(d / "e"), "--backend", "vllm"], "needs a Hugging Face model",
+             leaves_no=("e",)),
+        Case("evaluate", "a GPU this machine does not have", lambda d: ["--out-dir", str(d / "e"), "--device", "cuda:99"],
+             "cuda:99", leaves_no=("e",)),
     ]
 
 

@@ -1,0 +1,121 @@
+"""Settings of the alignment programs (``sft``, ``grpo``, ``evaluate``): one dataclass each, sharing the fields of
+``PolicyRunConfig``. The defaults are the small CPU runs (the kit's tiny policy on the arithmetic task, a minute
+or two); the GPU runs on SmolLM2 and GSM8K set them in impl/programs/configs/*.toml. The GRPO names and meanings
+are the handout's (A5 §7.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from impl.programs.alignment_tasks import PROMPTS, TASKS
+from impl.programs.policies import BACKENDS
+from impl.programs.settings import ConfigError, check_field_types, check_rules, setting
+
+# impl.alignment.grpo.LOSS_TYPES, spelled out so that reading the settings (and --help) does not import torch;
+# tests/programs/test_alignment_programs.py checks that the two agree.
+LOSS_TYPES = ("no_baseline", "reinforce_with_baseline", "grpo_clip")
+
+
+@dataclass
+class EvaluateConfig:
+    policy: str = setting("kit-tiny", "kit-tiny, smollm2, a Hugging Face model directory, or an sft / grpo out_dir")
+    task: str = setting("arithmetic", "problems: arithmetic (a+b=) or gsm8k", TASKS)
+    prompt: str = setting("bare", "prompt template: bare (the question), r1_zero or question_only", PROMPTS)
+    backend: str = setting("auto", "rollout backend (auto: kit for kit-tiny, else vllm where installed, else "
+                                   "transformers)", BACKENDS)
+    max_tokens: int = setting(32, "new tokens per completion")
+    eval_examples: int = setting(100, "test problems evaluated (the first ones; 0: all)")
+    eval_temperature: float = setting(0.0, "sampling temperature of the evaluation (0: greedy)")
+    device: str = setting("auto", "cpu, cuda or cuda:N (auto: cuda when available)")
+    seed: int = setting(0, "seed of the initialisation and of sampling")
+    out_dir: str = setting("runs/evaluate", "where results.json, the completions and the plots go")
+    reward_timeout_s: float = setting(10.0, "seconds one response may take to score (math-verify); then reward 0")
+
+
+@dataclass
+class PolicyRunConfig(EvaluateConfig):
+    steps: int = setting(40, "optimizer steps")
+    learning_rate: float = setting(2e-3, "AdamW's learning rate (constant)")
+    max_grad_norm: float = setting(1.0, "gradient clipping (L2 norm)")
+    gradient_accumulation_steps: int = setting(1, "microbatches per optimizer step")
+    eval_interval: int = setting(10, "steps between evaluations (and at the first and last step)")
+    checkpoint_interval: int = setting(10, "steps between checkpoints (and at the last step)")
+
+
+@dataclass
+class SFTConfig(PolicyRunConfig):
+    out_dir: str = setting("runs/sft", "where the checkpoint, metrics.jsonl and plots go")
+    steps: int = setting(400, "optimizer steps")
+    learning_rate: float = setting(5e-3, "AdamW's learning rate (constant)")
+    eval_interval: int = setting(100, "steps between evaluations (and at the first and last step)")
+    checkpoint_interval: int = setting(100, "steps between checkpoints (and at the last step)")
+    batch_size: int = setting(32, "SFT examples per optimizer step")
+    arithmetic_correct_fraction: float = setting(0.5, "arithmetic task: the share of SFT examples with the right "
+                                                      "answer (the rest a random sum): a policy GRPO can improve")
+
+
+@dataclass
+class GRPOConfig(PolicyRunConfig):
+    policy: str = setting("runs/sft", "kit-tiny, smollm2, a Hugging Face model directory, or an sft / grpo out_dir")
+    out_dir: str = setting("runs/grpo", "where the checkpoint, metrics.jsonl and plots go")
+    rollout_batch_size: int = setting(128, "rollouts per step: rollout_batch_size / group_size questions")
+    group_size: int = setting(8, "rollouts per question, normalized together")
+    sampling_temperature: float = setting(1.0, "rollout sampling temperature")
+    epochs_per_rollout_batch: int = setting(1, "passes over each rollout batch (> 1: off-policy, use grpo_clip)")
+    train_batch_size: int = setting(128, "rollouts per optimizer step (divides rollout_batch_size)")
+    loss_type: str = setting("reinforce_with_baseline", "policy-gradient loss", LOSS_TYPES)
+    use_std_normalization: bool = setting(True, "divide each group's advantages by its std + advantage_eps")
+    advantage_eps: float = setting(1e-6, "added to the group's std")
+    cliprange: float = setting(0.2, "grpo_clip's epsilon")
+
+
+def check_evaluate(cfg: EvaluateConfig) -> None:
+    check_field_types(cfg)
+    check_rules([
+        (cfg.max_tokens >= 1, f"max_tokens={cfg.max_tokens} must be >= 1"),
+        (cfg.eval_examples >= 0, f"eval_examples={cfg.eval_examples} must be >= 0 (0: all)"),
+        (cfg.eval_temperature >= 0, f"eval_temperature={cfg.eval_temperature} must be >= 0"),
+        (cfg.task == "gsm8k" or cfg.prompt == "bare", f"the arithmetic task uses the bare prompt, not {cfg.prompt}"),
+        (cfg.reward_timeout_s > 0, f"reward_timeout_s={cfg.reward_timeout_s} must be > 0"),
+    ])
+
+
+def check_policy_run(cfg: PolicyRunConfig) -> None:
+    check_evaluate(cfg)
+    not_positive = [f"{name}={getattr(cfg, name)}" for name in ("steps", "learning_rate", "max_grad_norm",
+                                                                "gradient_accumulation_steps", "eval_interval",
+                                                                "checkpoint_interval")
+                    if getattr(cfg, name) <= 0]
+    if not_positive:
+        raise ConfigError(f"these settings must be > 0: {', '.join(not_positive)}")
+
+
+def check_sft(cfg: SFTConfig) -> None:
+    check_policy_run(cfg)
+    check_rules([
+        (cfg.batch_size >= 1 and cfg.batch_size % cfg.gradient_accumulation_steps == 0,
+         f"batch_size={cfg.batch_size} must be a positive multiple of gradient_accumulation_steps="
+         f"{cfg.gradient_accumulation_steps}"),
+        (0 <= cfg.arithmetic_correct_fraction <= 1,
+         f"arithmetic_correct_fraction={cfg.arithmetic_correct_fraction} must lie in [0, 1]"),
+    ])
+
+
+def check_grpo(cfg: GRPOConfig) -> None:
+    """The handout's assertions (A5 §7.4), each a ConfigError naming the settings."""
+    check_policy_run(cfg)
+    check_rules([
+        (cfg.group_size >= 2, f"group_size={cfg.group_size} must be >= 2 (advantages compare a group's rollouts)"),
+        (cfg.rollout_batch_size >= 1 and cfg.rollout_batch_size % cfg.group_size == 0,
+         f"rollout_batch_size={cfg.rollout_batch_size} must be a positive multiple of group_size={cfg.group_size}"),
+        (cfg.train_batch_size >= 1 and cfg.rollout_batch_size % cfg.train_batch_size == 0,
+         f"train_batch_size={cfg.train_batch_size} must divide rollout_batch_size={cfg.rollout_batch_size}"),
+        (cfg.train_batch_size % cfg.gradient_accumulation_steps == 0,
+         f"train_batch_size={cfg.train_batch_size} must be a multiple of gradient_accumulation_steps="
+         f"{cfg.gradient_accumulation_steps}"),
+        (cfg.epochs_per_rollout_batch >= 1, f"epochs_per_rollout_batch={cfg.epochs_per_rollout_batch} must be >= 1"),
+        (cfg.sampling_temperature > 0, f"sampling_temperature={cfg.sampling_temperature} must be > 0 (a group of "
+                                       "greedy rollouts is one rollout repeated)"),
+        (cfg.advantage_eps > 0, f"advantage_eps={cfg.advantage_eps} must be > 0"),
+        (0 < cfg.cliprange < 1, f"cliprange={cfg.cliprange} must lie in (0, 1)"),
+    ])

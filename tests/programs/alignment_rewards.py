@@ -1,0 +1,17 @@
+"""Reward functions that misbehave, module-level so that the scoring worker can be handed them by name."""
+
+from __future__ import annotations
+
+import time
+
+
+def raising_reward(response: str, ground_truth: str) -> dict[str, float]:
+    raise ZeroDivisionError("the grader divided by zero")
+
+
+def slow_on_nines(response: str, ground_truth: str) -> dict[str, float]:
+    """Hangs (for a minute) on a response holding a 9; scores the others by exact match."""
+    if "9" in response:
+        time.sleep(60)
+    right = float(response == ground_truth)
+    return {"format_reward": 1.0, "answer_reward": right, "reward": right}
