@@ -40,6 +40,8 @@ class PolicyRunConfig(EvaluateConfig):
     gradient_accumulation_steps: int = setting(1, "microbatches per optimizer step")
     eval_interval: int = setting(10, "steps between evaluations (and at the first and last step)")
     checkpoint_interval: int = setting(10, "steps between checkpoints (and at the last step)")
+    max_minutes: float = setting(0.0, "> 0: stop with a checkpoint once this process has run this long (--resume "
+                                      "goes on)")
 
 
 @dataclass
@@ -88,6 +90,7 @@ def check_policy_run(cfg: PolicyRunConfig) -> None:
                     if getattr(cfg, name) <= 0]
     if not_positive:
         raise ConfigError(f"these settings must be > 0: {', '.join(not_positive)}")
+    check_rules([(cfg.max_minutes >= 0, f"max_minutes={cfg.max_minutes} must be >= 0 (0: no limit)")])
 
 
 def check_sft(cfg: SFTConfig) -> None:

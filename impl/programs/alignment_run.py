@@ -30,7 +30,7 @@ from impl.programs.reward_scoring import RewardScorer
 from impl.programs.run_log import MetricsLog
 
 # What a resumed run may change: how long it goes on, where it runs, how often it evaluates and saves.
-RESUMABLE_FIELDS = ("steps", "device", "eval_interval", "checkpoint_interval")
+RESUMABLE_FIELDS = ("steps", "device", "eval_interval", "checkpoint_interval", "max_minutes")
 Z_95 = 1.959964  # the standard normal's 97.5% quantile
 
 
@@ -173,7 +173,8 @@ class PolicyRun:
     def summarize(self) -> dict:
         """The first and the last evaluation, and the run's length: summary.json."""
         evaluations = [r for r in self.metrics.rows if "eval_accuracy" in r]
-        summary = {"program": self.program, "steps": self.step, "wall_s": round(self.clock(), 1)}
+        summary = {"program": self.program, "steps": self.step, "finished": self.step >= self.cfg.steps,
+                   "wall_s": round(self.clock(), 1)}
         for name, row in (("before", evaluations[0]), ("after", evaluations[-1])) if evaluations else ():
             summary[name] = {"step": row["step"], **{k: v for k, v in row.items() if k.startswith("eval_")}}
         atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -187,18 +188,22 @@ class PolicyRun:
         from impl.programs.run_log import plot_metric_panels
 
         cfg = self.cfg
+        session_start = time.perf_counter()
         if self.step == 0:
             self.log(self.evaluate())
         with tqdm(total=cfg.steps, initial=self.step, desc=self.program, unit="step", dynamic_ncols=True) as bar:
             while self.step < cfg.steps:
                 row = one_step(self)
                 self.step += 1
+                out_of_time = cfg.max_minutes > 0 and time.perf_counter() - session_start > cfg.max_minutes * 60
                 if self.due(cfg.eval_interval):
                     row.update(self.evaluate())
                 self.log(row)
                 bar.set_postfix({key: f"{row[key]:.3f}" for key in ("loss", "reward", "eval_accuracy") if key in row})
                 bar.update(1)
-                if self.due(cfg.checkpoint_interval):
+                if self.due(cfg.checkpoint_interval) or out_of_time:
                     self.save()
                     plot_metric_panels(self.metrics.rows, panels, self.out_dir / "curves.png", title)
+                if out_of_time:
+                    break
         return self.summarize()

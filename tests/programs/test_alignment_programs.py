@@ -130,3 +130,14 @@ def test_a_raising_reward_is_an_error_naming_the_response():
 
 def test_the_settings_name_the_loss_types_of_the_reference():
     assert alignment_config.LOSS_TYPES == LOSS_TYPES
+
+
+def test_max_minutes_stops_with_a_checkpoint_that_resume_continues(sft_run, tmp_path):
+    args = ["--out-dir", str(tmp_path / "g"), "--rollout-batch-size", "16", "--train-batch-size", "16",
+            "--eval-examples", "4", "--steps", "3"]
+    assert grpo.main([*args, "--policy", str(sft_run), "--max-minutes", "0.0001"]) == 0
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert (summary["steps"], summary["finished"]) == (1, False)
+    assert grpo.main(["--out-dir", str(tmp_path / "g"), "--resume", "--max-minutes", "0"]) == 0
+    assert json.loads((tmp_path / "g" / "summary.json").read_text())["finished"]
+    assert [r["step"] for r in metrics(tmp_path / "g") if "reward" in r] == [1, 2, 3]
