@@ -85,14 +85,7 @@ def build_policy(base: dict, device: str, seed: int) -> Policy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         raise UserError(f"policy {base['kind']} needs transformers: pip install -e '.[alignment]'") from None
-    if base["kind"] == "smollm2":
-        from impl.alignment.smollm2 import smollm2_path
-
-        path = smollm2_path()
-    else:
-        path = Path(base["path"])
-        if not (path / "config.json").is_file():
-            raise UserError(f"the policy's base model {path} is gone (no config.json there)")
+    path = base_model_path(base)
     if torch.device(device).type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for the float32 policy: its rollouts and steps
     model = AutoModelForCausalLM.from_pretrained(path).float().to(device)  # float32 master weights whatever was saved
@@ -100,6 +93,21 @@ def build_policy(base: dict, device: str, seed: int) -> Policy:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # right-padding for tokenize_prompt_and_output
     return Policy(model, tokenizer, base)
+
+
+def base_model_path(base: dict) -> Path:
+    """The Hugging Face directory of a policy's base model (SmolLM2 converted on first use)."""
+    if base["kind"] == "smollm2":
+        from impl.alignment.smollm2 import smollm2_path
+
+        try:
+            return smollm2_path()
+        except ModuleNotFoundError as error:
+            raise UserError(str(error)) from None
+    path = Path(base["path"])
+    if not (path / "config.json").is_file():
+        raise UserError(f"the policy's base model {path} is gone (no config.json there)")
+    return path
 
 
 def make_backend(policy: Policy, backend: str, device: str):
@@ -125,4 +133,6 @@ def make_backend(policy: Policy, backend: str, device: str):
                         "use --backend transformers")
     from impl.alignment.vllm_backend import VLLMBackend
 
-    return VLLMBackend.for_policy(policy.model, policy.tokenizer, device)
+    backend = VLLMBackend(base_model_path(policy.base))
+    backend.load_weights(policy.model.state_dict())  # the run's weights, where the policy was trained before
+    return backend
