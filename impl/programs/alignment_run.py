@@ -41,7 +41,8 @@ def wilson_interval(successes: float, n: int) -> tuple[float, float]:
     p = successes / n
     centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
     half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or n successes the bound on that side is 0 or 1 exactly, not its value up to rounding.
+    return (0.0 if successes == 0 else max(0.0, centre - half), 1.0 if successes == n else min(1.0, centre + half))
 
 
 def stop_strings(prompt: str) -> tuple[str, ...]:
@@ -196,7 +197,7 @@ class PolicyRun:
                 row = one_step(self)
                 self.step += 1
                 out_of_time = cfg.max_minutes > 0 and time.perf_counter() - session_start > cfg.max_minutes * 60
-                if self.due(cfg.eval_interval):
+                if self.due(cfg.eval_interval) or out_of_time:  # a stopped run's summary ends with its state
                     row.update(self.evaluate())
                 self.log(row)
                 bar.set_postfix({key: f"{row[key]:.3f}" for key in ("loss", "reward", "eval_accuracy") if key in row})

@@ -44,8 +44,8 @@ def plot_results(summary: dict, out: Path, title: str) -> None:
 
     names = ["accuracy", "format", "reward"]
     values = [summary[f"eval_{n}"] for n in names]
-    low = [v - summary[f"eval_{n}_ci95"][0] for n, v in zip(names, values)]
-    high = [summary[f"eval_{n}_ci95"][1] - v for n, v in zip(names, values)]
+    low = [max(0.0, v - summary[f"eval_{n}_ci95"][0]) for n, v in zip(names, values)]  # >= 0 despite rounding
+    high = [max(0.0, summary[f"eval_{n}_ci95"][1] - v) for n, v in zip(names, values)]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(names, values, yerr=[low, high], capsize=6, color=["tab:blue", "tab:gray", "tab:green"])
     ax.set_ylim(0, 1)
