@@ -1,14 +1,15 @@
 """Rollout throughput of each generation backend on the same prompts (A5 §7: the rollouts are most of a GRPO step):
 new tokens per second, best of ``--repeat``, sampling at temperature 1 with a group of ``--n`` per prompt.
 
-    python -m bench.alignment.rollouts --policy kit-tiny                 # the kit's KV cache vs decoding without
+    python -m bench.alignment.rollouts --policy runs/sft                 # the kit's KV cache vs decoding without
     python -m bench.alignment.rollouts --policy smollm2 --backends transformers,vllm --max-tokens 128
                                           # vLLM: run it with the alignment_vllm session's python (nox makes it)
 
 Peers: for the kit's TransformerLM, the same model decoded without a cache (impl.decode.decode, one sample at a
 time: what the course's decoding does); for a Hugging Face model, transformers ``generate``. Prompts: the first
 GSM8K test questions in the r1_zero prompt (arithmetic ones for kit-tiny). The tokens are counted by tokenizing
-the completions, so every backend is counted the same way.
+the completions, so every backend is counted the same way: take a trained policy (an untrained one writes invalid
+UTF-8, whose replacement characters count three tokens each).
 """
 
 from __future__ import annotations
