@@ -118,11 +118,11 @@ def web_data_run(session: nox.Session) -> None:
 
 
 @nox.session(**VENV)
-def alignment(session: nox.Session) -> None:
+def alignment_cpu(session: nox.Session) -> None:
     """SFT then GRPO on the CPU (A5): the kit's tiny policy learns a+b= from half-right examples (~30 s), then GRPO
     raises its accuracy (~40 s); runs/sft and runs/grpo hold metrics.jsonl, curves.png and summary.json.
 
-    nox -s alignment -- --steps 80          # flags for the grpo run; GPU configs: impl/programs/configs/*_gpu.toml
+    nox -s alignment_cpu -- --steps 80          # flags for the grpo run; GPU configs: impl/programs/configs/*_gpu.toml
     """
     install(session)
     session.run("sft", "--out-dir", "runs/sft")
