@@ -4,6 +4,10 @@ new tokens per second, best of ``--repeat``, sampling at temperature 1 with a gr
     python -m bench.alignment.rollouts --policy runs/sft                 # the kit's KV cache vs decoding without
     python -m bench.alignment.rollouts --policy smollm2 --backends transformers,vllm --max-tokens 128
                                           # vLLM: run it with the alignment_vllm session's python (nox makes it)
+    python -m bench.alignment.rollouts --policy smollm2 --device cuda \
+        --backends transformers,transformers:bfloat16,transformers:static,transformers:bfloat16:static
+
+A backend may carry the rollout_dtype and rollout_cache settings after colons (``transformers:bfloat16:static``).
 
 Peers: for the kit's TransformerLM, the same model decoded without a cache (impl.decode.decode, one sample at a
 time: what the course's decoding does); for a Hugging Face model, transformers ``generate``. Prompts: the first
@@ -24,7 +28,7 @@ import torch
 from bench.common import report, write_report
 from impl.alignment.generation import Sampling
 from impl.programs.alignment_tasks import problems, prompt_template, prompt_text
-from impl.programs.policies import load_policy, make_backend
+from impl.programs.policies import ROLLOUT_CACHES, ROLLOUT_DTYPES, load_policy, make_backend
 
 
 class NoCacheDecoding:
@@ -50,7 +54,7 @@ class NoCacheDecoding:
 
 
 def measure(backend, prompts: list[str], sampling: Sampling, tokenizer, repeat: int) -> tuple[float, int]:
-    backend.generate(prompts[:1], Sampling(temperature=1.0, max_tokens=4, n=1, stop=()))  # warm-up
+    backend.generate(prompts, sampling)  # warm-up in the measured shapes: a static cache compiles for them
     best, tokens = float("inf"), 0
     for i in range(repeat):
         start = timeit.default_timer()
@@ -61,6 +65,18 @@ def measure(backend, prompts: list[str], sampling: Sampling, tokenizer, repeat: 
             best = seconds
             tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     return best, tokens
+
+
+def variant(spec: str) -> tuple[str, str, str]:
+    """``transformers:bfloat16:static`` -> (backend, rollout_dtype, rollout_cache)."""
+    name, *options = spec.split(":")
+    dtype = next((o for o in options if o in ROLLOUT_DTYPES), "float32")
+    cache = next((o for o in options if o in ROLLOUT_CACHES), "dynamic")
+    unknown = set(options) - {dtype, cache}
+    if unknown:
+        raise SystemExit(f"--backends {spec}: unknown options {sorted(unknown)} (dtypes {ROLLOUT_DTYPES}, caches "
+                         f"{ROLLOUT_CACHES})")
+    return name, dtype, cache
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         names = ["kit"] if policy.is_kit else ["transformers"] + (["vllm"] if importlib.util.find_spec("vllm") else [])
     rows, baseline = [], None
     peers = [("no cache (impl.decode, peer)", NoCacheDecoding(policy))] if policy.is_kit else []
-    for name, backend in [*peers, *((n, make_backend(policy, n, args.device)) for n in names)]:
+    for name, backend in [*peers, *((n, make_backend(policy, *variant(n))) for n in names)]:
         seconds, tokens = measure(backend, prompts, sampling, policy.tokenizer, args.repeat)
         rate = tokens / seconds
         baseline = baseline or rate  # the first row: the peer (kit) or transformers (a Hugging Face model)

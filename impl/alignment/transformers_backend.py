@@ -14,14 +14,21 @@ from impl.alignment.generation import Sampling, cut_at_stop
 
 class TransformersBackend:
     """Samples with its own copy of ``model`` (so that ``load_weights`` is the only way the policy's updates reach
-    it, as with vLLM). Up to ``prompts_per_batch`` prompts, left-padded, are sampled by one ``generate`` call, each
-    ``n`` times."""
+    it, as with vLLM). One ``generate`` call samples up to ``sequences_per_batch`` sequences: that many prompts,
+    left-padded, or that many divided by ``n`` when each is sampled ``n`` times. A small model's decode step costs
+    about the same for 64 sequences as for 512 (it is bound by kernel launches), so the larger the batch, the faster.
 
-    def __init__(self, model: torch.nn.Module, tokenizer, prompts_per_batch: int = 64):
-        self.model = copy.deepcopy(model).eval()
+    ``dtype`` casts the copy (bfloat16 rollouts from a float32 policy, as vLLM samples); ``static_cache`` has
+    ``generate`` keep keys and values in a fixed-size cache, which on a GPU it compiles with CUDA graphs: a decode
+    step of a small model is otherwise bound by kernel launches and Python, not by arithmetic."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, sequences_per_batch: int = 512,
+                 dtype: torch.dtype | None = None, static_cache: bool = False):
+        self.model = copy.deepcopy(model).to(dtype=dtype).eval()
+        self.static_cache = static_cache
         self.tokenizer = tokenizer
         self.context_length = model.config.max_position_embeddings
-        self.prompts_per_batch = prompts_per_batch
+        self.sequences_per_batch = sequences_per_batch
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def load_weights(self, state_dict: Mapping[str, Tensor]) -> None:
@@ -42,8 +49,9 @@ class TransformersBackend:
         # generate draws from the global generator: seeded inside fork_rng, the caller's random state is untouched.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(sampling.seed)
-            return [text for start in range(0, len(encoded), self.prompts_per_batch)
-                    for text in self.sample(encoded[start:start + self.prompts_per_batch], sampling, device)]
+            per_call = max(1, self.sequences_per_batch // (1 if sampling.temperature == 0 else sampling.n))
+            return [text for start in range(0, len(encoded), per_call)
+                    for text in self.sample(encoded[start:start + per_call], sampling, device)]
 
     def sample(self, prompts: list[list[int]], sampling: Sampling, device: torch.device) -> list[str]:
         """Each prompt's n completions, prompt after prompt."""
@@ -59,7 +67,8 @@ class TransformersBackend:
         room = self.context_length - width
         out = self.model.generate(ids, attention_mask=mask, max_new_tokens=min(sampling.max_tokens, room),
                                   stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer,
-                                  pad_token_id=self.pad_id, **settings)
+                                  pad_token_id=self.pad_id,
+                                  cache_implementation="static" if self.static_cache else None, **settings)
         texts = []
         for row in out[:, width:].tolist():
             if self.tokenizer.eos_token_id in row:  # the end-of-text token and the padding after it are dropped

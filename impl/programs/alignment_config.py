@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from impl.programs.alignment_tasks import PROMPTS, TASKS
-from impl.programs.policies import BACKENDS
+from impl.programs.policies import BACKENDS, ROLLOUT_CACHES, ROLLOUT_DTYPES
 from impl.programs.settings import ConfigError, check_field_types, check_rules, setting
 
 # impl.alignment.grpo.LOSS_TYPES, spelled out so that reading the settings (and --help) does not import torch;
@@ -23,6 +23,10 @@ class EvaluateConfig:
     prompt: str = setting("bare", "prompt template: bare (the question), r1_zero or question_only", PROMPTS)
     backend: str = setting("auto", "rollout backend (auto: kit for kit-tiny, else vllm where installed, else "
                                    "transformers)", BACKENDS)
+    rollout_dtype: str = setting("float32", "the rollout backend's copy of the weights (transformers, vllm); the "
+                                            "policy trains in float32 either way", ROLLOUT_DTYPES)
+    rollout_cache: str = setting("dynamic", "transformers backend: static keeps a fixed-size KV cache, compiled with "
+                                            "CUDA graphs on a GPU", ROLLOUT_CACHES)
     max_tokens: int = setting(32, "new tokens per completion")
     eval_examples: int = setting(100, "test problems evaluated (the first ones; 0: all)")
     eval_temperature: float = setting(0.0, "sampling temperature of the evaluation (0: greedy)")
@@ -42,6 +46,9 @@ class PolicyRunConfig(EvaluateConfig):
     checkpoint_interval: int = setting(10, "steps between checkpoints (and at the last step)")
     max_minutes: float = setting(0.0, "> 0: stop with a checkpoint once this process has run this long (--resume "
                                       "goes on)")
+    max_calculations: int = setting(0, "gsm8k: train only on the problems whose worked solution takes at most this "
+                                       "many calculator steps (easier ones: a weak policy's GRPO groups then see right "
+                                       "answers); 0: all. The evaluation keeps every test problem")
 
 
 @dataclass
@@ -90,7 +97,10 @@ def check_policy_run(cfg: PolicyRunConfig) -> None:
                     if getattr(cfg, name) <= 0]
     if not_positive:
         raise ConfigError(f"these settings must be > 0: {', '.join(not_positive)}")
-    check_rules([(cfg.max_minutes >= 0, f"max_minutes={cfg.max_minutes} must be >= 0 (0: no limit)")])
+    check_rules([(cfg.max_minutes >= 0, f"max_minutes={cfg.max_minutes} must be >= 0 (0: no limit)"),
+                 (cfg.max_calculations >= 0, f"max_calculations={cfg.max_calculations} must be >= 0 (0: all)"),
+                 (cfg.max_calculations == 0 or cfg.task == "gsm8k",
+                  f"max_calculations={cfg.max_calculations}: only GSM8K's solutions have calculator steps")])
 
 
 def check_sft(cfg: SFTConfig) -> None:

@@ -109,12 +109,13 @@ class PolicyRun:
             self.step, self.elapsed = checkpoint["iteration"], checkpoint["elapsed_s"]
             self.rng.setstate(checkpoint["rng"])
         self.template = prompt_template(cfg.prompt)
-        self.train_problems = problems(cfg.task, "train")
+        self.train_problems = [p for p in problems(cfg.task, "train")
+                               if not cfg.max_calculations or p.calculations <= cfg.max_calculations]
         tests = problems(cfg.task, "test")
         self.tests = tests[:cfg.eval_examples] if cfg.eval_examples else tests
         self.policy.check_prompts_fit([prompt_text(self.template, p) for p in self.train_problems], "training problem")
         self.policy.check_prompts_fit([prompt_text(self.template, p) for p in self.tests], "test problem")
-        self.backend = make_backend(self.policy, cfg.backend, self.device)
+        self.backend = make_backend(self.policy, cfg.backend, cfg.rollout_dtype, cfg.rollout_cache)
         self.scorer = RewardScorer(reward_function(cfg.prompt), cfg.reward_timeout_s)
         # Only now, every setting and prompt checked, does the run touch its directory.
         self.out_dir.mkdir(parents=True, exist_ok=True)

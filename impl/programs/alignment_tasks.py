@@ -35,6 +35,7 @@ class Problem:
     question: str
     answer: str  # as written: "18", "1,000" stays as GSM8K writes it
     solution: str = ""  # the worked reasoning before the answer (GSM8K), for SFT targets
+    calculations: int = 0  # GSM8K: the calculator steps of the worked solution, a measure of difficulty
 
 
 def gsm8k_problems(split: str) -> list[Problem]:
@@ -46,7 +47,8 @@ def gsm8k_problems(split: str) -> list[Problem]:
             solution, _, answer = row["answer"].rpartition("####")
             if not answer.strip():
                 raise UserError(f"{path} line {number}: the answer has no '#### <number>' line")
-            problems.append(Problem(row["question"], answer.strip(), CALCULATOR.sub("", solution).strip()))
+            problems.append(Problem(row["question"], answer.strip(), CALCULATOR.sub("", solution).strip(),
+                                    len(CALCULATOR.findall(solution))))
     return problems
 
 

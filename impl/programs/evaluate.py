@@ -76,7 +76,7 @@ def evaluate(args: argparse.Namespace) -> int:
     tests = problems(cfg.task, "test")
     tests = tests[:cfg.eval_examples] if cfg.eval_examples else tests
     policy.check_prompts_fit([prompt_text(template, p) for p in tests], "test problem")
-    backend = make_backend(policy, cfg.backend, device)
+    backend = make_backend(policy, cfg.backend, cfg.rollout_dtype, cfg.rollout_cache)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scorer = RewardScorer(reward_function(cfg.prompt), cfg.reward_timeout_s)

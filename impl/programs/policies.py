@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import torch
 
 BACKENDS = ("auto", "kit", "transformers", "vllm")
+ROLLOUT_DTYPES = ("float32", "bfloat16")
+ROLLOUT_CACHES = ("dynamic", "static")
 # The tiny policy: ~0.1M parameters, a context that holds "a+b=" and "</think> <answer>18</answer>" with room.
 KIT_TINY = {"vocab_size": 257, "context_length": 96, "d_model": 64, "num_layers": 2, "num_heads": 4, "d_ff": 128}
 
@@ -110,15 +112,20 @@ def base_model_path(base: dict) -> Path:
     return path
 
 
-def make_backend(policy: Policy, backend: str, device: str):
+def make_backend(policy: Policy, backend: str, dtype: str = "float32", cache: str = "dynamic"):
     """The rollout backend: ``auto`` is kit for the kit's model, else vLLM where it is installed (and the model on
-    a GPU or vLLM's CPU build), else transformers."""
+    a GPU or vLLM's CPU build), else transformers. ``dtype`` and ``cache`` are the rollout_dtype and rollout_cache
+    settings."""
     if backend == "auto":
         backend = "kit" if policy.is_kit else ("vllm" if importlib.util.find_spec("vllm") else "transformers")
+    if cache != "dynamic" and backend != "transformers":
+        raise UserError(f"--rollout-cache {cache} is the transformers backend's; the {backend} backend manages its own")
     if backend == "kit":
         if not policy.is_kit:
             raise UserError("--backend kit samples the kit's own TransformerLM; this policy is a Hugging Face model: "
                             "use --backend transformers or vllm")
+        if dtype != "float32":
+            raise UserError(f"--rollout-dtype {dtype}: the kit backend samples the policy itself, in float32")
         from impl.alignment.kit_policy import KitLMBackend
 
         return KitLMBackend(policy.model, policy.tokenizer)
@@ -127,12 +134,15 @@ def make_backend(policy: Policy, backend: str, device: str):
     if backend == "transformers":
         from impl.alignment.transformers_backend import TransformersBackend
 
-        return TransformersBackend(policy.model, policy.tokenizer)
+        import torch
+
+        return TransformersBackend(policy.model, policy.tokenizer, dtype=getattr(torch, dtype),
+                                   static_cache=cache == "static")
     if importlib.util.find_spec("vllm") is None:
         raise UserError("--backend vllm: vLLM is not installed here (nox -s alignment_vllm has it on CPU machines); "
                         "use --backend transformers")
     from impl.alignment.vllm_backend import VLLMBackend
 
-    backend = VLLMBackend(base_model_path(policy.base))
+    backend = VLLMBackend(base_model_path(policy.base), dtype=dtype)
     backend.load_weights(policy.model.state_dict())  # the run's weights, where the policy was trained before
     return backend

@@ -9,10 +9,8 @@ failed by it.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 
-from fixtures import FIXTURES_DIR
 
 
 class OracleError(Exception):
@@ -28,16 +26,3 @@ def oracle(name: str) -> Iterator[None]:
                           "environment, not of the implementation under test") from error
 
 
-def hf_gpt2_bpe():
-    """GPT-2's byte-level BPE (fixtures/data/gpt2) as an HF ``tokenizers.Tokenizer``, without special tokens: the
-    tokenizer tests' parity oracle and the alignment tests' tokenizer. Needs ``tokenizers``."""
-    import tokenizers
-
-    gpt2 = FIXTURES_DIR / "data" / "gpt2"
-    vocab = json.loads((gpt2 / "vocab.json").read_text("utf-8"))
-    lines = (gpt2 / "merges.txt").read_text("utf-8").splitlines()
-    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#")]
-    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=merges))
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = tokenizers.decoders.ByteLevel()
-    return bpe

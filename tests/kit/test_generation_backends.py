@@ -93,9 +93,29 @@ def test_kit_backend_samples_each_prompt_on_its_own():
 def test_transformers_backend_batches_prompts_of_different_lengths_with_left_padding():
     llama, tokenizer = tiny_llama(seed=0), gpt2_tokenizer()
     prompts = ["Hi", "The sum of 3 and 4 is", "Once upon a time there was"]
-    one_by_one = TransformersBackend(llama, tokenizer, prompts_per_batch=1).generate(prompts, GREEDY)
-    assert TransformersBackend(llama, tokenizer, prompts_per_batch=3).generate(prompts, GREEDY) == one_by_one
+    one_by_one = TransformersBackend(llama, tokenizer, sequences_per_batch=1).generate(prompts, GREEDY)
+    assert TransformersBackend(llama, tokenizer, sequences_per_batch=3).generate(prompts, GREEDY) == one_by_one
     assert one_by_one == [greedy_without_cache(llama, tokenizer, p, GREEDY.max_tokens) for p in prompts]
+
+
+def test_transformers_backend_with_a_static_cache_gives_the_plain_greedy_loops_text():
+    llama, tokenizer = tiny_llama(seed=0), gpt2_tokenizer()
+    prompts = ["Hi", "The sum of 3 and 4 is", "Once upon a time there was"]
+    static = TransformersBackend(llama, tokenizer, static_cache=True)
+    assert static.generate(prompts, GREEDY) == [greedy_without_cache(llama, tokenizer, p, GREEDY.max_tokens)
+                                                for p in prompts]
+    assert static.generate(prompts[:1], GREEDY) == static.generate(prompts, GREEDY)[:1]  # another batch size
+
+
+def test_transformers_backend_in_bfloat16_samples_the_bfloat16_policy_and_keeps_its_dtype_on_load():
+    llama, tokenizer = tiny_llama(seed=0), gpt2_tokenizer()
+    rollouts = TransformersBackend(llama, tokenizer, dtype=torch.bfloat16)
+    assert next(llama.parameters()).dtype == torch.float32, "the policy itself is not cast"
+    rollouts.load_weights(llama.state_dict())  # float32 weights, as the training policy sends them
+    assert {p.dtype for p in rollouts.model.parameters()} == {torch.bfloat16}
+    cast = tiny_llama(seed=0).to(torch.bfloat16)
+    assert rollouts.generate(PROMPTS, GREEDY) == [greedy_without_cache(cast, tokenizer, p, GREEDY.max_tokens)
+                                                  for p in PROMPTS]
 
 
 def test_the_same_seed_gives_the_same_samples_and_another_seed_others(backend):

@@ -333,6 +333,12 @@ def cases(world: Path) -> list[Case]:
         Case("evaluate", "the vLLM backend for the kit's own model",
              lambda d: ["--out-dir", str(d / "e"), "--backend", "vllm"], "needs a Hugging Face model",
              leaves_no=("e",)),
+        Case("grpo", "a difficulty filter on a task without worked solutions",
+             lambda d: ["--out-dir", str(d / "g"), "--max-calculations", "2"],
+             "max_calculations=2: only GSM8K's solutions have calculator steps", leaves_no=("g",)),
+        Case("evaluate", "a rollout cache the kit's backend does not have",
+             lambda d: ["--out-dir", str(d / "e"), "--rollout-cache", "static"],
+             "--rollout-cache static is the transformers backend's", leaves_no=("e",)),
         Case("evaluate", "a GPU this machine does not have", lambda d: ["--out-dir", str(d / "e"), "--device", "cuda:99"],
              "cuda:99", leaves_no=("e",)),
     ]

@@ -7,18 +7,15 @@ from functools import cache
 
 import torch
 
-from tests.harness.oracles import hf_gpt2_bpe
+from fixtures.gpt2 import hf_gpt2_tokenizer
 
-EOT = "<|endoftext|>"
 VOCAB_SIZE = 50257  # GPT-2's: the tiny models score every id the tokenizer gives
 
 
 @cache
 def gpt2_tokenizer():
-    """GPT-2's byte-level BPE as a transformers fast tokenizer; pad = EOS = <|endoftext|> (50256), no BOS added."""
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(tokenizer_object=hf_gpt2_bpe(), eos_token=EOT, pad_token=EOT)
+    """GPT-2's byte-level BPE as a transformers fast tokenizer (built once: the tests share it)."""
+    return hf_gpt2_tokenizer()
 
 
 def tiny_llama(seed: int, device="cpu") -> torch.nn.Module:

@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures import FIXTURES_DIR, GOLDENS_DIR
+from fixtures.gpt2 import hf_gpt2_bpe
 from spec.gpt2_format import read_gpt2_files
 from spec.tokenizer import GPT2_PATTERN
-from tests.harness.oracles import hf_gpt2_bpe
 from tests.harness.snapshot import JsonSnapshotExtension
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
