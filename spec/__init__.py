@@ -10,7 +10,8 @@ The areas: ``tokenizer`` (byte-level BPE, A1 §2), ``nn`` (the Transformer LM, A
 top-p sampling, the generation loop, A1 §6), ``kernels`` (Triton kernels with their autograd, A2 §4) and
 ``distributed`` (DDP, optimizer-state sharding, FSDP in a process group of several ranks, A2 §5–§7), ``data``
 (web-data filtering: text extraction, language ID, PII masking, quality rules, deduplication, A4 §2–§3) and
-``alignment`` (SFT and GRPO helpers, the r1_zero reward, MMLU / GSM8K parsing, packed SFT data, DPO, A5).
+``alignment`` (SFT and GRPO helpers, the r1_zero reward, MMLU / GSM8K parsing, packed SFT data, DPO, A5) and ``scaling``
+(IsoFLOP minima, power-law and loss-law fits, bootstrap intervals, A3).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 # The areas in the report's order; each is the module spec/<area>.py. Adding an area: that module and its name here.
-AREAS = ("tokenizer", "nn", "train", "decode", "kernels", "distributed", "data", "alignment")
+AREAS = ("tokenizer", "nn", "train", "decode", "kernels", "distributed", "data", "alignment", "scaling")
 
 # Component name -> area, from each area module's ``__all__``.
 COMPONENTS: dict[str, str] = {name: area for area in AREAS

@@ -13,6 +13,7 @@ import torch
 import impl as reference
 from spec import COMPONENTS, Implementation
 from tests.kit.mutants.common import reference_with
+from tests.kit.mutants.scaling import power_law_curve_fit
 
 
 def _get_batch_to_device(dataset, batch_size: int, context_length: int, device: str, rng=None):
@@ -360,3 +361,27 @@ COURSE_STYLE_ALIGNMENT: dict[str, object] = {
 course_style_alignment: Implementation = Implementation(
     name="variant course_style_alignment", version=reference.__version__,
     members={name: getattr(reference, name) for name in COMPONENTS} | COURSE_STYLE_ALIGNMENT)
+
+
+# --------------------------------------------------------------------------------------------- scaling (A3)
+# The handout's problem as course participants write it: minima found with a dict of profiles, the power law fitted
+# with scipy's curve_fit on N itself ("any curve fitting method you'd like"). The course level must pass them.
+
+
+def _minima_course_style(runs, method="argmin"):
+    import numpy as np
+
+    profiles: dict[float, list[dict]] = {}
+    for run in runs:
+        profiles.setdefault(run["compute_budget"], []).append(run)
+    budgets = sorted(profiles)
+    n_opt = [min(profiles[c], key=lambda run: run["final_loss"])["parameters"] for c in budgets]
+    return np.array(budgets), np.array(n_opt), np.array([c / (6 * n) for c, n in zip(budgets, n_opt)])
+
+
+# curve_fit on N itself is a mutant at the strict level (tests/kit/mutants/scaling.py) and right at the course's.
+COURSE_STYLE_SCALING: dict[str, object] = {"isoflop_minima": _minima_course_style,
+                                           "fit_power_law": power_law_curve_fit}
+course_style_scaling: Implementation = Implementation(
+    name="variant course_style_scaling", version=reference.__version__,
+    members={name: getattr(reference, name) for name in COMPONENTS} | COURSE_STYLE_SCALING)
