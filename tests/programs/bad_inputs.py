@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fixtures import FIXTURES_DIR
-from impl.programs import (corpora, embedded_run, evaluate, filter_web_data, generate, grpo, sft, tokenizer, train,
-                           train_classifier)
+from impl.programs import (corpora, embedded_run, evaluate, filter_web_data, fit_scaling_laws, generate, grpo, sft,
+                           tokenizer, train, train_classifier)
 from impl.programs.corpora import EOT
 
 PROGRAMS: dict[str, Callable[[list[str]], int]] = {
@@ -28,6 +29,7 @@ PROGRAMS: dict[str, Callable[[list[str]], int]] = {
     "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
     "filter-web-data": filter_web_data.main,
     "train-classifier": train_classifier.main, "sft": sft.main, "grpo": grpo.main, "evaluate": evaluate.main,
+    "fit-scaling-laws": fit_scaling_laws.main,
 }
 TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
               "--batch-size", "4", "--warmup-steps", "1", "--eval-batches", "1", "--max-steps", "2"]
@@ -341,7 +343,44 @@ def cases(world: Path) -> list[Case]:
              "--rollout-cache static is the transformers backend's", leaves_no=("e",)),
         Case("evaluate", "a GPU this machine does not have", lambda d: ["--out-dir", str(d / "e"), "--device", "cuda:99"],
              "cuda:99", leaves_no=("e",)),
+        # fit-scaling-laws: the runs and every flag checked before any fit
+        Case("fit-scaling-laws", "--runs missing", lambda d: scaling(d, "nope.json"), "--runs", leaves_no=("s",)),
+        Case("fit-scaling-laws", "--runs not JSON", lambda d: scaling(d, "r.json"), "is not JSON",
+             setup=write("r.json", "parameters,compute_budget,final_loss\n1e8,1e19,4.0\n"), leaves_no=("s",)),
+        Case("fit-scaling-laws", "--runs an object, not an array", lambda d: scaling(d, "r.json"),
+             "must hold a JSON array of objects", setup=write("r.json", '{"runs": []}'), leaves_no=("s",)),
+        Case("fit-scaling-laws", "a run without final_loss", lambda d: scaling(d, "r.json"),
+             "run 1 has no 'final_loss'", setup=runs_file([RUN, {"parameters": 2e8, "compute_budget": 1e19}]),
+             leaves_no=("s",)),
+        Case("fit-scaling-laws", "a negative loss", lambda d: scaling(d, "r.json"), "run 1 has final_loss=-4.0",
+             setup=runs_file([RUN, RUN | {"final_loss": -4.0}]), leaves_no=("s",)),
+        Case("fit-scaling-laws", "one compute budget", lambda d: scaling(d, "r.json"), "at least two compute budgets",
+             setup=runs_file([RUN, RUN | {"parameters": 2e8}]), leaves_no=("s",)),
+        Case("fit-scaling-laws", "a parabola through two runs", lambda d: scaling(d, "r.json", "--method", "parabola"),
+             "fewer than 3 distinct sizes", setup=runs_file([RUN, RUN | {"parameters": 2e8},
+                                                             RUN | {"compute_budget": 1e20}]), leaves_no=("s",)),
+        Case("fit-scaling-laws", "--level 95", lambda d: scaling(d, None, "--level", "95"),
+             "argument --level: must lie strictly between 0 and 1", exit_code=2, leaves_no=("s",)),
+        Case("fit-scaling-laws", "--targets 0", lambda d: scaling(d, None, "--targets", "0"),
+             "argument --targets: must be a positive number", exit_code=2, leaves_no=("s",)),
+        Case("fit-scaling-laws", "--loss-law-samples -1", lambda d: scaling(d, None, "--loss-law-samples", "-1"),
+             "argument --loss-law-samples: must be >= 0", exit_code=2, leaves_no=("s",)),
+        Case("fit-scaling-laws", "an existing file as --out", lambda d: [*scaling(d, None)[:-2], "--out", str(d / "f")],
+             "exists and is not a directory", setup=write("f", "keep me")),
     ]
+
+
+RUN = {"parameters": 1e8, "compute_budget": 1e19, "final_loss": 4.0}
+
+
+def scaling(case_dir: Path, runs: str | None, *flags: str) -> list[str]:
+    """fit-scaling-laws' arguments: ``runs`` in the case directory (None: the handout's runs), out to ``s``."""
+    given = ["--runs", str(case_dir / runs)] if runs else []
+    return [*given, *flags, "--out", str(case_dir / "s")]
+
+
+def runs_file(runs: list[dict]) -> Callable[[Path], None]:
+    return write("r.json", json.dumps(runs))
 
 
 def labelled_documents(counts: dict[str, int]) -> Callable[[Path], None]:
