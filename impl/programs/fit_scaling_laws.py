@@ -94,7 +94,7 @@ def approach_2(runs: list[dict], method: str, budgets: list[float], dropped: lis
     """[a, b, N_opt at each budget..., D_opt at each budget...] of the power laws through the profiles' optima.
 
     A resampled profile can lose its parabola (fewer than 3 distinct sizes drawn, or a maximum): that profile is left
-    out of this resample's fit and counted in ``dropped``; the data's own profiles were checked before.
+    out of this resample's fit and its budget appended to ``dropped``; the data's own profiles were checked before.
     """
     import numpy as np
 
@@ -105,7 +105,7 @@ def approach_2(runs: list[dict], method: str, budgets: list[float], dropped: lis
         try:
             optima.append([v[0] for v in isoflop_minima([r for r in runs if r["compute_budget"] == c], method)])
         except ValueError:
-            dropped.append(1)
+            dropped.append(c)
     c, n_opt, d_opt = np.array(optima).T  # (3, profiles)
     (k_n, a), (k_d, b) = fit_power_law(c, n_opt), fit_power_law(c, d_opt)
     return [a, b, *(k_n * t ** a for t in budgets), *(k_d * t ** b for t in budgets)]
@@ -142,19 +142,19 @@ def bootstrapped(runs, statistic, samples: int, args, what: str):
 
 def rows(result, where: slice) -> list[dict]:
     """{estimate, low, high} of each element ``where`` of a bootstrap result."""
-    return [{"estimate": float(e), "low": float(lo), "high": float(hi)} for e, lo, hi in zip(*(v[where] for v in result))]
+    estimate, low, high = (v[where] for v in result)
+    return [{"estimate": float(e), "low": float(lo), "high": float(hi)} for e, lo, hi in zip(estimate, low, high)]
 
 
 def fit_scaling_laws(args: argparse.Namespace) -> int:
     from impl.programs.files import atomic_write_text, remove_stale_temps
     from impl.programs.scaling_plots import grid_budgets, plot_isoflops, plot_optimum
     from impl.programs.tokenizer import check_output
+    from impl.scaling import isoflop_minima
 
     check_output(args.out, directory=True)
     runs = read_runs(args.runs)
     start = time.perf_counter()
-    from impl.scaling import isoflop_minima
-
     targets = sorted(args.targets)
     try:  # a profile without a parabola's minimum, say: the data's fault, named before any resampling
         minima = isoflop_minima(runs, args.method)
@@ -166,21 +166,23 @@ def fit_scaling_laws(args: argparse.Namespace) -> int:
     # Where each quantity sits in the statistics' vectors (approach_2, approach_3): the targets, then the grid.
     n2, d2 = slice(2, 2 + m), slice(2 + m, 2 + 2 * m)
     n3, d3, l3 = slice(5, 5 + m), slice(5 + m, 5 + 2 * m), slice(5 + 2 * m, 5 + 3 * m)
-    dropped: list[int] = []
+    dropped: list[float] = []
     two = bootstrapped(runs, lambda rs: approach_2(rs, args.method, budgets, dropped), args.samples, args,
                        "approach 2")
     three = (bootstrapped(runs, lambda rs: approach_3(rs, budgets), args.loss_law_samples, args, "approach 3")
              if args.loss_law_samples else None)
 
     results = {"runs": str(args.runs), "method": args.method, "level": args.level, "seed": args.seed,
-               "approach_2": {"samples": args.samples, "profiles_dropped": len(dropped), "a": rows(two, slice(0, 1))[0], "b": rows(two, slice(1, 2))[0],
+               "approach_2": {"samples": args.samples, "profiles_dropped": len(dropped),
+                              "a": rows(two, slice(0, 1))[0], "b": rows(two, slice(1, 2))[0],
                               "targets": [{"compute": c, "n_opt": n, "d_opt": d} for c, n, d in
-                                          zip(targets, rows(two, n2), rows(two, d2))]}}
+                                          zip(targets, rows(two, n2)[:t], rows(two, d2)[:t])]}}
     if three is not None:
         results["approach_3"] = {"samples": args.loss_law_samples,
                                  **dict(zip(("E", "A", "B", "alpha", "beta"), rows(three, slice(0, 5)))),
                                  "targets": [{"compute": c, "n_opt": n, "d_opt": d, "loss": loss} for c, n, d, loss in
-                                             zip(targets, rows(three, n3), rows(three, d3), rows(three, l3))]}
+                                             zip(targets, rows(three, n3)[:t], rows(three, d3)[:t],
+                                                 rows(three, l3)[:t])]}
     args.out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         remove_stale_temps(args.out / name)
@@ -195,8 +197,8 @@ def fit_scaling_laws(args: argparse.Namespace) -> int:
     return 0
 
 
-def interval(value: dict, unit: str = "") -> str:
-    return f"{value['estimate']:.3g}{unit} [{value['low']:.3g}, {value['high']:.3g}]"
+def interval(value: dict) -> str:
+    return f"{value['estimate']:.3g} [{value['low']:.3g}, {value['high']:.3g}]"
 
 
 def summary(results: dict, runs: int, budgets: int, seconds: float, out: Path) -> str:

@@ -51,10 +51,11 @@ def plot_optimum(path: Path, quantity: str, budgets, optima, grid, law, frontier
                label=f"⟨C_i, {symbol}(C_i)⟩: {results['method']} of each IsoFLOP profile")
     for row in two["targets"]:
         c, value = row["compute"], row[quantity]
-        ax.errorbar([c], [value["estimate"]], yerr=[[value["estimate"] - value["low"]], [value["high"] - value["estimate"]]],
-                    fmt="o", color="tab:red", capsize=5, zorder=4)
-        ax.annotate(f"C = {c:.0e}: {symbol} = {value['estimate']:.3g}\n[{value['low']:.3g}, {value['high']:.3g}] {unit}",
-                    (c, value["estimate"]), textcoords="offset points", xytext=(-10, 12), ha="right", fontsize=8,
+        estimate, low, high = value["estimate"], value["low"], value["high"]
+        ax.errorbar([c], [estimate], yerr=[[estimate - low], [high - estimate]], fmt="o", color="tab:red", capsize=5,
+                    zorder=4)
+        ax.annotate(f"C = {c:.0e}: {symbol} = {estimate:.3g}\n[{low:.3g}, {high:.3g}] {unit}",
+                    (c, estimate), textcoords="offset points", xytext=(-10, 12), ha="right", fontsize=8,
                     color="tab:red")
     ax.set_xscale("log")
     ax.set_yscale("log")
