@@ -15,18 +15,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conformance.alignment.rewards_table import rewards_case, table_reward
 from tests.harness.helpers import randn
 
 PROPERTY = settings(max_examples=40, deadline=None)
-
-
-def table_reward(rewards: dict[str, float]):
-    """A reward_fn: the response is a key of ``rewards``; the ground truth must be "gt"."""
-    def reward_fn(response: str, ground_truth: str) -> dict[str, float]:
-        assert ground_truth == "gt"
-        r = rewards[response]
-        return {"reward": r, "format_reward": 1.0, "answer_reward": r}
-    return reward_fn
 
 
 def advantages_oracle(rewards: list[float], group_size: int, eps: float, normalize_by_std: bool) -> list[float]:
@@ -37,12 +29,6 @@ def advantages_oracle(rewards: list[float], group_size: int, eps: float, normali
         scale = statistics.stdev(group) + eps if normalize_by_std else 1.0  # stdev: n − 1
         out += [(r - mean) / scale for r in group]
     return out
-
-
-def rewards_case(impl, rewards: list[float], group_size: int, eps: float, normalize_by_std: bool):
-    responses = [f"response {i}" for i in range(len(rewards))]
-    return impl.compute_group_normalized_rewards(table_reward(dict(zip(responses, rewards))), responses,
-                                                 ["gt"] * len(rewards), group_size, eps, normalize_by_std)
 
 
 # Two groups of 4 whose interleaving (responses 0, 2, 4, 6 | 1, 3, 5, 7) would give other numbers.

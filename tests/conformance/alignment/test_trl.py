@@ -35,6 +35,7 @@ import torch
 
 from spec.alignment import ALPACA_TEMPLATE
 from tests.conformance.alignment.hf import gpt2_tokenizer, tiny_llama
+from tests.conformance.alignment.rewards_table import rewards_case
 from tests.harness.helpers import randn
 from tests.harness.oracles import oracle
 
@@ -133,12 +134,6 @@ def trl_advantages(trl, tmp_path, rewards: list[float], group_size: int, normali
     return trainer._generate_and_score_completions(rows)["advantages"]
 
 
-def table_reward(rewards: dict[str, float]):
-    def reward_fn(response: str, ground_truth: str) -> dict[str, float]:
-        return {"reward": rewards[response], "format_reward": 1.0, "answer_reward": rewards[response]}
-    return reward_fn
-
-
 ADVANTAGE_CASES = {  # name -> (rewards, group size)
     "two-groups": ([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0], 4),  # interleaving them would give other numbers
     "pairs": ([0.0, 1.0, 1.0, 1.0, 0.25, 0.0], 2),  # the unbiased std of a pair; a group with std 0
@@ -155,9 +150,7 @@ def test_group_normalized_rewards_match_trl(impl, trl, tmp_path, case, normalize
     rewards, group_size = ADVANTAGE_CASES[case]
     with oracle("TRL's GRPOTrainer advantages"):
         expected = trl_advantages(trl, tmp_path, rewards, group_size, normalize_by_std).double()
-    responses = [f"response {i}" for i in range(len(rewards))]
-    got, _, _ = impl.compute_group_normalized_rewards(table_reward(dict(zip(responses, rewards))), responses,
-                                                      ["gt"] * len(rewards), group_size, TRL_EPS, normalize_by_std)
+    got, _, _ = rewards_case(impl, rewards, group_size, TRL_EPS, normalize_by_std)
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
 
 
