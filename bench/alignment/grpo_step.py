@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import sys
@@ -213,6 +214,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             defaults["questions"] = rollouts // defaults.get("group_size", first.group_size)
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("trl") is None:  # checked before our loop's minutes, not after
+        parser.error("the peer is TRL's GRPOTrainer: pip install -e '.[oracles]' (trl, datasets)")
     if args.questions * args.group_size % args.gradient_accumulation_steps:
         parser.error(f"gradient_accumulation_steps {args.gradient_accumulation_steps} must divide the "
                      f"{args.questions * args.group_size} rollouts of a step")
