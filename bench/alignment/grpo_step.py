@@ -16,8 +16,10 @@ wall clock, synchronized on a GPU.
 The same settings, named on each side: our ``rollout_batch_size`` (questions x ``group_size``) is TRL's generation
 batch, ``per_device_train_batch_size`` x ``gradient_accumulation_steps``, with ``num_generations`` = group size and
 ``num_iterations`` 1: one optimizer step per rollout batch on both (our ``train_batch_size`` = the rollout batch).
-AdamW(0.9, 0.95), no weight decay, a constant learning rate, the same gradient clipping; float32 on both (TRL's
-``bf16`` default off) and no gradient checkpointing (TRL's default on: ours never recomputes). TRL's loss is "grpo"
+AdamW(0.9, 0.95), no weight decay, a constant learning rate, the same gradient clipping; float32 training on both
+(TRL's ``bf16`` default off) and no gradient checkpointing (TRL's default on: ours never recomputes); the KV cache
+of the rollouts is ``rollout_cache`` on both (TRL's ``cache_implementation``), while ``rollout_dtype`` is ours alone
+(TRL samples with the policy it trains). TRL's loss is "grpo"
 (per-sequence means, like ours) with ``beta`` 0: with one iteration its ratio is 1, so its gradient is
 reinforce_with_baseline's; ours runs ``--loss-type`` (grpo_clip adds the old policy's forward pass). Where the
 sides differ: ours stops a completion after "</answer>", TRL's transformers path takes no stop string (it stops at
@@ -45,11 +47,12 @@ import torch
 
 from bench.common import report, sync, write_report
 from impl.programs.alignment_tasks import problems, prompt_template, prompt_text, r1_zero_reward
+from impl.programs.policies import ROLLOUT_CACHES, ROLLOUT_DTYPES
 
 # What --config may set: the GRPO settings that change the work of a step (impl/programs/configs/*.toml's names).
 CONFIG_KEYS = ("group_size", "rollout_batch_size", "train_batch_size", "gradient_accumulation_steps", "max_tokens",
                "learning_rate", "loss_type", "use_std_normalization", "sampling_temperature", "cliprange",
-               "max_grad_norm")
+               "max_grad_norm", "rollout_dtype", "rollout_cache", "max_calculations")
 TRL_ADVANTAGE_EPS = 1e-4  # the constant TRL adds to the group std: ours takes it too, so the advantages agree
 TINY_LLAMA = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
               "num_key_value_heads": 2, "max_position_embeddings": 2048, "tie_word_embeddings": True}
@@ -77,7 +80,7 @@ def our_steps(args, policy: str, questions, out_dir: Path) -> list[dict]:
     from impl.programs.grpo import rollout_step
 
     cfg = GRPOConfig(policy=policy, task="gsm8k", prompt="r1_zero", backend="transformers", device=args.device,
-                     seed=0, out_dir=str(out_dir), eval_examples=1, max_tokens=args.max_tokens,
+                     rollout_dtype=args.rollout_dtype, rollout_cache=args.rollout_cache, seed=0, out_dir=str(out_dir), eval_examples=1, max_tokens=args.max_tokens,
                      group_size=args.group_size, rollout_batch_size=args.questions * args.group_size,
                      train_batch_size=args.questions * args.group_size,
                      gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
@@ -155,6 +158,7 @@ def trl_steps(args, policy: str, questions, out_dir: Path) -> list[dict]:
         per_device_train_batch_size=rollouts // args.gradient_accumulation_steps,
         gradient_accumulation_steps=args.gradient_accumulation_steps, num_iterations=1,
         max_completion_length=args.max_tokens, temperature=args.sampling_temperature, top_p=1.0, top_k=0,
+        cache_implementation="static" if args.rollout_cache == "static" else None,
         learning_rate=args.learning_rate, lr_scheduler_type="constant", weight_decay=0.0, adam_beta1=0.9,
         adam_beta2=0.95, max_grad_norm=args.max_grad_norm, beta=0.0, loss_type="grpo", epsilon=args.cliprange,
         scale_rewards="group" if args.use_std_normalization else "none")
@@ -197,6 +201,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sampling-temperature", type=float, default=1.0)
     parser.add_argument("--cliprange", type=float, default=0.2)
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--rollout-dtype", default="float32", choices=ROLLOUT_DTYPES,
+                        help="ours: the backend's copy of the weights (TRL samples with the float32 policy itself)")
+    parser.add_argument("--rollout-cache", default="dynamic", choices=ROLLOUT_CACHES,
+                        help="both: static is generate's fixed-size KV cache (TRL's cache_implementation)")
+    parser.add_argument("--max-calculations", type=int, default=0,
+                        help="the questions: the first GSM8K train problems of at most this many calculator steps "
+                             "(0: any)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps, after the warm-up")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -225,7 +236,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     load_before = os.getloadavg()[0]  # the machine may be shared: the load says how quiet it was
-    questions = problems("gsm8k", "train")[:args.questions]
+    questions = [p for p in problems("gsm8k", "train")
+                 if not args.max_calculations or p.calculations <= args.max_calculations][:args.questions]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         policy = str(tiny_llama_dir(scratch / "tiny-llama")) if args.policy == "tiny-llama" else args.policy
@@ -247,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
              f"policy {args.policy}; {args.questions} GSM8K train questions x group {args.group_size} (r1_zero "
              f"prompt and reward), up to {args.max_tokens} new tokens at temperature {args.sampling_temperature}; "
              f"{args.gradient_accumulation_steps} microbatches of {rollouts // args.gradient_accumulation_steps} "
-             f"per optimizer step, lr {args.learning_rate:g}; ours "
-             f"{args.loss_type}, TRL loss_type grpo (beta 0)",
+             f"per optimizer step, lr {args.learning_rate:g}; ours {args.loss_type}, TRL loss_type grpo (beta 0); "
+             f"rollouts: {args.rollout_cache} KV cache, ours {args.rollout_dtype}, TRL float32",
              f"load average (1 min) {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after",
              f"{args.steps} timed steps after {args.warmup} warm-up, ours first then TRL's; train = step - "
              "rollout - scoring; tokens: completion tokens of the step; vs TRL: mean step time over TRL's"]
