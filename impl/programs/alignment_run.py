@@ -71,7 +71,7 @@ def evaluate_policy(backend, scorer: RewardScorer, tests: list[Problem], templat
 
 
 class PolicyRun:
-    """One sft or grpo run, from scratch or resumed: ``step`` optimizer steps done so far."""
+    """One sft, grpo or dpo run, from scratch or resumed: ``step`` optimizer steps done so far."""
 
     def __init__(self, program: str, cfg, resume: bool, given: dict):
         self.program = program
@@ -98,10 +98,13 @@ class PolicyRun:
             self.policy = build_policy(checkpoint["base"], self.device, cfg.seed)
             self.policy.model.load_state_dict(checkpoint["model"])
         self.model, self.tokenizer = self.policy.model, self.policy.tokenizer
+        self.reference: torch.nn.Module | None = None  # DPO's, loaded when first needed
         self.model.train()
-        # The handout's AdamW for both SFT and GRPO: no weight decay, beta2 0.95 (A5 §7.4).
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0,
-                                           betas=(0.9, 0.95))
+        if cfg.optimizer == "adamw":  # the handout's for SFT and GRPO: no weight decay, beta2 0.95 (A5 §7.4)
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0,
+                                               betas=(0.9, 0.95))
+        else:  # the supplement's for DPO (§5.4), torch's defaults
+            self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=cfg.learning_rate)
         self.rng = random.Random(cfg.seed)  # which training problems each step uses
         self.step, self.elapsed = 0, 0.0
         if checkpoint is not None:
@@ -119,7 +122,7 @@ class PolicyRun:
         self.scorer = RewardScorer(reward_function(cfg.prompt), cfg.reward_timeout_s)
         # Only now, every setting and prompt checked, does the run touch its directory.
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("checkpoint.pt", "metrics.jsonl", "curves.png", "summary.json"):
+        for name in ("checkpoint.pt", "metrics.jsonl", "curves.png", "summary.json", "eval_completions.jsonl"):
             remove_stale_temps(self.out_dir / name)  # what a killed run left half-written goes
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl",
                                   resume_from_step=self.step if checkpoint is not None else None)
@@ -127,6 +130,11 @@ class PolicyRun:
 
     def close(self) -> None:
         self.scorer.close()
+
+    def load_reference(self) -> torch.nn.Module:
+        """A frozen copy of the policy the run started from (``cfg.policy``): DPO's reference model."""
+        policy, _ = load_policy(self.cfg.policy, self.device, self.cfg.seed)
+        return policy.model.eval().requires_grad_(False)
 
     def clock(self) -> float:
         self.elapsed = time.perf_counter() - self.started

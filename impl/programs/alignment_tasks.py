@@ -6,9 +6,10 @@ and the reward.
   the kit's reward-rises test and the programs' small defaults.
 
 Prompts: ``r1_zero`` (A5 §3.1; rewarded by ``r1_zero_reward_fn``: format and answer), ``question_only`` (the
-supplement's GSM8K prompt; rewarded 1 when the last number of the output is the answer, ``parse_gsm8k_response``)
-and ``bare`` (the question alone; r1_zero's reward: the tiny policies' prompt, the r1_zero one does not fit their
-context).
+supplement's GSM8K prompt; rewarded 1 when the last number of the output is the answer, ``parse_gsm8k_response``),
+``bare`` (the question alone; r1_zero's reward: the tiny policies' prompt, the r1_zero one does not fit their
+context) and ``alpaca`` (the supplement's Alpaca template, §3.2.1, up to the response; r1_zero's reward: the
+prompt of the DPO loss, §5.3).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from fixtures import FIXTURES_DIR
 from impl.programs.cli import UserError
 
 TASKS = ("arithmetic", "gsm8k")
-PROMPTS = ("bare", "r1_zero", "question_only")
+PROMPTS = ("bare", "r1_zero", "question_only", "alpaca")
 SPLITS = ("train", "test")
-PROMPT_FILES = {"r1_zero": "r1_zero.prompt", "question_only": "question_only.prompt"}
+PROMPT_FILES = {"r1_zero": "r1_zero.prompt", "question_only": "question_only.prompt", "alpaca": "alpaca_sft.prompt"}
 CALCULATOR = re.compile(r"<<[^>]*>>")  # GSM8K's calculator annotations: "16-3-4=<<16-3-4=9>>9"
 
 
@@ -67,7 +68,10 @@ def problems(task: str, split: str) -> list[Problem]:
 def prompt_template(prompt: str) -> str:
     if prompt == "bare":
         return "{question}"
-    return (FIXTURES_DIR / "data" / "prompts" / PROMPT_FILES[prompt]).read_text(encoding="utf-8")
+    text = (FIXTURES_DIR / "data" / "prompts" / PROMPT_FILES[prompt]).read_text(encoding="utf-8")
+    if prompt == "alpaca":  # the instruction is the question; the policy writes the response
+        return text.split("{response}")[0].replace("{instruction}", "{question}")
+    return text
 
 
 def prompt_text(template: str, problem: Problem) -> str:
@@ -108,3 +112,13 @@ def noisy_arithmetic_targets(examples: list[Problem], correct_fraction: float, s
     rng = random.Random(seed)
     return [p if rng.random() < correct_fraction else Problem(p.question, str(rng.randrange(19)), p.solution)
             for p in examples]
+
+
+def with_wrong_answer(problem: Problem, rng: random.Random) -> Problem:
+    """The problem with another answer (the right one moved by 1 to 10 either way): the rejected response of a
+    preference pair whose chosen response has the right one."""
+    try:
+        right = int(problem.answer.replace(",", ""))
+    except ValueError:  # not an integer: another answer all the same
+        return Problem(problem.question, problem.answer + "1", problem.solution)
+    return Problem(problem.question, str(right + rng.choice([-1, 1]) * rng.randint(1, 10)), problem.solution)

@@ -41,9 +41,9 @@ def load_run_checkpoint(path: Path) -> dict:
 
 
 def load_policy_checkpoint(path: Path) -> dict:
-    checkpoint = read_program_checkpoint(path, "sft or grpo program")
+    checkpoint = read_program_checkpoint(path, "sft, grpo or dpo program")
     missing = [entry for entry in POLICY_ENTRIES if entry not in checkpoint]
     if missing:
-        raise UserError(f"{path} was not written by this version of the sft or grpo program (missing "
+        raise UserError(f"{path} was not written by this version of the sft, grpo or dpo program (missing "
                         f"{', '.join(missing)})")
     return checkpoint

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 BACKENDS = ("auto", "kit", "transformers", "vllm")
 ROLLOUT_DTYPES = ("float32", "bfloat16")
 ROLLOUT_CACHES = ("dynamic", "static")
-# The tiny policy: ~0.1M parameters, a context that holds "a+b=" and "</think> <answer>18</answer>" with room.
-KIT_TINY = {"vocab_size": 257, "context_length": 96, "d_model": 64, "num_layers": 2, "num_heads": 4, "d_ff": 128}
+# The tiny policy: ~0.1M parameters, a context of 256 bytes: the Alpaca prompt of a+b= and its answer fit.
+KIT_TINY = {"vocab_size": 257, "context_length": 256, "d_model": 64, "num_layers": 2, "num_heads": 4, "d_ff": 128}
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Policy:
 
 
 def load_policy(name: str, device: str, seed: int) -> tuple[Policy, dict | None]:
-    """The policy ``name`` names on ``device``, and the checkpoint it was read from (an sft / grpo out_dir's)."""
+    """The policy ``name`` names on ``device``, and the checkpoint it was read from (an sft / grpo / dpo out_dir's)."""
     checkpoint = None
     path = Path(name)
     if name in ("kit-tiny", "smollm2"):
@@ -68,7 +68,7 @@ def load_policy(name: str, device: str, seed: int) -> tuple[Policy, dict | None]
         base = {"kind": "hf", "path": str(path.resolve())}
     else:
         raise UserError(f"--policy {name}: not kit-tiny, smollm2, a Hugging Face model directory (config.json) or "
-                        f"the out_dir of an sft / grpo run (checkpoint.pt)")
+                        f"the out_dir of an sft / grpo / dpo run (checkpoint.pt)")
     policy = build_policy(base, device, seed)
     if checkpoint is not None:
         policy.model.load_state_dict(checkpoint["model"])

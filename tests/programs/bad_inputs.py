@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fixtures import FIXTURES_DIR
-from impl.programs import (corpora, embedded_run, evaluate, filter_web_data, fit_scaling_laws, generate, grpo, sft,
-                           tokenizer, train, train_classifier)
+from impl.programs import (corpora, dpo, embedded_run, evaluate, filter_web_data, fit_scaling_laws, generate, grpo,
+                           sft, tokenizer, train, train_classifier)
 from impl.programs.corpora import EOT
 
 PROGRAMS: dict[str, Callable[[list[str]], int]] = {
     "train-bpe": tokenizer.train_main, "tokenize": tokenizer.tokenize_main, "train": train.main,
     "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
     "filter-web-data": filter_web_data.main,
-    "train-classifier": train_classifier.main, "sft": sft.main, "grpo": grpo.main, "evaluate": evaluate.main,
+    "train-classifier": train_classifier.main, "sft": sft.main, "grpo": grpo.main, "dpo": dpo.main, "evaluate": evaluate.main,
     "fit-scaling-laws": fit_scaling_laws.main,
 }
 TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
@@ -317,10 +317,10 @@ def cases(world: Path) -> list[Case]:
              "these settings must be > 0: learning_rate=0", leaves_no=("s",)),
         Case("sft", "the arithmetic task with the r1_zero prompt",
              lambda d: ["--out-dir", str(d / "s"), "--prompt", "r1_zero"],
-             "the arithmetic task uses the bare prompt, not r1_zero", leaves_no=("s",)),
+             "the arithmetic task uses the bare or the alpaca prompt, not r1_zero", leaves_no=("s",)),
         Case("sft", "prompts longer than the policy's context",
              lambda d: ["--out-dir", str(d / "s"), "--task", "gsm8k", "--prompt", "r1_zero"],
-             "tokens: the policy's context holds 96 (kit-tiny)", leaves_no=("s",)),
+             "tokens: the policy's context holds 256 (kit-tiny)", leaves_no=("s",)),
         Case("grpo", "a group of one", lambda d: ["--out-dir", str(d / "g"), "--group-size", "1"],
              "group_size=1 must be >= 2", leaves_no=("g",)),
         Case("grpo", "rollouts that do not fill whole groups",
@@ -331,13 +331,15 @@ def cases(world: Path) -> list[Case]:
         Case("grpo", "--resume with no checkpoint", lambda d: ["--out-dir", str(d / "g"), "--resume"],
              "checkpoint.pt does not exist", leaves_no=("g",)),
         Case("grpo", "--resume from a truncated checkpoint", lambda d: ["--out-dir", str(d / "g"), "--resume"],
-             "is not a checkpoint of the sft or grpo program", setup=write("g/checkpoint.pt", b"PK\x03\x04 cut")),
+             "is not a checkpoint of the sft, grpo or dpo program", setup=write("g/checkpoint.pt", b"PK\x03\x04 cut")),
         Case("evaluate", "the vLLM backend for the kit's own model",
              lambda d: ["--out-dir", str(d / "e"), "--backend", "vllm"], "needs a Hugging Face model",
              leaves_no=("e",)),
         Case("grpo", "a difficulty filter on a task without worked solutions",
              lambda d: ["--out-dir", str(d / "g"), "--max-calculations", "2"],
              "max_calculations=2: only GSM8K's solutions have calculator steps", leaves_no=("g",)),
+        Case("dpo", "a beta of 0", lambda d: ["--out-dir", str(d / "p"), "--beta", "0"], "beta=0.0 must be > 0",
+             leaves_no=("p",)),
         Case("evaluate", "a rollout cache the kit's backend does not have",
              lambda d: ["--out-dir", str(d / "e"), "--rollout-cache", "static"],
              "--rollout-cache static is the transformers backend's", leaves_no=("e",)),
