@@ -36,7 +36,8 @@ def tests(session: nox.Session) -> None:
     """
     if not GPU_MACHINE and not session.posargs:  # the GPU machines' image has no vLLM build; a run of chosen tests
         session.notify("alignment_vllm")         # is not the whole suite. Queued first: it runs even if this fails.
-    install(session, "test", "oracles", "data-cluster")  # data-cluster: Ray, for filter-web-data's engine test
+    # data-cluster: Ray, for filter-web-data's engine test; scaling-api: FastAPI and uvicorn, for the training API's
+    install(session, "test", "oracles", "data-cluster", "scaling-api")
     session.run("lint-imports")  # the layering contract in pyproject.toml: a violation fails the session
     session.run("pytest", "tests", *session.posargs)
 

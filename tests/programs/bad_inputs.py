@@ -21,15 +21,16 @@ from pathlib import Path
 
 from fixtures import FIXTURES_DIR
 from impl.programs import (corpora, dpo, embedded_run, evaluate, filter_web_data, fit_scaling_laws, generate, grpo,
-                           sft, tokenizer, train, train_classifier)
+                           sft, tokenizer, train, train_classifier, training_api, training_api_client)
 from impl.programs.corpora import EOT
 
 PROGRAMS: dict[str, Callable[[list[str]], int]] = {
     "train-bpe": tokenizer.train_main, "tokenize": tokenizer.tokenize_main, "train": train.main,
     "generate": generate.main, "embedded-run": embedded_run.main, "fetch-corpus": corpora.main,
     "filter-web-data": filter_web_data.main,
-    "train-classifier": train_classifier.main, "sft": sft.main, "grpo": grpo.main, "dpo": dpo.main, "evaluate": evaluate.main,
-    "fit-scaling-laws": fit_scaling_laws.main,
+    "train-classifier": train_classifier.main, "sft": sft.main, "grpo": grpo.main, "dpo": dpo.main,
+    "evaluate": evaluate.main, "fit-scaling-laws": fit_scaling_laws.main, "training-api": training_api.main,
+    "training-api-client": training_api_client.main,
 }
 TINY_MODEL = ["--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "64", "--context-length", "16",
               "--batch-size", "4", "--warmup-steps", "1", "--eval-batches", "1", "--max-steps", "2"]
@@ -369,7 +370,36 @@ def cases(world: Path) -> list[Case]:
              "argument --loss-law-samples: must be >= 0", exit_code=2, leaves_no=("s",)),
         Case("fit-scaling-laws", "an existing file as --out", lambda d: [*scaling(d, None)[:-2], "--out", str(d / "f")],
              "exists and is not a directory", setup=write("f", "keep me")),
+        # training-api: the flags, the devices, the keys and the data checked before it serves
+        Case("training-api", "a port out of range", lambda d: api_server(d, "--key", "k", "--port", "70000"),
+             "--port 70000 is not a port number", leaves_no=("s",)),
+        Case("training-api", "a key with a space", lambda d: api_server(d, "--key", "a b"),
+             "argument --key: the key must be", exit_code=2, leaves_no=("s",)),
+        Case("training-api", "a negative budget", lambda d: api_server(d, "--key", "k=-5"),
+             "argument --key: must be a finite number of seconds >= 0, got -5", exit_code=2, leaves_no=("s",)),
+        Case("training-api", "a GPU this machine does not have",
+             lambda d: api_server(d, "--key", "k", "--devices", "cuda:99"), "CUDA GPU", leaves_no=("s",)),
+        Case("training-api", "no API key", lambda d: api_server(d), "no API key: give --key"),
+        Case("training-api", "--data-dir without token arrays",
+             lambda d: api_server(d, "--key", "k", "--data-dir", str(d / "nodata")),
+             "no train.npy and valid.npy with their .json"),
+        # training-api-client: the key and the file checked before any request
+        Case("training-api-client", "no API key", lambda d: ["--api-key", "", "budget"],
+             "no API key: pass --api-key or set TRAINING_API_KEY"),
+        Case("training-api-client", "a configuration that is not JSON",
+             lambda d: ["--api-key", "k", "submit", str(d / "c.json")], "c.json is not a JSON training configuration",
+             setup=write("c.json", "hidden_size = 64\n")),
+        Case("training-api-client", "no server there",
+             lambda d: ["--url", "http://127.0.0.1:9", "--api-key", "k", "budget"],
+             "cannot reach http://127.0.0.1:9"),
+        Case("training-api-client", "an unknown command", lambda d: ["launch"], "invalid choice: 'launch'",
+             exit_code=2),
     ]
+
+
+def api_server(case_dir: Path, *flags: str) -> list[str]:
+    """training-api's arguments: state in ``s``, any free port, the CPU."""
+    return ["--dir", str(case_dir / "s"), "--port", "0", "--devices", "cpu", *flags]
 
 
 RUN = {"parameters": 1e8, "compute_budget": 1e19, "final_loss": 4.0}
