@@ -158,57 +158,87 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask: Tensor |
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Causal multi-head self-attention, d_k = d_v = d_model / h, one fused QKV matmul (A1 §3.5.5)."""
+    """Causal multi-head self-attention, d_k = d_v = d_model / h, one fused QKV matmul (A1 §3.5.5).
+
+    Options of the A3 training API's models (Llama's): ``num_kv_heads`` < ``num_heads`` is grouped-query attention,
+    each key/value head serving ``num_heads / num_kv_heads`` consecutive query heads; ``head_dim`` sets the head
+    width apart from d_model / num_heads, the output projection then mapping num_heads · head_dim back to d_model.
+    """
 
     # A fused causal kernel (q, k, v) (..., h, seq, d_head) -> (..., h, seq, d_head) used instead of the mask and
     # the (seq, seq) scores; None is the reference path. impl.kernels.fast_lm.use_kernels sets FlashAttention-2.
     attention_kernel = None
 
-    def __init__(self, d_model: int, num_heads: int, rope: RotaryEmbedding | None = None, device=None, dtype=None):
+    def __init__(self, d_model: int, num_heads: int, rope: RotaryEmbedding | None = None, device=None, dtype=None,
+                 *, num_kv_heads: int | None = None, head_dim: int | None = None):
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
-        self.num_heads, self.d_head = num_heads, d_model // num_heads
+        self.d_head = head_dim_of(d_model, num_heads, num_kv_heads, head_dim)
+        self.num_heads, self.num_kv_heads = num_heads, num_heads if num_kv_heads is None else num_kv_heads
         if rope is not None and rope.d_k != self.d_head:
             raise ValueError(f"RoPE was built for d_k={rope.d_k} but the head dimension is {self.d_head}")
         self.rope = rope
-        self.q_proj = Linear(d_model, d_model, device=device, dtype=dtype)
-        self.k_proj = Linear(d_model, d_model, device=device, dtype=dtype)
-        self.v_proj = Linear(d_model, d_model, device=device, dtype=dtype)
-        self.output_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        q_width, kv_width = self.num_heads * self.d_head, self.num_kv_heads * self.d_head
+        self.q_proj = Linear(d_model, q_width, device=device, dtype=dtype)
+        self.k_proj = Linear(d_model, kv_width, device=device, dtype=dtype)
+        self.v_proj = Linear(d_model, kv_width, device=device, dtype=dtype)
+        self.output_proj = Linear(q_width, d_model, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, token_positions: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:
         seq = x.shape[-2]
         # Separate q/k/v parameters keep the course's state-dict keys; one matmul does all three.
-        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3 d_model, d_model)
-        qkv = (x @ w_qkv.T).unflatten(-1, (3, self.num_heads, self.d_head))  # (..., seq, 3, h, d_head)
-        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2)  # each (..., h, seq, d_head)
+        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (h + 2 h_kv) d_head rows
+        q, k, v = (x @ w_qkv.T).split((self.q_proj.out_features, self.k_proj.out_features,
+                                       self.v_proj.out_features), dim=-1)
+        q = q.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)  # (..., h, seq, d_head)
+        k = k.unflatten(-1, (self.num_kv_heads, self.d_head)).transpose(-3, -2)  # (..., h_kv, seq, d_head)
+        v = v.unflatten(-1, (self.num_kv_heads, self.d_head)).transpose(-3, -2)  # (..., h_kv, seq, d_head)
         if cache is not None:
             return self.output_proj(self.attend_with_cache(q, k, v, cache).transpose(-3, -2).flatten(-2))
         if self.rope is not None:
             # (..., seq) -> (..., 1, seq): the same for every head; None stays None (positions 0 … seq−1).
             head_positions = None if token_positions is None else token_positions.unsqueeze(-2)
             q, k = self.rope(q, head_positions), self.rope(k, head_positions)
+        k, v = self.share_kv_heads(k), self.share_kv_heads(v)  # (..., h, seq, d_head)
         if self.attention_kernel is not None:
             heads = self.attention_kernel(q, k, v, is_causal=True)  # (..., h, seq, d_head)
         else:
             causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
             heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
-        return self.output_proj(heads.transpose(-3, -2).flatten(-2))  # (..., seq, d_model)
+        return self.output_proj(heads.transpose(-3, -2).flatten(-2))  # (..., seq, h · d_head) -> (..., seq, d_model)
+
+    def share_kv_heads(self, kv: Tensor) -> Tensor:
+        """(..., h_kv, seq, d_head) -> (..., h, seq, d_head): key/value head g serves query heads g·r … g·r + r − 1,
+        r = h / h_kv (repeat_interleave, as Llama's repeat_kv; tiling would pair the heads wrongly)."""
+        groups = self.num_heads // self.num_kv_heads
+        return kv if groups == 1 else kv.repeat_interleave(groups, dim=-3)
 
     def attend_with_cache(self, q: Tensor, k: Tensor, v: Tensor, cache: LayerCache) -> Tensor:
-        """The new tokens (q, k, v (..., h, seq, d_head)) follow the cached ones: positions past … past+seq−1."""
+        """The new tokens (q (..., h, seq, d_head); k, v (..., h_kv, seq, d_head)) follow the cached ones: positions
+        past … past+seq−1. The cache keeps h_kv heads (grouped-query attention's memory saving)."""
         past, seq = cache.length, q.shape[-2]
         if self.rope is not None:
             positions = torch.arange(past, past + seq, device=q.device)
             q, k = self.rope(q, positions), self.rope(k, positions)
-        k, v = cache.append(k, v)  # (..., h, past + seq, d_head)
+        k, v = cache.append(k, v)  # (..., h_kv, past + seq, d_head)
         causal = torch.ones(seq, past + seq, dtype=torch.bool, device=q.device).tril(diagonal=past)  # key j ≤ past+i
-        return scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
+        return scaled_dot_product_attention(q, self.share_kv_heads(k), self.share_kv_heads(v), causal)
+
+
+def head_dim_of(d_model: int, num_heads: int, num_kv_heads: int | None, head_dim: int | None) -> int:
+    """The head width (d_model / num_heads unless ``head_dim`` is given), after checking the head counts."""
+    if num_kv_heads is not None and (num_kv_heads < 1 or num_heads % num_kv_heads):
+        raise ValueError(f"num_kv_heads={num_kv_heads} must divide num_heads={num_heads}")
+    if head_dim is None:
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads} (or give head_dim)")
+        return d_model // num_heads
+    if head_dim < 1:
+        raise ValueError(f"head_dim={head_dim} must be positive")
+    return head_dim
 
 
 class LayerCache:
-    """One attention layer's keys and values (..., h, t, d_head) of the positions seen so far, RoPE applied."""
+    """One attention layer's keys and values (..., h_kv, t, d_head) of the positions seen so far, RoPE applied."""
 
     def __init__(self, keys: Tensor | None = None, values: Tensor | None = None):
         self.keys, self.values = keys, values
@@ -252,18 +282,21 @@ class TransformerBlock(nn.Module):
     """Pre-norm block: z = x + MHA(ln1(x)); y = z + FFN(ln2(z)) (A1 §3.5, eq. 15).
 
     Ablations (A1 §7.3): ``norm="post"`` gives z = ln1(x + MHA(x)), y = ln2(z + FFN(z));
-    ``norm="none"`` drops both norms; ``ffn="silu"`` swaps in the ungated SiLU FFN.
+    ``norm="none"`` drops both norms; ``ffn="silu"`` swaps in the ungated SiLU FFN. ``num_kv_heads`` and
+    ``head_dim``: as in MultiHeadSelfAttention.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, rope: RotaryEmbedding | None = None,
-                 norm: Norm = "pre", ffn: FeedForward = "swiglu", device=None, dtype=None):
+                 norm: Norm = "pre", ffn: FeedForward = "swiglu", device=None, dtype=None, *,
+                 num_kv_heads: int | None = None, head_dim: int | None = None):
         super().__init__()
         if norm not in ("pre", "post", "none"):
             raise ValueError(f"norm must be 'pre', 'post' or 'none', got {norm!r}")
         if ffn not in ("swiglu", "silu"):
             raise ValueError(f"ffn must be 'swiglu' or 'silu', got {ffn!r}")
         self.norm = norm
-        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, device=device, dtype=dtype)
+        self.attn = MultiHeadSelfAttention(d_model, num_heads, rope, device=device, dtype=dtype,
+                                           num_kv_heads=num_kv_heads, head_dim=head_dim)
         self.ffn = (SwiGLU if ffn == "swiglu" else SiLUFeedForward)(d_model, d_ff, device=device, dtype=dtype)
         if norm != "none":
             self.ln1 = RMSNorm(d_model, device=device, dtype=dtype)
@@ -284,27 +317,33 @@ class TransformerLM(nn.Module):
     """Embeddings → blocks → final RMSNorm → untied LM head; returns logits (A1 §3.1, §3.6).
 
     Ablations (A1 §7.3): ``norm`` and ``ffn`` as in TransformerBlock (``norm="post"`` and
-    ``"none"`` also drop ``ln_final``); ``use_rope=False`` is NoPE.
+    ``"none"`` also drop ``ln_final``); ``use_rope=False`` is NoPE. The A3 training API's options:
+    ``num_kv_heads`` and ``head_dim`` as in MultiHeadSelfAttention; ``tie_embeddings`` makes
+    ``lm_head.weight`` the very Parameter ``token_embeddings.weight`` (one matrix, its gradient the sum of both uses;
+    it keeps the embedding's initialization).
     """
 
     def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
                  d_ff: int, rope_theta: float = 10000.0, *, norm: Norm = "pre", ffn: FeedForward = "swiglu",
-                 use_rope: bool = True, device=None, dtype=None):
+                 use_rope: bool = True, num_kv_heads: int | None = None, head_dim: int | None = None,
+                 tie_embeddings: bool = False, device=None, dtype=None):
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        d_head = head_dim_of(d_model, num_heads, num_kv_heads, head_dim)
         self.vocab_size, self.context_length = vocab_size, context_length
         self.token_embeddings = Embedding(vocab_size, d_model, device=device, dtype=dtype)
         # One rotation table shared by every layer (A1 §3.5.3).
-        rope = RotaryEmbedding(rope_theta, d_model // num_heads, context_length, device=device) if use_rope else None
+        rope = RotaryEmbedding(rope_theta, d_head, context_length, device=device) if use_rope else None
         self.layers = nn.ModuleList(
-            TransformerBlock(d_model, num_heads, d_ff, rope, norm=norm, ffn=ffn, device=device, dtype=dtype)
+            TransformerBlock(d_model, num_heads, d_ff, rope, norm=norm, ffn=ffn, device=device, dtype=dtype,
+                             num_kv_heads=num_kv_heads, head_dim=head_dim)
             for _ in range(num_layers)
         )
         if norm == "pre":
             self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
         self.lm_head = Linear(d_model, vocab_size, device=device, dtype=dtype)
-
+        if tie_embeddings:
+            # The same Parameter under both names: parameters() lists it once; the state dict keeps both keys.
+            self.lm_head.weight = self.token_embeddings.weight
     def forward(self, token_ids: Tensor, cache: KVCache | None = None) -> Tensor:
         """Logits of ``token_ids``; with a ``cache``, of the tokens that follow the cached ones (which it extends)."""
         seq = token_ids.shape[-1] + (0 if cache is None else cache.length)

@@ -166,7 +166,7 @@ class TransformerLM(Protocol):
     """Decoder-only LM (A1 §3.1, §3.6): embeddings → blocks → ln_final → lm_head.
 
     - Returns unnormalized logits (batch, seq, vocab_size) for token ids (batch, seq), seq up to
-      ``context_length``; the LM head is not tied.
+      ``context_length``; the LM head is not tied (unless ``tie_embeddings``, below).
     - (strict) Any leading dims: token ids (..., seq), an unbatched (seq,) included, give logits
       (..., seq, vocab_size). The course's LM takes (batch, seq) only.
     - State-dict keys: ``token_embeddings.weight``, ``layers.{i}.attn.{q,k,v,output}_proj.weight``,
@@ -178,12 +178,25 @@ class TransformerLM(Protocol):
       raises ValueError.
     - (strict) Ablations (A1 §7.3): ``norm`` and ``ffn`` as in TransformerBlock, where ``norm="post"``
       and ``"none"`` also drop ``ln_final``; ``use_rope=False`` is NoPE (no position signal).
+    - (strict) The A3 training API's model options (its ``architecture_config``, a Llama's), each off by default,
+      where the model is the one above exactly:
+      ``num_kv_heads`` (default ``num_heads``; must divide it, else ValueError): grouped-query attention.
+      ``k_proj`` and ``v_proj`` are Linear(d_model → num_kv_heads · head_dim), rows grouped by key/value head;
+      key/value head g serves the r = num_heads / num_kv_heads consecutive query heads g·r … g·r + r − 1
+      (Llama's ``repeat_kv``, ``repeat_interleave`` over heads, not ``repeat``).
+      ``head_dim`` (default d_model / num_heads): the width of every head, apart from d_model (d_model need not
+      be divisible by num_heads then). ``q_proj`` is Linear(d_model → num_heads · head_dim), ``output_proj``
+      Linear(num_heads · head_dim → d_model); scores are scaled by 1/√head_dim; RoPE has d_k = head_dim.
+      ``tie_embeddings`` (default False): the LM head is the token embedding, one Parameter: logits =
+      x Eᵀ with E = ``token_embeddings.weight``, whose gradient sums both uses; ``parameters()`` lists it once and
+      the state dict keeps both keys, ``lm_head.weight`` holding the same tensor (as torch and HF Llama do).
     """
 
     context_length: int
 
     def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
                  d_ff: int, rope_theta: float = 10000.0, *, norm: Literal["pre", "post", "none"] = "pre",
-                 ffn: Literal["swiglu", "silu"] = "swiglu", use_rope: bool = True, device=None, dtype=None): ...
+                 ffn: Literal["swiglu", "silu"] = "swiglu", use_rope: bool = True, num_kv_heads: int | None = None,
+                 head_dim: int | None = None, tie_embeddings: bool = False, device=None, dtype=None): ...
 
     def __call__(self, token_ids: Int[Tensor, "... seq"]) -> Float[Tensor, "... seq vocab"]: ...

@@ -45,6 +45,20 @@ ddp_bucketed_float_limit: Implementation = reference_with("DDPBucketed", _DDPBuc
                                                           "variant ddp_bucketed_float_limit")
 
 
+class _TransformerLMCourseSignature(reference.TransformerLM):
+    """The course's constructor: none of the A3 training API's model options (num_kv_heads, head_dim,
+    tie_embeddings), which the kit's strict tests ask of TransformerLM."""
+
+    def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
+                 d_ff: int, rope_theta: float = 10000.0, device=None, dtype=None):
+        super().__init__(vocab_size, context_length, d_model, num_layers, num_heads, d_ff, rope_theta, device=device,
+                         dtype=dtype)
+
+
+transformer_lm_course_signature: Implementation = reference_with("TransformerLM", _TransformerLMCourseSignature,
+                                                                 "variant transformer_lm_course_signature")
+
+
 # --------------------------------------------------------------------------------------------- data (A4)
 # What a course participant typically writes for each filter: the plain patterns, the handout's own suggestions
 # (detect_encoding without the meta tag, nltk-style tokens), and unseeded randomness. The course level must pass them.

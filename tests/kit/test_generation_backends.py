@@ -35,9 +35,11 @@ def greedy_without_cache(model, tokenizer, prompt: str, max_tokens: int) -> str:
     return tokenizer.decode(new)
 
 
-@pytest.mark.parametrize("options", [{}, {"norm": "post"}, {"norm": "none", "ffn": "silu"}, {"use_rope": False}],
-                         ids=["pre-norm", "post-norm", "no-norm", "nope"])
+@pytest.mark.parametrize("options", [{}, {"norm": "post"}, {"norm": "none", "ffn": "silu"}, {"use_rope": False},
+                                     {"num_kv_heads": 2, "head_dim": 12, "tie_embeddings": True}, {"num_kv_heads": 1}],
+                         ids=["pre-norm", "post-norm", "no-norm", "nope", "gqa-head-dim-tied", "mqa"])
 def test_kv_cache_gives_the_logits_of_the_full_forward(options):
+    """Grouped-query attention included: the cache keeps num_kv_heads heads, shared by their query heads."""
     model = TransformerLM(vocab_size=50, context_length=32, d_model=32, num_layers=2, num_heads=4, d_ff=64, **options)
     ids = torch.randint(0, 50, (3, 20), generator=torch.Generator().manual_seed(0))
     full = model(ids)
@@ -46,6 +48,7 @@ def test_kv_cache_gives_the_logits_of_the_full_forward(options):
         [model(ids[:, 15:], cache)]  # a prompt, one token at a time, then a chunk
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
     assert cache.length == 20
+    assert cache.layers[0].keys.shape == (3, options.get("num_kv_heads", 4), 20, options.get("head_dim", 8))
 
 
 def test_kv_cache_refuses_to_grow_past_the_context():

@@ -32,9 +32,9 @@ def device() -> torch.device:
     return torch.device("cpu" if INTERPRETED else "cuda")
 
 
-def reference_model() -> TransformerLM:
+def reference_model(**options) -> TransformerLM:
     torch.manual_seed(0)
-    model = TransformerLM(*SHAPE.values(), device=device())
+    model = TransformerLM(*SHAPE.values(), **options, device=device())
     with torch.no_grad():  # gains away from one, so that a gain mix-up shows
         for name, p in model.named_parameters():
             if p.dim() == 1:
@@ -55,8 +55,8 @@ def batch(seq: int = 29, batch_size: int = 3, seed: int = 1):
     return ids[:, :-1], ids[:, 1:]
 
 
-def check_same_training_signal(attention: bool, rmsnorm: bool, attention_kernel=None) -> None:
-    reference = reference_model()
+def check_same_training_signal(attention: bool, rmsnorm: bool, attention_kernel=None, **options) -> None:
+    reference = reference_model(**options)
     fast = use_kernels(copy.deepcopy(reference), attention=attention, rmsnorm=rmsnorm)
     if attention_kernel is not None:
         for layer in fast.layers:
@@ -78,6 +78,11 @@ def test_rmsnorm_kernel_gives_the_reference_loss_and_gradients():
 
 def test_flash_attention_gives_the_reference_loss_and_gradients():
     check_same_training_signal(attention=True, rmsnorm=False)
+
+
+def test_flash_attention_with_grouped_query_attention_and_tied_embeddings():
+    """The kernel is handed every query head's keys and values (the shared ones repeated): the A3 API's models."""
+    check_same_training_signal(attention=True, rmsnorm=False, num_kv_heads=2, tie_embeddings=True)
 
 
 def test_both_kernels_give_the_reference_loss_and_gradients():

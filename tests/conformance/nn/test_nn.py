@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spec.loading import needs
+from tests.conformance.nn.model_options import needs_options
 from tests.harness.compare import assert_close
 from tests.harness.helpers import randint, randn
 
@@ -738,3 +739,122 @@ def test_lm_rejects_indivisible_heads(impl, device):
     """d_model not divisible by num_heads raises ValueError."""
     with pytest.raises(ValueError):
         impl.TransformerLM(**(LM | dict(d_model=30, num_heads=4)), device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# The A3 training API's model options (TransformerLM's num_kv_heads, head_dim, tie_embeddings): strict, and missing
+# where the constructor lacks them (tests/conformance/nn/model_options.py). d_model 32, 4 heads: d_k 8 by default.
+
+
+MODEL_OPTIONS = [  # the options, and changes to the test LM's configuration
+    pytest.param(dict(num_kv_heads=2), id="gqa-4q-2kv"),
+    pytest.param(dict(num_kv_heads=1), id="mqa-4q-1kv"),
+    pytest.param(dict(head_dim=12), id="head-dim-12"),  # num_heads · head_dim = 48 ≠ d_model
+    pytest.param(dict(head_dim=4, num_kv_heads=2), id="head-dim-4-gqa"),
+    pytest.param(dict(d_model=30, head_dim=8), id="head-dim-8-d30"),  # d_model not divisible by num_heads
+    pytest.param(dict(tie_embeddings=True), id="tied"),
+    pytest.param(dict(num_kv_heads=2, head_dim=12, tie_embeddings=True), id="all-three"),
+]
+
+
+def model_options(config: dict) -> dict:
+    """The keywords of ``config`` that are model options (the rest is the test LM's configuration)."""
+    return {name: value for name, value in config.items() if name not in LM}
+
+
+def head_counts(config: dict) -> tuple[int, int, int]:
+    """(num_heads, num_kv_heads, head_dim) of ``config``, the defaults filled in."""
+    heads = config["num_heads"]
+    return heads, config.get("num_kv_heads", heads), config.get("head_dim", config["d_model"] // heads)
+
+
+def options_state(config: dict, seed: int, device) -> dict[str, torch.Tensor]:
+    """A random state with the options' shapes; tied, lm_head.weight holds the embedding's values (one matrix)."""
+    heads, kv_heads, head_dim = head_counts(config)
+    d_model = config["d_model"]
+    shapes = lm_shapes(config)
+    for i in range(config["num_layers"]):
+        prefix = f"layers.{i}.attn."
+        shapes |= {prefix + "q_proj.weight": (heads * head_dim, d_model),
+                   prefix + "k_proj.weight": (kv_heads * head_dim, d_model),
+                   prefix + "v_proj.weight": (kv_heads * head_dim, d_model),
+                   prefix + "output_proj.weight": (d_model, heads * head_dim)}
+    state = random_state(shapes, seed=seed, device=device)
+    if config.get("tie_embeddings"):
+        state["lm_head.weight"] = state["token_embeddings.weight"]
+    return state
+
+
+def gqa_attention_ref(x, s, num_heads, num_kv_heads, head_dim, theta, prefix):
+    """Eq. 14 with key/value heads shared by groups of query heads, through torch's SDPA with enable_gqa (key/value
+    head g serves query heads g·r … g·r + r − 1), scaled by 1/√head_dim."""
+    def heads(name, n):  # (..., seq, n · head_dim) -> (..., n, seq, head_dim)
+        return F.linear(x, s[f"{prefix}{name}_proj.weight"]).unflatten(-1, (n, head_dim)).transpose(-3, -2)
+    q, k, v = heads("q", num_heads), heads("k", num_kv_heads), heads("v", num_kv_heads)
+    positions = torch.arange(x.shape[-2], device=x.device)
+    q, k = rope_ref(q, positions, theta), rope_ref(k, positions, theta)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # (..., h, seq, head_dim)
+    return F.linear(out.transpose(-3, -2).flatten(-2), s[prefix + "output_proj.weight"])
+
+
+def lm_options_ref(ids, s, config: dict):
+    """The pre-norm LM of lm_ref with the options: grouped-query attention, head_dim, the head tied to E."""
+    heads, kv_heads, head_dim = head_counts(config)
+    x = F.embedding(ids, s["token_embeddings.weight"])
+    for i in range(config["num_layers"]):
+        prefix = f"layers.{i}."
+        z = x + gqa_attention_ref(rmsnorm_ref(x, s[prefix + "ln1.weight"]), s, heads, kv_heads, head_dim,
+                                  config["rope_theta"], prefix + "attn.")
+        x = z + ffn_ref(rmsnorm_ref(z, s[prefix + "ln2.weight"]), s, prefix + "ffn.")
+    head = s["token_embeddings.weight" if config.get("tie_embeddings") else "lm_head.weight"]
+    return F.linear(rmsnorm_ref(x, s["ln_final.weight"]), head)
+
+
+@pytest.mark.strict
+@pytest.mark.component("TransformerLM")
+@pytest.mark.parametrize("options", MODEL_OPTIONS)
+def test_lm_model_options_match_oracle(impl, device, options):
+    """num_kv_heads: grouped-query attention, heads grouped as Llama's repeat_kv; head_dim: the head width apart
+    from d_model / num_heads; tie_embeddings: logits x Eᵀ. Each gives torch SDPA's GQA oracle's logits."""
+    config = LM | options
+    needs_options(impl.TransformerLM, model_options(config))
+    model = impl.TransformerLM(**config, device=device)
+    state = options_state(config, seed=60, device=device)
+    load(model, state)
+    ids = randint(LM["vocab_size"], 2, LM["context_length"], seed=61, device=device)
+    assert_close(model(ids), lm_options_ref(ids, state, config))
+
+
+@pytest.mark.strict
+@pytest.mark.component("TransformerLM")
+def test_lm_tied_embeddings_are_one_parameter(impl, device):
+    """With tie_embeddings the LM head is the embedding itself, not a copy: a change to token_embeddings.weight
+    changes the head too, and its gradient sums the lookup's and the head's."""
+    config = LM | dict(tie_embeddings=True)
+    needs_options(impl.TransformerLM, model_options(config))
+    needs(impl.TransformerLM, "autograd", "TransformerLM")
+    model = impl.TransformerLM(**config, device=device)
+    state = options_state(config, seed=62, device=device)
+    load(model, state)
+    ids = randint(LM["vocab_size"], 2, 8, seed=63, device=device)
+    targets = randint(LM["vocab_size"], 2, 8, seed=64, device=device)
+    with torch.no_grad():
+        model.token_embeddings.weight.mul_(2)
+    doubled = state | {"token_embeddings.weight": 2 * state["token_embeddings.weight"]}
+    logits = model(ids)
+    assert_close(logits, lm_options_ref(ids, doubled, config), what="logits after doubling token_embeddings.weight")
+    F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
+    reference = {name: value.clone().requires_grad_(True) for name, value in doubled.items()}
+    F.cross_entropy(lm_options_ref(ids, reference, config).flatten(0, 1), targets.flatten()).backward()
+    assert model.token_embeddings.weight.grad is not None, "no gradient reached token_embeddings.weight"
+    assert_close(model.token_embeddings.weight.grad, reference["token_embeddings.weight"].grad,
+                 what="gradient of the tied matrix (embedding lookup + LM head)")
+
+
+@pytest.mark.strict
+@pytest.mark.component("TransformerLM")
+def test_lm_rejects_kv_heads_not_dividing_heads(impl, device):
+    """num_kv_heads must divide num_heads (each key/value head serves a whole group): ValueError otherwise."""
+    needs_options(impl.TransformerLM, dict(num_kv_heads=3))
+    with pytest.raises(ValueError):
+        impl.TransformerLM(**LM, num_kv_heads=3, device=device)

@@ -184,6 +184,55 @@ class LMLogProbs(reference.TransformerLM):
         return torch.log_softmax(super().forward(token_ids), dim=-1)
 
 
+
+# The A3 training API's model options (num_kv_heads, head_dim, tie_embeddings): each mutant breaks one, and is the
+# reference otherwise (without the option it computes what the reference does).
+
+
+class MHSAKVHeadsTiled(reference.MultiHeadSelfAttention):
+    def share_kv_heads(self, kv):
+        groups = self.num_heads // self.num_kv_heads
+        return kv.repeat(*[1] * (kv.dim() - 3), groups, 1, 1)  # heads 0, 1, …, 0, 1, …: query head h gets h mod h_kv
+
+
+class LMKVHeadsTiled(reference.TransformerLM):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for layer in self.layers:
+            layer.attn.__class__ = MHSAKVHeadsTiled  # the same module, one method changed
+
+
+def _attention_scaled_by_default_d_k(d_k: int):
+    """Causal attention scaled by 1/√d_k, d_k = d_model / num_heads, whatever the heads' width."""
+    def attention(q, k, v, is_causal=True):
+        causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+        return reference.scaled_dot_product_attention(q * math.sqrt(q.shape[-1] / d_k), k, v, causal)
+    return attention
+
+
+class LMScaleIgnoresHeadDim(reference.TransformerLM):
+    def __init__(self, vocab_size, context_length, d_model, num_layers, num_heads, *args, **kwargs):
+        super().__init__(vocab_size, context_length, d_model, num_layers, num_heads, *args, **kwargs)
+        for layer in self.layers:
+            layer.attn.attention_kernel = _attention_scaled_by_default_d_k(d_model // num_heads)
+
+
+class LMOutputProjIgnoresHeadDim(reference.TransformerLM):
+    def __init__(self, vocab_size, context_length, d_model, num_layers, num_heads, *args, dtype=None, device=None,
+                 **kwargs):
+        super().__init__(vocab_size, context_length, d_model, num_layers, num_heads, *args, device=device, dtype=dtype,
+                         **kwargs)
+        for layer in self.layers:
+            layer.attn.output_proj = reference.Linear(d_model, d_model, device=device, dtype=dtype)  # not h·head_dim
+
+
+class LMTiedByCopy(reference.TransformerLM):
+    def __init__(self, *args, tie_embeddings=False, **kwargs):
+        super().__init__(*args, tie_embeddings=tie_embeddings, **kwargs)
+        if tie_embeddings:  # equal at the start, then two Parameters that drift apart
+            self.lm_head.weight = nn.Parameter(self.token_embeddings.weight.detach().clone())
+
+
 MUTANTS: list[Mutant] = [
     # strict, the three init mutants: the handout's initializations are "approximate", never seen by the course's tests
     Mutant("linear_fan_in_std", "Linear", "init std 1/√d_in instead of √(2/(d_in+d_out))", LinearFanInStd,
@@ -224,4 +273,13 @@ MUTANTS: list[Mutant] = [
     Mutant("block_one_norm", "TransformerBlock", "ln1 used before both sublayers; ln2 unused", BlockOneNorm),
     Mutant("lm_no_final_norm", "TransformerLM", "ln_final skipped before the LM head", LMNoFinalNorm),
     Mutant("lm_log_probs", "TransformerLM", "returns log-softmax instead of unnormalized logits", LMLogProbs),
+    # strict, the model options: the course's TransformerLM has none of them
+    Mutant("lm_kv_heads_tiled", "TransformerLM", "GQA's key/value heads repeated as a tile (h mod h_kv), not "
+           "repeat_interleave", LMKVHeadsTiled, level="strict"),
+    Mutant("lm_scale_ignores_head_dim", "TransformerLM", "scores scaled by 1/√(d_model/num_heads), not 1/√head_dim",
+           LMScaleIgnoresHeadDim, level="strict"),
+    Mutant("lm_output_proj_ignores_head_dim", "TransformerLM", "output_proj d_model → d_model, not num_heads·head_dim "
+           "→ d_model", LMOutputProjIgnoresHeadDim, level="strict"),
+    Mutant("lm_tied_by_copy", "TransformerLM", "tie_embeddings copies the embedding into the head: two Parameters",
+           LMTiedByCopy, level="strict"),
 ]
