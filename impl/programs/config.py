@@ -33,9 +33,14 @@ class TrainConfig:
     context_length: int = setting(256, "tokens per training sequence, and the model's longest input")
     d_model: int = setting(512, "model width")
     num_layers: int = setting(4, "Transformer blocks")
-    num_heads: int = setting(16, "attention heads (must divide d_model; d_model / num_heads even for RoPE)")
+    num_heads: int = setting(16, "attention heads (must divide d_model unless head_dim is given; the head width "
+                                 "even for RoPE)")
     d_ff: int = setting(1344, "SwiGLU inner width")
     rope_theta: float = setting(10000.0, "RoPE base")
+    # The A3 training API's model options (Llama's); the defaults are the course's model.
+    num_kv_heads: int = setting(0, "key/value heads, grouped-query attention (0: num_heads; must divide num_heads)")
+    head_dim: int = setting(0, "width of each attention head (0: d_model / num_heads)")
+    tie_embeddings: bool = setting(False, "the LM head shares the token embedding's weight")
     # Optimizer and schedule (A1 §4): cosine from lr_max to lr_min over max_steps after warmup_steps.
     max_steps: int = setting(5000, "optimizer steps (the cosine schedule ends here)")
     batch_size: int = setting(32, "sequences per step, the global batch: under torchrun each of N ranks trains on "
@@ -70,7 +75,8 @@ class TrainConfig:
                                                 "hanging")
 
 
-MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta")
+MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads", "d_ff", "rope_theta",
+                "num_kv_heads", "head_dim", "tie_embeddings")
 # What a step computes: a resumed run that changed one of these would no longer continue the same run. The rest
 # (where it runs, how often it logs, evaluates and saves) may change on a resume.
 TRAJECTORY_FIELDS = (*MODEL_FIELDS, "train_data", "max_steps", "batch_size", "lr_max", "lr_min", "warmup_steps",
@@ -99,10 +105,20 @@ def check_config(cfg: TrainConfig) -> None:
         (cfg.weight_decay >= 0, f"weight_decay={cfg.weight_decay} must be >= 0"),
         (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, f"beta1={cfg.beta1} and beta2={cfg.beta2} must lie in [0, 1)"),
         (cfg.max_minutes >= 0, f"max_minutes={cfg.max_minutes} must be >= 0 (0: no limit)"),
-        (cfg.d_model % cfg.num_heads == 0, f"num_heads={cfg.num_heads} does not divide d_model={cfg.d_model}"),
-        ((cfg.d_model // cfg.num_heads) % 2 == 0, f"the head size d_model / num_heads = {cfg.d_model // cfg.num_heads} "
-                                                  f"must be even (RoPE rotates pairs)"),
+        (cfg.num_kv_heads >= 0 and cfg.head_dim >= 0, f"num_kv_heads={cfg.num_kv_heads} and head_dim={cfg.head_dim} "
+                                                      f"must be >= 0 (0: the default)"),
+        (cfg.num_kv_heads < 1 or cfg.num_heads % cfg.num_kv_heads == 0,
+         f"num_kv_heads={cfg.num_kv_heads} does not divide num_heads={cfg.num_heads}"),
     ])
+    if cfg.head_dim == 0:
+        check_rules([
+            (cfg.d_model % cfg.num_heads == 0, f"num_heads={cfg.num_heads} does not divide d_model={cfg.d_model} "
+                                               f"(or give head_dim)"),
+            ((cfg.d_model // cfg.num_heads) % 2 == 0, f"the head size d_model / num_heads = "
+                                                      f"{cfg.d_model // cfg.num_heads} must be even (RoPE rotates pairs)"),
+        ])
+    else:
+        check_rules([(cfg.head_dim % 2 == 0, f"head_dim={cfg.head_dim} must be even (RoPE rotates pairs)")])
 
 
 def resolve_device(device: str) -> str:
@@ -129,5 +145,6 @@ def build_model(cfg: TrainConfig) -> TransformerLM:
     from impl.nn import TransformerLM
 
     model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
-                          cfg.rope_theta, device=cfg.device)
+                          cfg.rope_theta, num_kv_heads=cfg.num_kv_heads or None, head_dim=cfg.head_dim or None,
+                          tie_embeddings=cfg.tie_embeddings, device=cfg.device)
     return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))

@@ -11,9 +11,11 @@ error naming its field:
   evaluates and checkpoints every ``steps / n_evals`` steps), ``vocab_size`` covers the data's tokenizer, the head
   dimension is even (RoPE rotates pairs), the model has at most ``max_parameters`` parameters;
 - what the kit's model and trainer cannot honour yet, refused rather than silently ignored:
-  ``num_key_value_heads != num_attention_heads`` (grouped-query attention), ``tie_word_embeddings``,
   ``attention_bias``, ``rms_norm_eps`` other than the kit's 1e-5, ``eps_root`` other than 0 (the kit's AdamW has
   none), ``init_value`` other than 0 (the kit's warm-up starts at 0).
+
+``num_key_value_heads`` (grouped-query attention), ``head_dim`` and ``tie_word_embeddings`` become the train
+program's ``num_kv_heads``, ``head_dim`` and ``tie_embeddings`` (impl.nn.TransformerLM's options).
 
 ``val_batch_size`` is checked and recorded, but the trainer evaluates in batches of ``train_batch_size``: it changes
 memory and speed, not the loss. ``model_seed`` seeds the trainer's initialization and also its batch sampler (the
@@ -106,10 +108,13 @@ class Limits:
 
 
 def parameter_count(arch: ArchitectureConfig) -> int:
-    """Parameters of the kit's TransformerLM of this shape: embeddings, per layer attention (4 d^2), SwiGLU
-    (3 d d_ff) and two RMSNorm gains, the final RMSNorm, the untied LM head."""
+    """Parameters of the kit's TransformerLM of this shape: the embedding, per layer attention (q and output over
+    heads · head_dim, k and v over kv_heads · head_dim), SwiGLU (3 d d_ff) and two RMSNorm gains, the final RMSNorm,
+    the LM head unless tied to the embedding."""
     d, layers = arch.hidden_size, arch.num_hidden_layers
-    return 2 * arch.vocab_size * d + layers * (4 * d * d + 3 * d * arch.intermediate_size + 2 * d) + d
+    attention = 2 * d * arch.head_dim * (arch.num_attention_heads + arch.num_key_value_heads)
+    embeddings = (1 if arch.tie_word_embeddings else 2) * arch.vocab_size * d
+    return embeddings + layers * (attention + 3 * d * arch.intermediate_size + 2 * d) + d
 
 
 def steps_of(config: TrainingConfig, limits: Limits) -> int:
@@ -146,10 +151,6 @@ def rule_errors(config: TrainingConfig, limits: Limits) -> list[tuple[tuple[str,
     check(n_params <= limits.max_parameters, (*a,),
           f"the model has {n_params:,} parameters, more than this server's limit of {limits.max_parameters:,}")
     not_yet = "is not supported by the kit's model yet"
-    check(arch.num_key_value_heads == arch.num_attention_heads, (*a, "num_key_value_heads"),
-          f"{arch.num_key_value_heads} != num_attention_heads={arch.num_attention_heads}: grouped-query attention "
-          f"{not_yet}")
-    check(not arch.tie_word_embeddings, (*a, "tie_word_embeddings"), f"true: tied embeddings {not_yet}")
     check(not arch.attention_bias, (*a, "attention_bias"), f"true: attention projections with a bias {not_yet}")
     check(arch.rms_norm_eps == KIT_RMS_NORM_EPS, (*a, "rms_norm_eps"),
           f"{arch.rms_norm_eps:g}: the kit's RMSNorm uses {KIT_RMS_NORM_EPS:g}; another epsilon {not_yet}")
@@ -175,7 +176,8 @@ def train_settings(config: TrainingConfig, limits: Limits, train_data: str, vali
         train_data=train_data, valid_data=valid_data, out_dir=out_dir,
         vocab_size=arch.vocab_size, context_length=limits.seq_len, d_model=arch.hidden_size,
         num_layers=arch.num_hidden_layers, num_heads=arch.num_attention_heads, d_ff=arch.intermediate_size,
-        rope_theta=float(arch.rope_theta),
+        rope_theta=float(arch.rope_theta), num_kv_heads=arch.num_key_value_heads, head_dim=arch.head_dim,
+        tie_embeddings=arch.tie_word_embeddings,
         max_steps=steps, batch_size=config.train_batch_size, lr_max=schedule.peak_value,
         lr_min=schedule.peak_value * schedule.final_lr_frac, warmup_steps=round(schedule.warmup_frac * steps),
         weight_decay=opt.weight_decay, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps, grad_clip=opt.grad_clip_norm,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from impl.programs.config import TrainConfig
+from impl.programs.config import MODEL_FIELDS, TrainConfig
 from impl.programs.files import umask
 from impl.programs.train import build_parser, given_settings, main
 from impl.programs.trainer import Trainer, TrainingError
@@ -176,7 +176,8 @@ def test_a_full_disk_while_saving_leaves_the_previous_checkpoint_intact(data, tm
 
 
 @pytest.mark.parametrize("change", [["--lr-max", "5e-3"], ["--max-steps", "40"], ["--batch-size", "4"],
-                                    ["--seed", "1"], ["--warmup-steps", "3"], ["--d-model", "64"]],
+                                    ["--seed", "1"], ["--warmup-steps", "3"], ["--d-model", "64"],
+                                    ["--num-kv-heads", "1"], ["--tie-embeddings"]],
                          ids=lambda change: change[0])
 def test_a_resume_that_would_change_the_run_is_refused_naming_the_setting(data, tmp_path, capsys, change):
     out = tmp_path / "run"
@@ -185,9 +186,9 @@ def test_a_resume_that_would_change_the_run_is_refused_naming_the_setting(data, 
     name = change[0][2:].replace("-", "_")
     err = error_of(["--out-dir", str(out), "--resume", *change], capsys)
     assert f"{name} " in err and ("--resume would change what" in err and "--override" in err
-                                  or name == "d_model" and "holds the weights of another model" in err)
+                                  or name in MODEL_FIELDS and "holds the weights of another model" in err)
     assert (out / "checkpoint.pt").read_bytes() == before
-    if name == "d_model":  # the weights fix the model: no override makes them fit another
+    if name in MODEL_FIELDS:  # the weights fix the model: no override makes them fit another
         assert "a resume cannot change the model" in error_of(["--out-dir", str(out), "--resume", *change,
                                                                "--override"], capsys)
     else:

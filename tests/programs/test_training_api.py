@@ -23,7 +23,9 @@ import pytest
 
 from impl.programs import tokenizer, training_api_client
 from impl.programs.training_api_client import APIError, TrainingAPI
-from impl.programs.training_api_config import Limits, TrainingConfig, example_config
+from impl.programs.checkpoints import load_run_checkpoint
+from impl.programs.config import TrainConfig, build_model
+from impl.programs.training_api_config import Limits, TrainingConfig, example_config, parameter_count, train_settings
 from impl.programs.training_api_store import Store
 from tests.harness.helpers import REPO
 
@@ -142,6 +144,28 @@ def test_submit_poll_complete_and_charge_the_runtime(server):
     assert api.budget()["used_seconds"] == before["used_seconds"] + charged
 
 
+# The model options of architecture_config that the kit's TransformerLM takes (GQA, head_dim, tied embeddings).
+OPTIONS = {"architecture_config.num_key_value_heads": 2, "architecture_config.tie_word_embeddings": True}
+
+
+@pytest.mark.parametrize("changes", [{}, {"architecture_config.num_key_value_heads": 1},
+                                     {"architecture_config.num_key_value_heads": 2, "architecture_config.head_dim": 8,
+                                      "architecture_config.hidden_size": 32},
+                                     {"architecture_config.tie_word_embeddings": True}, OPTIONS],
+                         ids=["mha", "mqa", "gqa-head-dim-8", "tied", "gqa-tied"])
+def test_the_model_options_reach_the_model_and_its_parameter_count(changes):
+    """num_key_value_heads, head_dim and tie_word_embeddings become the train program's model options: the model
+    built from its settings has the attention shapes they give, and the parameters the size limit counts."""
+    body = TrainingConfig.model_validate(config(**changes))
+    arch = body.architecture_config
+    model = build_model(TrainConfig(**train_settings(body, LIMITS, "", "", "") | {"device": "cpu"}))
+    attention = model.layers[0].attn
+    assert attention.q_proj.weight.shape == (arch.num_attention_heads * arch.head_dim, arch.hidden_size)
+    assert attention.k_proj.weight.shape == (arch.num_key_value_heads * arch.head_dim, arch.hidden_size)
+    assert (model.lm_head.weight is model.token_embeddings.weight) == arch.tie_word_embeddings
+    assert parameter_count(arch) == sum(p.numel() for p in model.parameters())
+
+
 # (what is wrong, the body's changes, a piece of the error): each is a 422 naming the field.
 RULES = [
     ("hidden_size != heads * head_dim", {"architecture_config.hidden_size": 60}, "architecture_config.hidden_size"),
@@ -157,9 +181,6 @@ RULES = [
      "head_dim: 15 must be even"),
     ("a model over the server's size limit", {"architecture_config.num_hidden_layers": 200},
      "more than this server's limit"),
-    ("grouped-query attention (not yet in the model)", {"architecture_config.num_key_value_heads": 2},
-     "grouped-query attention is not supported"),
-    ("tied embeddings (not yet in the model)", {"architecture_config.tie_word_embeddings": True}, "tied embeddings"),
     ("attention bias (not in the model)", {"architecture_config.attention_bias": True}, "attention_bias"),
     ("another RMSNorm epsilon", {"architecture_config.rms_norm_eps": 1e-6}, "rms_norm_eps"),
     ("AdamW's eps_root", {"optimizer_config.eps_root": 1e-8}, "eps_root"),
@@ -329,9 +350,10 @@ def train_processes(experiment_dir: Path) -> list[int]:
 def test_a_server_killed_mid_run_resumes_the_experiment_and_keeps_the_budget_exact(data, tmp_path):
     server = Server(tmp_path / "state", data, {"k": 1000}).start()
     api = server.api("k")
-    # 400 steps in 4 chunks: a few seconds of training, killed after its first chunk.
-    experiment_id = api.submit(config(total_train_tokens=400 * TOKENS_PER_STEP, max_runtime_seconds=120.0))[
-        "experiment_id"]
+    # 400 steps in 4 chunks: a few seconds of training, killed after its first chunk. With the model options, so
+    # that the resumed run must rebuild the same model from its checkpoint (GQA's smaller k/v, one tied matrix).
+    experiment_id = api.submit(config(total_train_tokens=400 * TOKENS_PER_STEP, max_runtime_seconds=120.0,
+                                      **OPTIONS))["experiment_id"]
     wait_for(lambda: status(api, experiment_id).get("val_losses"), 120, "a first chunk")
     assert server.stop(signal.SIGKILL) == -signal.SIGKILL
     experiment_dir = tmp_path / "state" / "experiments" / str(experiment_id)
@@ -348,5 +370,8 @@ def test_a_server_killed_mid_run_resumes_the_experiment_and_keeps_the_budget_exa
         assert done["charged_seconds"] == charged and api.budget()["used_seconds"] == charged
         steps = [json.loads(line)["step"] for line in (experiment_dir / "metrics.jsonl").read_text().splitlines()]
         assert steps == [100, 200, 300, 400]  # one run, resumed from its checkpoint: no chunk twice, none lost
+        saved = load_run_checkpoint(experiment_dir / "checkpoint.pt")
+        assert (saved["config"]["num_kv_heads"], saved["config"]["tie_embeddings"]) == (2, True)
+        assert saved["model"]["layers.0.attn.k_proj.weight"].shape == (2 * 16, 64)
     finally:
         server.stop()
