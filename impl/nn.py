@@ -319,8 +319,8 @@ class TransformerLM(nn.Module):
     Ablations (A1 §7.3): ``norm`` and ``ffn`` as in TransformerBlock (``norm="post"`` and
     ``"none"`` also drop ``ln_final``); ``use_rope=False`` is NoPE. The A3 training API's options:
     ``num_kv_heads`` and ``head_dim`` as in MultiHeadSelfAttention; ``tie_embeddings`` makes
-    ``lm_head.weight`` the very Parameter ``token_embeddings.weight`` (one matrix, its gradient the sum of both uses;
-    it keeps the embedding's initialization).
+    ``token_embeddings.weight`` and ``lm_head.weight`` one Parameter (its gradient the sum of both uses), initialized
+    as the LM head.
     """
 
     def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
@@ -342,8 +342,10 @@ class TransformerLM(nn.Module):
             self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
         self.lm_head = Linear(d_model, vocab_size, device=device, dtype=dtype)
         if tie_embeddings:
-            # The same Parameter under both names: parameters() lists it once; the state dict keeps both keys.
-            self.lm_head.weight = self.token_embeddings.weight
+            # The same Parameter under both names: parameters() lists it once; the state dict keeps both keys. The
+            # head's (Linear init, std √(2/(d_model + vocab))): with the embedding's N(0, 1) the first logits would
+            # have std √d_model, a first loss of ~400 at d_model 512 instead of ln(vocab).
+            self.token_embeddings.weight = self.lm_head.weight
     def forward(self, token_ids: Tensor, cache: KVCache | None = None) -> Tensor:
         """Logits of ``token_ids``; with a ``cache``, of the tokens that follow the cached ones (which it extends)."""
         seq = token_ids.shape[-1] + (0 if cache is None else cache.length)

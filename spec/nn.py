@@ -189,7 +189,9 @@ class TransformerLM(Protocol):
       Linear(num_heads · head_dim → d_model); scores are scaled by 1/√head_dim; RoPE has d_k = head_dim.
       ``tie_embeddings`` (default False): the LM head is the token embedding, one Parameter: logits =
       x Eᵀ with E = ``token_embeddings.weight``, whose gradient sums both uses; ``parameters()`` lists it once and
-      the state dict keeps both keys, ``lm_head.weight`` holding the same tensor (as torch and HF Llama do).
+      the state dict keeps both keys, ``lm_head.weight`` holding the same tensor (as torch and HF Llama do). E is
+      initialized as the LM head, a Linear(d_model → vocab_size): truncated normal, std √(2 / (d_model +
+      vocab_size)), cut at ±3σ (the embedding's N(0, 1) would start the logits at std √d_model).
     """
 
     context_length: int

@@ -853,6 +853,20 @@ def test_lm_tied_embeddings_are_one_parameter(impl, device):
 
 @pytest.mark.strict
 @pytest.mark.component("TransformerLM")
+def test_lm_tied_matrix_starts_as_the_lm_head(impl):
+    """Tied, the one matrix is initialized as the LM head (a Linear d_model → vocab): truncated normal, std
+    √(2/(d_model + vocab)), not the embedding's N(0, 1), which would start the logits at std √d_model."""
+    config = LM | dict(vocab_size=1000, d_model=64, tie_embeddings=True)  # 64,000 weights: std within ±0.3%
+    needs_options(impl.TransformerLM, model_options(config))
+    needs(impl.TransformerLM, "initialization", "TransformerLM")
+    torch.manual_seed(0)
+    model = impl.TransformerLM(**config)
+    sigma = math.sqrt(2 / (config["d_model"] + config["vocab_size"]))
+    assert_truncated_normal(model.token_embeddings.weight, sigma, "the tied token_embeddings.weight")
+
+
+@pytest.mark.strict
+@pytest.mark.component("TransformerLM")
 def test_lm_rejects_kv_heads_not_dividing_heads(impl, device):
     """num_kv_heads must divide num_heads (each key/value head serves a whole group): ValueError otherwise."""
     needs_options(impl.TransformerLM, dict(num_kv_heads=3))

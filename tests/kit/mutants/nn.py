@@ -226,6 +226,13 @@ class LMOutputProjIgnoresHeadDim(reference.TransformerLM):
             layer.attn.output_proj = reference.Linear(d_model, d_model, device=device, dtype=dtype)  # not h·head_dim
 
 
+class LMTiedWithEmbeddingInit(reference.TransformerLM):
+    def __init__(self, *args, tie_embeddings=False, **kwargs):
+        super().__init__(*args, tie_embeddings=tie_embeddings, **kwargs)
+        if tie_embeddings:  # the shared matrix drawn as an embedding: first logits of std √d_model
+            nn.init.trunc_normal_(self.token_embeddings.weight, mean=0.0, std=1.0, a=-3.0, b=3.0)
+
+
 class LMTiedByCopy(reference.TransformerLM):
     def __init__(self, *args, tie_embeddings=False, **kwargs):
         super().__init__(*args, tie_embeddings=tie_embeddings, **kwargs)
@@ -282,4 +289,6 @@ MUTANTS: list[Mutant] = [
            "→ d_model", LMOutputProjIgnoresHeadDim, level="strict"),
     Mutant("lm_tied_by_copy", "TransformerLM", "tie_embeddings copies the embedding into the head: two Parameters",
            LMTiedByCopy, level="strict"),
+    Mutant("lm_tied_embedding_init", "TransformerLM", "the tied matrix initialized N(0, 1) as an embedding, not as the "
+           "LM head", LMTiedWithEmbeddingInit, level="strict"),
 ]
