@@ -90,11 +90,14 @@ class TrainingAPI:
         return self.request("POST", "/final_submission", {"training_config": training_config,
                                                           "predicted_final_loss": predicted_final_loss})
 
-    def wait(self, experiment_id: int, timeout: float, poll: float = 1.0) -> dict:
-        """Poll until the experiment is completed or failed; a TimeoutError after ``timeout`` seconds."""
+    def wait(self, experiment_id: int, timeout: float, poll: float = 1.0, on_poll=None) -> dict:
+        """Poll until the experiment is completed or failed; a TimeoutError after ``timeout`` seconds.
+        ``on_poll(experiment)`` sees each answer (the CLI's progress bar)."""
         deadline = time.monotonic() + timeout
         while True:
             experiment = self.experiment(experiment_id)
+            if on_poll is not None:
+                on_poll(experiment)
             if experiment["status"]["status_type"] in FINISHED:
                 return experiment
             if time.monotonic() + poll > deadline:
@@ -181,10 +184,20 @@ def client(args: argparse.Namespace) -> int:
 
 
 def wait(api: TrainingAPI, experiment_id: int, timeout: float) -> dict:
-    try:
-        return api.wait(experiment_id, timeout)
-    except TimeoutError as error:
-        raise UserError(str(error)) from None
+    """api.wait with a progress bar (on stderr) of the chunks evaluated so far and the experiment's status."""
+    from tqdm import tqdm
+
+    with tqdm(desc=f"experiment {experiment_id}", unit="chunk", dynamic_ncols=True, leave=False) as bar:
+        def show(experiment: dict) -> None:
+            status = experiment["status"]
+            chunks = len(status.get("val_losses") or status.get("partial_val_losses") or [])
+            bar.update(chunks - bar.n)
+            bar.set_postfix_str(status["status_type"])
+
+        try:
+            return api.wait(experiment_id, timeout, on_poll=show)
+        except TimeoutError as error:
+            raise UserError(str(error)) from None
 
 
 if __name__ == "__main__":
