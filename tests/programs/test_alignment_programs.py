@@ -163,3 +163,18 @@ def test_dpo_learns_to_prefer_the_right_answer_and_with_the_nll_term_keeps_the_f
     summary = json.loads((tmp_path / "rpo" / "summary.json").read_text())
     assert summary["after"]["eval_format"] >= summary["before"]["eval_format"] - 0.1, summary
     assert all("chosen_nll" in r for r in metrics(tmp_path / "rpo") if "loss" in r)
+
+
+@pytest.mark.parametrize("name, config_class, check", [
+    ("sft_gsm8k_gpu.toml", alignment_config.SFTConfig, alignment_config.check_sft),
+    ("grpo_gsm8k_gpu.toml", alignment_config.GRPOConfig, alignment_config.check_grpo)])
+def test_the_shipped_gpu_configs_pass_their_programs_checks(name, config_class, check):
+    """The configs the GPU runs start from (bench/alignment/smollm2_gsm8k_gpu.sh) are read only there: a setting
+    renamed or a rule broken would show first on the device, after its set-up."""
+    import tomllib
+    from pathlib import Path
+
+    import impl.programs
+
+    settings = tomllib.loads((Path(impl.programs.__file__).parent / "configs" / name).read_text(encoding="utf-8"))
+    check(config_class(**settings))
