@@ -18,16 +18,18 @@ def line_key(line: bytes) -> int:
     return mmh3.hash128(line.rstrip(b"\r\n"), signed=False)
 
 
-def output_paths(input_files: list[str | os.PathLike], output_directory: str | os.PathLike) -> list[Path]:
-    """``output_directory/name`` for each input; two inputs of the same name would overwrite each other: refused."""
-    paths = [Path(p) for p in input_files]
-    seen: dict[str, Path] = {}
-    for path in paths:
-        if path.name in seen:
-            raise ValueError(f"input_files: {seen[path.name]} and {path} have the same file name {path.name!r}, "
+def output_paths(input_files: list[str | os.PathLike], output_directory: str | os.PathLike) -> list[str]:
+    """``output_directory/name`` for each input; two inputs of the same name would overwrite each other: refused.
+    (os.path, not pathlib: a Path costs more than deduplicating a short document.)"""
+    directory = os.fspath(output_directory)
+    seen: dict[str, str] = {}
+    for path in map(os.fspath, input_files):
+        name = os.path.basename(path)
+        if name in seen:
+            raise ValueError(f"input_files: {seen[name]} and {path} have the same file name {name!r}, "
                              "and the outputs are written under the input names")
-        seen[path.name] = path
-    return [Path(output_directory) / path.name for path in paths]
+        seen[name] = path
+    return [os.path.join(directory, name) for name in seen]
 
 
 def exact_line_deduplication(input_files: list[str | os.PathLike], output_directory: str | os.PathLike) -> None:

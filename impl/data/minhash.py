@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable
@@ -82,7 +81,7 @@ def shingle_hashes(text: str, ngrams: int) -> np.ndarray:
     if not words:
         return np.empty(0, dtype=np.uint64)
     # MurmurHash3's x64 128-bit hash of each word, of which the first 64 bits: one C call per word, no Python loop.
-    word_hashes = np.frombuffer(b"".join(map(mmh3.hash_bytes, words)), dtype=np.uint64)[::2]
+    word_hashes = np.frombuffer(b"".join(map(mmh3.mmh3_x64_128_digest, words)), dtype=np.uint64)[::2]
     n = min(ngrams, len(words))  # a document shorter than n words is one shingle of all its words
     count = len(words) - n + 1
     with np.errstate(over="ignore"):  # uint64 arithmetic is mod 2^64 on purpose
@@ -125,7 +124,12 @@ class MinHasher:
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """|A ∩ B| / |A ∪ B| of the sets of two arrays of shingle hashes; 0 for two empty sets."""
-    a, b = np.unique(a), np.unique(b)
+    return set_jaccard(np.unique(a), np.unique(b))
+
+
+def set_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """``jaccard`` of two arrays that are already sets (``np.unique``'s): a document compared with several others
+    is made a set once."""
     if not len(a) and not len(b):
         return 0.0
     common = len(np.intersect1d(a, b, assume_unique=True))
@@ -207,8 +211,15 @@ def join_similar(docs: list[int], similar: Callable[[int, int], bool], sets: Dis
 def similar_clusters(signatures: dict[int, np.ndarray], shingle_sets: list[np.ndarray], num_bands: int,
                      jaccard_threshold: float) -> list[list[int]]:
     """``clusters`` of the candidate pairs whose true Jaccard similarity reaches the threshold (``join_similar``)."""
+    sets_of: dict[int, np.ndarray] = {}
+
+    def shingle_set(doc: int) -> np.ndarray:
+        if doc not in sets_of:
+            sets_of[doc] = np.unique(shingle_sets[doc])
+        return sets_of[doc]
+
     def similar(a: int, b: int) -> bool:
-        return jaccard(shingle_sets[a], shingle_sets[b]) >= jaccard_threshold
+        return set_jaccard(shingle_set(a), shingle_set(b)) >= jaccard_threshold
 
     sets = DisjointSets()
     for docs in lsh_buckets(signatures, num_bands):
@@ -244,9 +255,14 @@ def minhash_deduplication(input_files: list[str | os.PathLike], num_hashes: int,
                           jaccard_threshold: float, output_directory: str | os.PathLike, *, seed: int = 0) -> None:
     outputs = output_paths(input_files, output_directory)
     check_arguments(num_hashes, num_bands, ngrams, jaccard_threshold)
-    texts = [Path(path).read_bytes().decode("utf-8", errors="replace") for path in input_files]
+    contents = []
+    for path in input_files:
+        with open(path, "rb") as f:
+            contents.append(f.read())
+    texts = [data.decode("utf-8", errors="replace") for data in contents]
     drop = duplicates_to_drop(texts, num_hashes, num_bands, ngrams, jaccard_threshold, seed)
     Path(output_directory).mkdir(parents=True, exist_ok=True)
-    for i, (path, output) in enumerate(zip(input_files, outputs)):
-        if i not in drop:
-            shutil.copyfile(path, output)
+    for i, (data, output) in enumerate(zip(contents, outputs)):
+        if i not in drop:  # the bytes read, whatever their encoding: a copy of the input
+            with open(output, "wb") as f:
+                f.write(data)

@@ -221,7 +221,7 @@ def lsh_bucket(job: Job, task: str) -> dict:
 def verify_pairs(job: Job, q: int) -> dict:
     """The similar pairs that join the clusters of partition ``q``'s buckets (``join_similar``): true Jaccard checked,
     one comparison per document of a bucket of copies; their clusters are those of every candidate pair checked."""
-    from impl.data.minhash import DisjointSets, jaccard, join_similar, shingle_hashes
+    from impl.data.minhash import DisjointSets, join_similar, set_jaccard, shingle_hashes
 
     minhash = job.config.filter("minhash").options
     buckets = set()  # a bucket found in several bands is verified once
@@ -236,13 +236,14 @@ def verify_pairs(job: Job, q: int) -> dict:
         for position, (doc, text) in enumerate(final_docs(job, i)):
             global_id = i << 32 | position
             if global_id in needed:
-                shingle_sets[global_id], urls[global_id] = shingle_hashes(text or "", minhash["ngrams"]), doc["url"]
+                shingle_sets[global_id] = np.unique(shingle_hashes(text or "", minhash["ngrams"]))
+                urls[global_id] = doc["url"]
     checks = 0
 
     def similar(a: int, b: int) -> bool:
         nonlocal checks
         checks += 1
-        return jaccard(shingle_sets[a], shingle_sets[b]) >= minhash["threshold"]
+        return set_jaccard(shingle_sets[a], shingle_sets[b]) >= minhash["threshold"]
 
     sets, verified = DisjointSets(), []
     for docs in mine:
