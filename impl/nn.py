@@ -283,12 +283,12 @@ class TransformerBlock(nn.Module):
 
     Ablations (A1 §7.3): ``norm="post"`` gives z = ln1(x + MHA(x)), y = ln2(z + FFN(z));
     ``norm="none"`` drops both norms; ``ffn="silu"`` swaps in the ungated SiLU FFN. ``num_kv_heads`` and
-    ``head_dim``: as in MultiHeadSelfAttention.
+    ``head_dim``: as in MultiHeadSelfAttention; ``norm_eps``: the RMSNorms' epsilon.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, rope: RotaryEmbedding | None = None,
                  norm: Norm = "pre", ffn: FeedForward = "swiglu", device=None, dtype=None, *,
-                 num_kv_heads: int | None = None, head_dim: int | None = None):
+                 num_kv_heads: int | None = None, head_dim: int | None = None, norm_eps: float = 1e-5):
         super().__init__()
         if norm not in ("pre", "post", "none"):
             raise ValueError(f"norm must be 'pre', 'post' or 'none', got {norm!r}")
@@ -299,8 +299,8 @@ class TransformerBlock(nn.Module):
                                            num_kv_heads=num_kv_heads, head_dim=head_dim)
         self.ffn = (SwiGLU if ffn == "swiglu" else SiLUFeedForward)(d_model, d_ff, device=device, dtype=dtype)
         if norm != "none":
-            self.ln1 = RMSNorm(d_model, device=device, dtype=dtype)
-            self.ln2 = RMSNorm(d_model, device=device, dtype=dtype)
+            self.ln1 = RMSNorm(d_model, norm_eps, device=device, dtype=dtype)
+            self.ln2 = RMSNorm(d_model, norm_eps, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, token_positions: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:
         if self.norm == "pre":
@@ -320,13 +320,13 @@ class TransformerLM(nn.Module):
     ``"none"`` also drop ``ln_final``); ``use_rope=False`` is NoPE. The A3 training API's options:
     ``num_kv_heads`` and ``head_dim`` as in MultiHeadSelfAttention; ``tie_embeddings`` makes
     ``token_embeddings.weight`` and ``lm_head.weight`` one Parameter (its gradient the sum of both uses), initialized
-    as the LM head.
+    as the LM head; ``norm_eps`` is every RMSNorm's epsilon (the API's ``rms_norm_eps``).
     """
 
     def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
                  d_ff: int, rope_theta: float = 10000.0, *, norm: Norm = "pre", ffn: FeedForward = "swiglu",
                  use_rope: bool = True, num_kv_heads: int | None = None, head_dim: int | None = None,
-                 tie_embeddings: bool = False, device=None, dtype=None):
+                 tie_embeddings: bool = False, norm_eps: float = 1e-5, device=None, dtype=None):
         super().__init__()
         d_head = head_dim_of(d_model, num_heads, num_kv_heads, head_dim)
         self.vocab_size, self.context_length = vocab_size, context_length
@@ -335,11 +335,11 @@ class TransformerLM(nn.Module):
         rope = RotaryEmbedding(rope_theta, d_head, context_length, device=device) if use_rope else None
         self.layers = nn.ModuleList(
             TransformerBlock(d_model, num_heads, d_ff, rope, norm=norm, ffn=ffn, device=device, dtype=dtype,
-                             num_kv_heads=num_kv_heads, head_dim=head_dim)
+                             num_kv_heads=num_kv_heads, head_dim=head_dim, norm_eps=norm_eps)
             for _ in range(num_layers)
         )
         if norm == "pre":
-            self.ln_final = RMSNorm(d_model, device=device, dtype=dtype)
+            self.ln_final = RMSNorm(d_model, norm_eps, device=device, dtype=dtype)
         self.lm_head = Linear(d_model, vocab_size, device=device, dtype=dtype)
         if tie_embeddings:
             # The same Parameter under both names: parameters() lists it once; the state dict keeps both keys. The

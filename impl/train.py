@@ -36,10 +36,14 @@ def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 class AdamW(torch.optim.Optimizer):
-    """AdamW as in the handout's Algorithm 1: bias-corrected step, then decoupled decay with base α."""
+    """AdamW as in the handout's Algorithm 1: bias-corrected step, then decoupled decay with base α.
+
+    ``eps_root`` (0: the handout's) is optax's epsilon under the square root, m̂ / (√(v̂ + eps_root) + ε) in the
+    bias-corrected form (the A3 training API's optimizer), which in Algorithm 1's form is
+    √(v + eps_root·(1 − β₂ᵗ)): v̂ = v / (1 − β₂ᵗ), and α_t carries the √(1 − β₂ᵗ)."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01):
+                 weight_decay: float = 0.01, *, eps_root: float = 0.0):
         if lr < 0:
             raise ValueError(f"invalid learning rate {lr}: must be >= 0")
         if not all(0.0 <= b < 1.0 for b in betas):
@@ -48,7 +52,9 @@ class AdamW(torch.optim.Optimizer):
             raise ValueError(f"invalid eps {eps}: must be >= 0")
         if weight_decay < 0:
             raise ValueError(f"invalid weight_decay {weight_decay}: must be >= 0")
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        if eps_root < 0:
+            raise ValueError(f"invalid eps_root {eps_root}: must be >= 0")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, eps_root=eps_root))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
@@ -79,7 +85,8 @@ class AdamW(torch.optim.Optimizer):
                 torch._foreach_mul_(v, beta2)
                 torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
                 lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                denominator = torch._foreach_sqrt(v)
+                eps_root = group.get("eps_root", 0.0)  # a state dict saved before eps_root existed has none
+                denominator = torch._foreach_sqrt(torch._foreach_add(v, eps_root * (1 - beta2**t)) if eps_root else v)
                 torch._foreach_add_(denominator, eps)
                 torch._foreach_addcdiv_(params, m, denominator, value=-lr_t)  # θ ← θ − α_t m / (√v + ε)
                 torch._foreach_mul_(params, 1 - lr * decay)  # decoupled decay uses the base α, after the Adam step
@@ -87,14 +94,15 @@ class AdamW(torch.optim.Optimizer):
 
 
 def lr_cosine_schedule(t: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
-                       cosine_cycle_iters: int) -> float:
-    """Linear warm-up to α_max, cosine decay to α_min at T_c, α_min after (A1 §4.4)."""
+                       cosine_cycle_iters: int, *, initial_learning_rate: float = 0.0) -> float:
+    """Linear warm-up to α_max, cosine decay to α_min at T_c, α_min after (A1 §4.4). The warm-up starts at
+    ``initial_learning_rate`` (the handout's 0; optax's ``init_value``, which the A3 training API takes)."""
     if warmup_iters < 0:
         raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
     if cosine_cycle_iters < warmup_iters:
         raise ValueError(f"cosine_cycle_iters={cosine_cycle_iters} must be >= warmup_iters={warmup_iters}")
     if t < warmup_iters:
-        return t / warmup_iters * max_learning_rate
+        return initial_learning_rate + t / warmup_iters * (max_learning_rate - initial_learning_rate)
     if t > cosine_cycle_iters:
         return min_learning_rate
     if cosine_cycle_iters == warmup_iters:  # an empty cosine phase: t == T_w is its only point

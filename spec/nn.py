@@ -192,6 +192,7 @@ class TransformerLM(Protocol):
       the state dict keeps both keys, ``lm_head.weight`` holding the same tensor (as torch and HF Llama do). E is
       initialized as the LM head, a Linear(d_model → vocab_size): truncated normal, std √(2 / (d_model +
       vocab_size)), cut at ±3σ (the embedding's N(0, 1) would start the logits at std √d_model).
+      ``norm_eps`` (default 1e-5, RMSNorm's): the ε of every RMSNorm (ln1, ln2, ln_final; the API's ``rms_norm_eps``).
     """
 
     context_length: int
@@ -199,6 +200,7 @@ class TransformerLM(Protocol):
     def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
                  d_ff: int, rope_theta: float = 10000.0, *, norm: Literal["pre", "post", "none"] = "pre",
                  ffn: Literal["swiglu", "silu"] = "swiglu", use_rope: bool = True, num_kv_heads: int | None = None,
-                 head_dim: int | None = None, tie_embeddings: bool = False, device=None, dtype=None): ...
+                 head_dim: int | None = None, tie_embeddings: bool = False, norm_eps: float = 1e-5,
+                 device=None, dtype=None): ...
 
     def __call__(self, token_ids: Int[Tensor, "... seq"]) -> Float[Tensor, "... seq vocab"]: ...

@@ -46,22 +46,28 @@ class AdamW(Protocol):
     - (strict) ``step(closure)`` calls ``closure()`` with gradients enabled (it may run backward, as torch.optim's
       closures do) before stepping, and returns its loss; ``step()`` returns None.
     - (strict) Negative lr, eps or weight_decay, or betas outside [0, 1), raise ValueError.
+    - (strict) ``eps_root`` (keyword, default 0: the above): optax's ε under the square root, the A3 training API's.
+      In the bias-corrected form the step is α m̂ / (√(v̂ + eps_root) + ε/√(1−β₂ᵗ)), m̂ = m/(1−β₁ᵗ),
+      v̂ = v/(1−β₂ᵗ); in Algorithm 1's, θ ← θ − α_t m/(√(v + eps_root·(1−β₂ᵗ)) + ε). An implementation without
+      the keyword is reported missing for that check.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01): ...
+                 weight_decay: float = 0.01, *, eps_root: float = 0.0): ...
 
     def step(self, closure=None): ...
 
 
 def lr_cosine_schedule(t: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,
-                       cosine_cycle_iters: int) -> float:
+                       cosine_cycle_iters: int, *, initial_learning_rate: float = 0.0) -> float:
     """Cosine schedule with linear warm-up (A1 §4.4).
 
     t < T_w: α_max · t / T_w.  T_w ≤ t ≤ T_c: α_min + ½(1 + cos(π (t − T_w)/(T_c − T_w)))(α_max − α_min).
     t > T_c: α_min.
 
     (strict) A negative warm-up, or T_c < T_w, raises ValueError.
+    (strict) ``initial_learning_rate`` (keyword, default 0: the above), α_0, optax's ``init_value`` (the A3
+    training API's): t < T_w gives α_0 + (α_max − α_0) · t / T_w. Without the keyword: reported missing.
     """
     ...
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
+DATA_ORDERS = ("random", "sequential")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainConfig:
     num_kv_heads: int = setting(0, "key/value heads, grouped-query attention (0: num_heads; must divide num_heads)")
     head_dim: int = setting(0, "width of each attention head (0: d_model / num_heads)")
     tie_embeddings: bool = setting(False, "the LM head shares the token embedding's weight")
+    norm_eps: float = setting(1e-5, "the RMSNorms' epsilon (the API's rms_norm_eps)")
     # Optimizer and schedule (A1 §4): cosine from lr_max to lr_min over max_steps after warmup_steps.
     max_steps: int = setting(5000, "optimizer steps (the cosine schedule ends here)")
     batch_size: int = setting(32, "sequences per step, the global batch: under torchrun each of N ranks trains on "
@@ -48,11 +50,17 @@ class TrainConfig:
     lr_max: float = setting(1e-3, "peak learning rate, reached after warmup_steps")
     lr_min: float = setting(1e-4, "learning rate at max_steps")
     warmup_steps: int = setting(200, "linear warm-up steps")
+    lr_init: float = setting(0.0, "learning rate at step 0, where the warm-up starts (the API's init_value)")
     weight_decay: float = setting(0.1, "AdamW's decoupled weight decay")
     beta1: float = setting(0.9, "AdamW's first-moment decay")
     beta2: float = setting(0.95, "AdamW's second-moment decay")
     eps: float = setting(1e-8, "AdamW's epsilon")
+    eps_root: float = setting(0.0, "AdamW's epsilon under the square root, as optax's (the API's eps_root)")
     grad_clip: float = setting(1.0, "largest gradient L2 norm (clipped above)")
+    data_order: str = setting("random", "random: each batch's windows drawn anywhere in the data, by seed (A1's "
+                                        "get_batch); sequential: consecutive windows from the start, no token seen "
+                                        "twice, the same for every seed (the A3 training API's fixed order)",
+                              DATA_ORDERS)
     # Bookkeeping.
     log_interval: int = setting(10, "steps between metrics rows (mean train loss over the interval)")
     eval_interval: int = setting(250, "steps between validation losses (and at the last step)")
@@ -60,7 +68,7 @@ class TrainConfig:
     checkpoint_interval: int = setting(1000, "steps between checkpoints (and at the last step)")
     max_minutes: float = setting(0.0, "> 0: stop with a checkpoint once this much wall-clock has passed")
     out_dir: str = setting("runs/lm", "directory of the checkpoint, metrics.jsonl, loss.png and summary.json")
-    seed: int = setting(0, "seed of the initialization and the batch sampler")
+    seed: int = setting(0, "seed of the initialization, and of the batch sampler where data_order is random")
     # Execution.
     device: str = setting("auto", "cpu, cuda or cuda:N (auto: cuda when available, else cpu)")
     precision: str = setting("auto", "fp32 or bf16 autocast with fp32 master weights (auto: bf16 on cuda, fp32 "
@@ -79,8 +87,9 @@ MODEL_FIELDS = ("vocab_size", "context_length", "d_model", "num_layers", "num_he
                 "num_kv_heads", "head_dim", "tie_embeddings")
 # What a step computes: a resumed run that changed one of these would no longer continue the same run. The rest
 # (where it runs, how often it logs, evaluates and saves) may change on a resume.
-TRAJECTORY_FIELDS = (*MODEL_FIELDS, "train_data", "max_steps", "batch_size", "lr_max", "lr_min", "warmup_steps",
-                     "weight_decay", "beta1", "beta2", "eps", "grad_clip", "seed", "precision")
+TRAJECTORY_FIELDS = (*MODEL_FIELDS, "norm_eps", "train_data", "max_steps", "batch_size", "lr_max", "lr_min",
+                     "warmup_steps", "lr_init", "weight_decay", "beta1", "beta2", "eps", "eps_root", "grad_clip",
+                     "data_order", "seed", "precision")
 # How the processes were launched: a resume takes them from its own command line (torchrun and --parallel, or a
 # plain process), never from the checkpoint.
 LAUNCH_FIELDS = ("parallel", "bucket_size_mb", "dist_timeout_minutes")
@@ -92,7 +101,7 @@ def check_config(cfg: TrainConfig) -> None:
     """Types, ranges and choices of every field, and the rules between fields: before any work starts."""
     check_field_types(cfg)
     not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
-    not_positive += [f"{name}={getattr(cfg, name)}" for name in ("lr_max", "eps", "grad_clip", "rope_theta",
+    not_positive += [f"{name}={getattr(cfg, name)}" for name in ("lr_max", "eps", "grad_clip", "rope_theta", "norm_eps",
                                                                 "bucket_size_mb", "dist_timeout_minutes")
                      if getattr(cfg, name) <= 0]
     if not_positive:
@@ -103,6 +112,8 @@ def check_config(cfg: TrainConfig) -> None:
                                                  f"{cfg.max_steps}]"),
         (cfg.vocab_size >= 0, f"vocab_size={cfg.vocab_size} must be >= 0 (0: from the data's sidecar)"),
         (cfg.weight_decay >= 0, f"weight_decay={cfg.weight_decay} must be >= 0"),
+        (cfg.eps_root >= 0, f"eps_root={cfg.eps_root} must be >= 0"),
+        (0 <= cfg.lr_init <= cfg.lr_max, f"lr_init={cfg.lr_init} must lie in [0, lr_max={cfg.lr_max}]"),
         (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, f"beta1={cfg.beta1} and beta2={cfg.beta2} must lie in [0, 1)"),
         (cfg.max_minutes >= 0, f"max_minutes={cfg.max_minutes} must be >= 0 (0: no limit)"),
         (cfg.num_kv_heads >= 0 and cfg.head_dim >= 0, f"num_kv_heads={cfg.num_kv_heads} and head_dim={cfg.head_dim} "
@@ -146,5 +157,5 @@ def build_model(cfg: TrainConfig) -> TransformerLM:
 
     model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
                           cfg.rope_theta, num_kv_heads=cfg.num_kv_heads or None, head_dim=cfg.head_dim or None,
-                          tie_embeddings=cfg.tie_embeddings, device=cfg.device)
+                          tie_embeddings=cfg.tie_embeddings, norm_eps=cfg.norm_eps, device=cfg.device)
     return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))

@@ -79,6 +79,30 @@ def read_sidecar(token_file: str) -> dict:
     return sidecar
 
 
+def sequential_batch(tokens: np.ndarray, index: int, batch_size: int, context_length: int,
+                     device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``index`` of consecutive windows from the start of ``tokens``: row r holds window index·B + r, tokens
+    [w·m, (w+1)·m), and its targets the same shifted by one, so that no token is an input twice."""
+    start = index * batch_size * context_length
+    span = np.asarray(tokens[start:start + batch_size * context_length + 1], dtype=np.int64)
+    span = torch.from_numpy(span).to(device)
+    return span[:-1].view(batch_size, context_length), span[1:].view(batch_size, context_length)
+
+
+def check_sequential_fits(cfg: TrainConfig, train_tokens: np.ndarray, valid_tokens: np.ndarray) -> None:
+    """With data_order sequential, the run's windows must exist: max_steps batches of the training tokens (+1 for
+    the last target) and eval_batches of the validation tokens. Checked before the model is built."""
+    if cfg.data_order != "sequential":
+        return
+    window_tokens = cfg.batch_size * cfg.context_length
+    for split, tokens, batches, setting in ((cfg.train_data, train_tokens, cfg.max_steps, "max_steps"),
+                                            (cfg.valid_data, valid_tokens, cfg.eval_batches, "eval_batches")):
+        if batches * window_tokens + 1 > len(tokens):
+            raise TrainingError(f"data_order sequential: {setting}={batches} batches of batch_size * "
+                                f"context_length = {window_tokens} tokens need {batches * window_tokens + 1:,} "
+                                f"tokens (no token used twice), but {split} holds {len(tokens):,}")
+
+
 def load_tokens(path: str, cfg: TrainConfig) -> np.ndarray:
     try:
         tokens = np.load(path, mmap_mode="r")  # memory-mapped: the corpus may exceed RAM
@@ -118,6 +142,7 @@ class Trainer:
         if checkpoint is not None:
             self.check_continues(checkpoint["config"], override)
         self.train_tokens, self.valid_tokens = load_tokens(cfg.train_data, cfg), load_tokens(cfg.valid_data, cfg)
+        check_sequential_fits(cfg, self.train_tokens, self.valid_tokens)
         # Saved with each checkpoint: `generate` refuses another tokenizer than the one the data were made with.
         self.tokenizer_sha256 = read_sidecar(cfg.train_data).get("tokenizer", {})
         self.dp = DataParallel(cfg.parallel, cfg.device, cfg.batch_size, cfg.bucket_size_mb, cfg.dist_timeout_minutes)
@@ -152,7 +177,8 @@ class Trainer:
             self.model.load_state_dict(checkpoint["model"])  # whole weights, before a wrapper shards them
         self.wrapped = self.dp.wrap(self.model)  # the DDP / FSDP wrappers broadcast rank 0's weights
         self.optimizer = self.dp.optimizer(self.wrapped.parameters(), AdamW, lr=cfg.lr_max,
-                                           betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+                                           betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay,
+                                           eps_root=cfg.eps_root)
         self.sampler = np.random.default_rng(cfg.seed)  # the same on every rank: all draw the same global batches
         self.step, self.elapsed = 0, 0.0
         if checkpoint is not None:
@@ -160,7 +186,8 @@ class Trainer:
             self.step, self.elapsed = checkpoint["iteration"], checkpoint["elapsed_s"]
             self.sampler.bit_generator.state = checkpoint["sampler_state"]
             for group in self.optimizer.param_groups:  # the config's, not the checkpoint's (they differ on --override)
-                group.update(betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+                group.update(betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay,
+                             eps_root=cfg.eps_root)
         self.metrics: MetricsLog | None = None  # rank 0's; the other ranks write nothing
 
         def open_metrics() -> None:
@@ -207,11 +234,17 @@ class Trainer:
         return "no checkpoint was written yet"
 
     def lr(self, step: int) -> float:
-        return lr_cosine_schedule(step, self.cfg.lr_max, self.cfg.lr_min, self.cfg.warmup_steps, self.cfg.max_steps)
+        return lr_cosine_schedule(step, self.cfg.lr_max, self.cfg.lr_min, self.cfg.warmup_steps, self.cfg.max_steps,
+                                  initial_learning_rate=self.cfg.lr_init)
 
-    def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's rows of the global batch, which every rank draws alike: (B, m) -> (B / world_size, m)."""
-        x, y = get_batch(tokens, self.cfg.batch_size, self.cfg.context_length, self.cfg.device, rng)
+    def batch(self, tokens: np.ndarray, rng: np.random.Generator, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's rows of global batch number ``index``, which every rank makes alike: (B, m) -> (B / world_size,
+        m). Random windows from ``rng``, or with data_order sequential the batch's consecutive windows."""
+        cfg = self.cfg
+        if cfg.data_order == "sequential":
+            x, y = sequential_batch(tokens, index, cfg.batch_size, cfg.context_length, cfg.device)
+        else:
+            x, y = get_batch(tokens, cfg.batch_size, cfg.context_length, cfg.device, rng)
         return x[self.dp.rows], y[self.dp.rows]
 
     @torch.no_grad()
@@ -219,8 +252,8 @@ class Trainer:
         self.wrapped.eval()
         batches = np.random.default_rng(self.cfg.seed + 1)  # the same windows every time: comparable points
         total = torch.zeros((), device=self.cfg.device)
-        for _ in range(self.cfg.eval_batches):
-            x, y = self.batch(self.valid_tokens, batches)
+        for index in range(self.cfg.eval_batches):
+            x, y = self.batch(self.valid_tokens, batches, index)
             with self.autocast:
                 total += self.loss(x, y)
         self.wrapped.train()
@@ -234,7 +267,7 @@ class Trainer:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
-        x, y = self.batch(self.train_tokens, self.sampler)
+        x, y = self.batch(self.train_tokens, self.sampler, self.step)
         with self.autocast:
             loss = self.loss(x, y)  # the mean over this rank's rows
         loss.backward()

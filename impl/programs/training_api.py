@@ -243,11 +243,14 @@ def serve(args: argparse.Namespace) -> int:
         raise UserError(f"no API key: give --key (the state in {args.dir} has none)")
     listener = socket.create_server((args.host, args.port))  # now, so that a port in use fails before any work
     data_dir = args.data_dir or args.dir / "data"
-    vocab_size, shortest = prepare_data(data_dir, args.vocab_size, made_here=args.data_dir is None)
-    if shortest <= args.seq_len:
-        raise UserError(f"--data-dir {data_dir} holds a split of {shortest} tokens, too few for --seq-len "
-                        f"{args.seq_len}")
-    limits = Limits(args.seq_len, args.validation_tokens, vocab_size, args.max_parameters)
+    vocab_size, train_tokens, valid_tokens = prepare_data(data_dir, args.vocab_size, made_here=args.data_dir is None)
+    if min(train_tokens, valid_tokens) <= args.seq_len:
+        raise UserError(f"--data-dir {data_dir} holds a split of {min(train_tokens, valid_tokens)} tokens, too few "
+                        f"for --seq-len {args.seq_len}")
+    if valid_tokens <= args.validation_tokens:
+        raise UserError(f"--validation-tokens {args.validation_tokens}: the validation split of --data-dir {data_dir} "
+                        f"holds {valid_tokens} tokens (it needs one more than it evaluates)")
+    limits = Limits(args.seq_len, args.validation_tokens, vocab_size, args.max_parameters, train_tokens, valid_tokens)
     runner = Runner(store, RunnerSettings(devices, args.dir / "experiments", data_dir / "train.npy",
                                           data_dir / "valid.npy", limits, args.startup_grace))
     host, port = listener.getsockname()[:2]
@@ -262,9 +265,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_data(data_dir: Path, vocab_size: int, made_here: bool) -> tuple[int, int]:
-    """The data's vocabulary size and the length of its shorter split; with ``made_here``, the tokenizer and the
-    token arrays are made first if absent."""
+def prepare_data(data_dir: Path, vocab_size: int, made_here: bool) -> tuple[int, int, int]:
+    """The data's vocabulary size and the lengths of its train and valid splits; with ``made_here``, the tokenizer
+    and the token arrays are made first if absent."""
     from impl.programs import tokenizer
 
     arrays = {split: data_dir / f"{split}.npy" for split in ("train", "valid")}
@@ -278,7 +281,7 @@ def prepare_data(data_dir: Path, vocab_size: int, made_here: bool) -> tuple[int,
                 raise UserError(f"making the data in {data_dir} failed (the error is above)")
     try:
         sidecars = [json.loads(path.with_suffix(".json").read_text()) for path in arrays.values()]
-        return int(sidecars[0]["vocab_size"]), min(int(sidecar["num_tokens"]) for sidecar in sidecars)
+        return int(sidecars[0]["vocab_size"]), int(sidecars[0]["num_tokens"]), int(sidecars[1]["num_tokens"])
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"--data-dir {data_dir}: no train.npy and valid.npy with their .json as `tokenize` writes "
                         f"them") from None

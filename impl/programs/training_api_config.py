@@ -9,17 +9,20 @@ error naming its field:
   ``num_key_value_heads``; ``total_train_tokens`` divisible by ``seq_len * train_batch_size``;
 - this server's: ``n_evals`` divides the number of steps (each chunk is a whole number of steps: the trainer
   evaluates and checkpoints every ``steps / n_evals`` steps), ``vocab_size`` covers the data's tokenizer, the head
-  dimension is even (RoPE rotates pairs), the model has at most ``max_parameters`` parameters;
-- what the kit's model and trainer cannot honour yet, refused rather than silently ignored:
-  ``attention_bias``, ``rms_norm_eps`` other than the kit's 1e-5, ``eps_root`` other than 0 (the kit's AdamW has
-  none), ``init_value`` other than 0 (the kit's warm-up starts at 0).
+  dimension is even (RoPE rotates pairs), the model has at most ``max_parameters`` parameters, the training tokens
+  exist (no token is used twice: ``total_train_tokens`` + 1 of the server's training split), ``init_value`` is at
+  most ``peak_value``;
+- what the kit's model cannot honour yet, refused rather than silently ignored: ``attention_bias``.
 
-``num_key_value_heads`` (grouped-query attention), ``head_dim`` and ``tie_word_embeddings`` become the train
-program's ``num_kv_heads``, ``head_dim`` and ``tie_embeddings`` (impl.nn.TransformerLM's options).
+``num_key_value_heads`` (grouped-query attention), ``head_dim``, ``tie_word_embeddings`` and ``rms_norm_eps``
+become the train program's ``num_kv_heads``, ``head_dim``, ``tie_embeddings`` and ``norm_eps`` (impl.nn.TransformerLM's
+options); ``eps_root`` and ``init_value`` its ``eps_root`` (impl.train.AdamW's) and ``lr_init`` (the warm-up's start).
 
+The data order is the handout's: fixed, the same for every configuration and seed, no token seen twice (the train
+program's ``data_order = "sequential"``: step s trains on the training split's windows s·B … s·B + B − 1), and every
+evaluation reads the validation split's first ``n_validation_tokens``; ``model_seed`` seeds only the initialization.
 ``val_batch_size`` is checked and recorded, but the trainer evaluates in batches of ``train_batch_size``: it changes
-memory and speed, not the loss. ``model_seed`` seeds the trainer's initialization and also its batch sampler (the
-handout's API keeps one data order for every seed; the kit's trainer has one seed for both).
+memory and speed, not the loss.
 
 Nothing here imports torch.
 """
@@ -40,7 +43,6 @@ from impl.programs.settings import ConfigError
 # strict: JSON's types as they are; extra="forbid": a misspelt key is an error, not a default silently taken.
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 HANDOUT_MAX_RUNTIME_SECONDS = 12 * 3600  # "between 1 second and 12 hours"
-KIT_RMS_NORM_EPS = 1e-5  # impl.nn.RMSNorm's default, which TransformerLM uses
 
 
 class ArchitectureConfig(BaseModel):
@@ -105,6 +107,8 @@ class Limits:
     n_validation_tokens: int = 1 << 18
     data_vocab_size: int = 32_000  # the tokenizer of the server's data: every id must be below vocab_size
     max_parameters: int = 2_000_000_000
+    train_tokens: int = 500 * 10**9  # the server's training split (the handout's DCLM: "up to 500B tokens")
+    valid_tokens: int = 1 << 20  # the server's validation split
 
 
 def parameter_count(arch: ArchitectureConfig) -> int:
@@ -150,13 +154,19 @@ def rule_errors(config: TrainingConfig, limits: Limits) -> list[tuple[tuple[str,
     n_params = parameter_count(arch)
     check(n_params <= limits.max_parameters, (*a,),
           f"the model has {n_params:,} parameters, more than this server's limit of {limits.max_parameters:,}")
-    not_yet = "is not supported by the kit's model yet"
-    check(not arch.attention_bias, (*a, "attention_bias"), f"true: attention projections with a bias {not_yet}")
-    check(arch.rms_norm_eps == KIT_RMS_NORM_EPS, (*a, "rms_norm_eps"),
-          f"{arch.rms_norm_eps:g}: the kit's RMSNorm uses {KIT_RMS_NORM_EPS:g}; another epsilon {not_yet}")
-    check(opt.eps_root == 0, (*o, "eps_root"), f"{opt.eps_root:g}: the kit's AdamW has no eps_root (give 0)")
-    check(opt.lr_scheduler.init_value == 0, (*o, "lr_scheduler", "init_value"),
-          f"{opt.lr_scheduler.init_value:g}: the kit's warm-up starts at 0 (give 0)")
+    check(config.total_train_tokens + 1 <= limits.train_tokens, ("total_train_tokens",),
+          f"{config.total_train_tokens:,} (+1 for the last target) is more than this server's training split holds "
+          f"({limits.train_tokens:,} tokens; no token is used twice)")
+    validation_tokens = eval_batches(config, limits) * tokens_per_step
+    check(validation_tokens + 1 <= limits.valid_tokens, ("train_batch_size",),
+          f"{config.train_batch_size}: the {limits.n_validation_tokens:,} validation tokens are read in whole batches "
+          f"of train_batch_size * seq_len = {tokens_per_step:,}, {validation_tokens:,} in all, more than this "
+          f"server's validation split holds ({limits.valid_tokens:,})")
+    check(opt.lr_scheduler.init_value <= opt.lr_scheduler.peak_value, (*o, "lr_scheduler", "init_value"),
+          f"{opt.lr_scheduler.init_value:g} must be at most peak_value={opt.lr_scheduler.peak_value:g} (the warm-up "
+          f"rises from it)")
+    check(not arch.attention_bias, (*a, "attention_bias"),
+          "true: attention projections with a bias are not supported by the kit's model yet")
     if not errors:  # the rules above imply the train program's own; checked anyway, so a run never fails on them
         try:
             check_config(TrainConfig(**train_settings(config, limits, "", "", "")))
@@ -177,16 +187,20 @@ def train_settings(config: TrainingConfig, limits: Limits, train_data: str, vali
         vocab_size=arch.vocab_size, context_length=limits.seq_len, d_model=arch.hidden_size,
         num_layers=arch.num_hidden_layers, num_heads=arch.num_attention_heads, d_ff=arch.intermediate_size,
         rope_theta=float(arch.rope_theta), num_kv_heads=arch.num_key_value_heads, head_dim=arch.head_dim,
-        tie_embeddings=arch.tie_word_embeddings,
+        tie_embeddings=arch.tie_word_embeddings, norm_eps=arch.rms_norm_eps,
         max_steps=steps, batch_size=config.train_batch_size, lr_max=schedule.peak_value,
         lr_min=schedule.peak_value * schedule.final_lr_frac, warmup_steps=round(schedule.warmup_frac * steps),
-        weight_decay=opt.weight_decay, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps, grad_clip=opt.grad_clip_norm,
+        lr_init=schedule.init_value, weight_decay=opt.weight_decay, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps,
+        eps_root=opt.eps_root, grad_clip=opt.grad_clip_norm, data_order="sequential",
         log_interval=chunk, eval_interval=chunk, checkpoint_interval=chunk,
-        # The same windows at every evaluation, n_validation_tokens in all (rounded up to whole batches).
-        eval_batches=max(1, math.ceil(limits.n_validation_tokens / (config.train_batch_size * limits.seq_len))),
-        max_minutes=config.max_runtime_seconds / 60, seed=config.model_seed,
+        eval_batches=eval_batches(config, limits), max_minutes=config.max_runtime_seconds / 60, seed=config.model_seed,
         precision="bf16" if arch.dtype == "bfloat16" else "fp32",
     )
+
+
+def eval_batches(config: TrainingConfig, limits: Limits) -> int:
+    """The validation split's first n_validation_tokens, in whole batches of train_batch_size (rounded up)."""
+    return max(1, math.ceil(limits.n_validation_tokens / (config.train_batch_size * limits.seq_len)))
 
 
 def canonical(config: TrainingConfig) -> str:
@@ -202,19 +216,19 @@ def duplicate_key(config: TrainingConfig) -> str:
 
 
 def example_config(limits: Limits, **changes) -> dict:
-    """A configuration this server accepts: the handout's example with the kit's model options (rms_norm_eps 1e-5,
-    eps_root 0), a small model, and a token count that fits ``limits``; ``changes`` replace top-level fields."""
+    """A configuration this server accepts: the handout's example with a small model and a token count that fits
+    ``limits``; ``changes`` replace top-level fields."""
     tokens_per_step = limits.seq_len * 8
     config = {
         "architecture_config": {
             "attention_bias": False, "head_dim": 16, "hidden_size": 64, "intermediate_size": 192,
             "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 4,
-            "rms_norm_eps": KIT_RMS_NORM_EPS, "rope_theta": 10_000, "tie_word_embeddings": False,
+            "rms_norm_eps": 1e-6, "rope_theta": 10_000, "tie_word_embeddings": False,
             "dtype": "float32", "vocab_size": limits.data_vocab_size,
         },
         "optimizer_config": {
             "lr_scheduler": {"peak_value": 3e-3, "final_lr_frac": 0.1, "warmup_frac": 0.05, "init_value": 0.0},
-            "weight_decay": 1e-2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "eps_root": 0.0, "grad_clip_norm": 1.0,
+            "weight_decay": 1e-2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "eps_root": 1e-8, "grad_clip_norm": 1.0,
         },
         "train_batch_size": 8, "val_batch_size": 8, "n_evals": 4, "total_train_tokens": 40 * tokens_per_step,
         "max_runtime_seconds": 60.0, "model_seed": 0,

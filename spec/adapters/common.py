@@ -105,8 +105,12 @@ def bound(adapters: Adapters, base: type, name: str | None = None, **attributes:
 
 
 def bridge_function(adapters: Adapters, component: str, spec_function: Callable, adapter: str) -> Callable:
-    """A function with ``spec_function``'s signature that calls ``adapter`` positionally."""
+    """A function with ``spec_function``'s signature that calls ``adapter`` positionally. The spec's keyword-only
+    parameters are the kit's extras, which the course's adapters never take: left out of the signature, so that a
+    test of an extra reports it missing."""
     signature = inspect.signature(spec_function)
+    signature = signature.replace(parameters=[p for p in signature.parameters.values()
+                                              if p.kind is not inspect.Parameter.KEYWORD_ONLY])
 
     def bridged(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)  # accepts the spec's keyword names

@@ -6,6 +6,7 @@ tests only, in a helper module of that folder).
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -50,3 +51,18 @@ def randint(high: int, *shape, seed: int, device) -> torch.Tensor:
     """Reproducible integers in [0, high), drawn on the CPU."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, high, shape, generator=g).to(device)
+
+
+def needs_keywords(member, component: str, keywords, what: str) -> None:
+    """Raise ComponentMissing when ``member``'s signature takes not every one of ``keywords``: an implementation
+    without one of the kit's extras (``what`` they are) is reported missing for that test, not failed."""
+    try:
+        parameters = inspect.signature(member).parameters
+    except (TypeError, ValueError):  # no readable signature: call it and let the test judge what happens
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    lacking = [name for name in keywords if name not in parameters]
+    if lacking:
+        raise ComponentMissing(component, f"it takes no keyword{'s' if len(lacking) > 1 else ''} "
+                                          f"{', '.join(lacking)}: {what}")

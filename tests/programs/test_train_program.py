@@ -23,7 +23,7 @@ import torch
 from impl.programs.config import MODEL_FIELDS, TrainConfig
 from impl.programs.files import umask
 from impl.programs.train import build_parser, given_settings, main
-from impl.programs.trainer import Trainer, TrainingError
+from impl.programs.trainer import Trainer, TrainingError, sequential_batch
 from impl.train import read_checkpoint
 from tests.harness.helpers import REPO
 from tests.programs.bad_inputs import error_lines
@@ -83,6 +83,37 @@ def test_training_lowers_the_loss_and_writes_its_outputs(data, tmp_path, capsys)
 def settings(argv: list[str]) -> TrainConfig:
     """The config a fresh run of ``train argv`` trains with."""
     return TrainConfig(**given_settings(build_parser().parse_args(argv)))
+
+
+def test_sequential_batches_are_consecutive_windows_each_token_an_input_once():
+    """data_order sequential: batch i holds windows i·B … i·B + B − 1 of the token stream, targets shifted by one;
+    the batches in order read every token once."""
+    tokens = np.arange(1000, dtype=np.uint16)
+    batches = [sequential_batch(tokens, index, 4, 8, "cpu") for index in range(3)]
+    inputs = torch.cat([x.flatten() for x, _ in batches])
+    assert inputs.tolist() == list(range(3 * 4 * 8)) and all(torch.equal(y, x + 1) for x, y in batches)
+    assert all(x.dtype == torch.int64 and x.shape == (4, 8) for x, _ in batches)
+
+
+def test_the_sequential_order_is_the_same_for_every_seed_and_the_random_one_is_not(data, tmp_path):
+    """The A3 training API's data order: model_seed changes the initialization, not the batches."""
+    def batch_of(order: str, seed: int) -> torch.Tensor:
+        trainer = Trainer(settings(args(data, tmp_path / f"{order}-{seed}", "--data-order", order,
+                                        "--seed", str(seed), "--max-steps", "100")))
+        try:
+            return trainer.batch(trainer.train_tokens, trainer.sampler, 3)[0]
+        finally:
+            trainer.close()
+
+    assert torch.equal(batch_of("sequential", 0), batch_of("sequential", 1))
+    assert not torch.equal(batch_of("random", 0), batch_of("random", 1))
+
+
+def test_a_sequential_run_longer_than_its_data_is_refused_before_training(data, tmp_path, capsys):
+    """200 steps of 8 windows of 32 tokens need 51,201 tokens; the training split holds 40,000."""
+    err = error_of(args(data, tmp_path / "run", "--data-order", "sequential", "--max-steps", "200"), capsys)
+    assert "max_steps=200 batches" in err and "need 51,201 tokens (no token used twice)" in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_file_then_flags_override_defaults(tmp_path):

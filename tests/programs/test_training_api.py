@@ -6,9 +6,7 @@ sequences): seconds each on a CPU. Every wait has a deadline."""
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import http.client
-import io
 import json
 import math
 import os
@@ -21,15 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from impl.programs import tokenizer, training_api_client
+from impl.programs import training_api_client
 from impl.programs.training_api_client import APIError, TrainingAPI
 from impl.programs.checkpoints import load_run_checkpoint
 from impl.programs.config import TrainConfig, build_model
-from impl.programs.training_api_config import Limits, TrainingConfig, example_config, parameter_count, train_settings
+from impl.programs.training_api_config import (Limits, TrainingConfig, example_config, parameter_count,
+                                                 rule_errors, train_settings)
 from impl.programs.training_api_store import Store
 from tests.harness.helpers import REPO
+from tests.programs.prose_tokens import PROSE_VOCAB
 
-SEQ_LEN, VOCAB = 16, 300
+SEQ_LEN, VOCAB = 16, PROSE_VOCAB
 LIMITS = Limits(seq_len=SEQ_LEN, data_vocab_size=VOCAB)
 TOKENS_PER_STEP = SEQ_LEN * 8  # example_config's train_batch_size
 
@@ -44,18 +44,6 @@ def config(**changes) -> dict:
             target = target[parent]
         target[name] = value
     return result
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    """The embedded prose corpus, tokenized by train-bpe and tokenize as the server's data (once per module)."""
-    root = tmp_path_factory.mktemp("api-data")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert tokenizer.train_main(["--vocab-size", str(VOCAB), "--out", str(root / "tok"), "--workers", "1"]) == 0
-        for split in ("train", "valid"):
-            assert tokenizer.tokenize_main(["--tokenizer", str(root / "tok"), "--split", split,
-                                            "--out", str(root / f"{split}.npy"), "--workers", "1"]) == 0
-    return root
 
 
 class Server:
@@ -96,8 +84,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(data, tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("api") / "state", data, {"k1": 43200, "k2": 100},
+def server(prose_tokens, tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("api") / "state", prose_tokens, {"k1": 43200, "k2": 100},
                "--max-parameters", "5000000").start()
     yield s
     assert s.stop() == -signal.SIGTERM, "the server did not stop cleanly on SIGTERM"
@@ -166,6 +154,45 @@ def test_the_model_options_reach_the_model_and_its_parameter_count(changes):
     assert parameter_count(arch) == sum(p.numel() for p in model.parameters())
 
 
+# The handout's example body (A3 §3.2), as printed there.
+HANDOUT_EXAMPLE = {
+    "architecture_config": {
+        "attention_bias": False, "head_dim": 64, "hidden_size": 448, "intermediate_size": 1280,
+        "num_attention_heads": 7, "num_hidden_layers": 9, "num_key_value_heads": 7, "rms_norm_eps": 1e-6,
+        "rope_theta": 1_000_000, "tie_word_embeddings": False, "dtype": "bfloat16", "vocab_size": 32_000,
+    },
+    "optimizer_config": {
+        "lr_scheduler": {"peak_value": 3e-4, "final_lr_frac": 0.1, "warmup_frac": 0.05, "init_value": 0.0},
+        "weight_decay": 1e-2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "eps_root": 1e-8, "grad_clip_norm": 1.0,
+    },
+    "train_batch_size": 128, "val_batch_size": 32, "n_evals": 16, "total_train_tokens": 1_048_576,
+    "max_runtime_seconds": 30.0, "model_seed": 0,
+}
+
+
+def test_the_handout_example_is_accepted_and_every_setting_reaches_the_trainer():
+    """The handout's example body passes every rule of a server with the handout's limits, and becomes train
+    settings that carry each of its values: rms_norm_eps, eps_root and init_value too, and the handout's fixed data
+    order (sequential, whatever model_seed)."""
+    body = TrainingConfig.model_validate(HANDOUT_EXAMPLE)
+    assert rule_errors(body, Limits()) == []
+    settings = train_settings(body, Limits(), "train.npy", "valid.npy", "out")
+    assert {name: settings[name] for name in ("d_model", "num_layers", "num_heads", "head_dim", "num_kv_heads",
+                                              "d_ff", "rope_theta", "norm_eps", "tie_embeddings", "context_length",
+                                              "batch_size", "max_steps", "lr_max", "lr_min", "lr_init",
+                                              "warmup_steps", "weight_decay", "beta1", "beta2", "eps", "eps_root",
+                                              "grad_clip", "eval_interval", "eval_batches", "seed", "precision",
+                                              "data_order")} == {
+        "d_model": 448, "num_layers": 9, "num_heads": 7, "head_dim": 64, "num_kv_heads": 7, "d_ff": 1280,
+        "rope_theta": 1e6, "norm_eps": 1e-6, "tie_embeddings": False, "context_length": 512, "batch_size": 128,
+        "max_steps": 16, "lr_max": 3e-4, "lr_min": pytest.approx(3e-5), "lr_init": 0.0, "warmup_steps": 1,
+        "weight_decay": 1e-2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "eps_root": 1e-8, "grad_clip": 1.0,
+        "eval_interval": 1, "eval_batches": 4, "seed": 0, "precision": "bf16", "data_order": "sequential"}
+    other_seed = train_settings(TrainingConfig.model_validate(HANDOUT_EXAMPLE | {"model_seed": 7}), Limits(),
+                                "train.npy", "valid.npy", "out")
+    assert other_seed["data_order"] == "sequential" and other_seed["seed"] == 7
+
+
 # (what is wrong, the body's changes, a piece of the error): each is a 422 naming the field.
 RULES = [
     ("hidden_size != heads * head_dim", {"architecture_config.hidden_size": 60}, "architecture_config.hidden_size"),
@@ -182,9 +209,12 @@ RULES = [
     ("a model over the server's size limit", {"architecture_config.num_hidden_layers": 200},
      "more than this server's limit"),
     ("attention bias (not in the model)", {"architecture_config.attention_bias": True}, "attention_bias"),
-    ("another RMSNorm epsilon", {"architecture_config.rms_norm_eps": 1e-6}, "rms_norm_eps"),
-    ("AdamW's eps_root", {"optimizer_config.eps_root": 1e-8}, "eps_root"),
-    ("a warm-up from a non-zero lr", {"optimizer_config.lr_scheduler.init_value": 1e-5}, "init_value"),
+    ("a warm-up from above the peak", {"optimizer_config.lr_scheduler.init_value": 1.0},
+     "init_value: 1 must be at most peak_value"),
+    ("more tokens than the training split", {"total_train_tokens": 2**27},
+     "is more than this server's training split holds"),
+    ("validation batches beyond the validation split", {"train_batch_size": 65536, "total_train_tokens": 2**22},
+     "more than this server's validation split holds"),
     ("a string for an integer", {"train_batch_size": "8"}, "train_batch_size: Input should be a valid integer"),
     ("true for an integer", {"n_evals": True}, "n_evals: Input should be a valid integer"),
     ("a fraction for an integer", {"train_batch_size": 8.5}, "train_batch_size"),
@@ -299,10 +329,10 @@ def test_the_client_program(server, tmp_path, capsys):
     TrainingConfig.model_validate(json.loads(capsys.readouterr().out))
 
 
-def test_a_race_for_the_last_seconds_never_overspends_and_a_timeout_is_charged_in_full(data, tmp_path):
+def test_a_race_for_the_last_seconds_never_overspends_and_a_timeout_is_charged_in_full(prose_tokens, tmp_path):
     """A long experiment of another key keeps the one device busy, so the racing submissions stay queued (none
     finishes and returns seconds during the race): of 8 racing for 10 s at 3 s each, exactly 3 are accepted."""
-    server = Server(tmp_path / "state", data, {"race": 10, "long": 100}).start()
+    server = Server(tmp_path / "state", prose_tokens, {"race": 10, "long": 100}).start()
     try:
         # 4000 steps in chunks of 40 cannot finish in 4 s: the trainer stops itself at its 4 s.
         long = server.api("long").submit(config(total_train_tokens=4000 * TOKENS_PER_STEP, n_evals=100,
@@ -347,8 +377,8 @@ def train_processes(experiment_dir: Path) -> list[int]:
     return found
 
 
-def test_a_server_killed_mid_run_resumes_the_experiment_and_keeps_the_budget_exact(data, tmp_path):
-    server = Server(tmp_path / "state", data, {"k": 1000}).start()
+def test_a_server_killed_mid_run_resumes_the_experiment_and_keeps_the_budget_exact(prose_tokens, tmp_path):
+    server = Server(tmp_path / "state", prose_tokens, {"k": 1000}).start()
     api = server.api("k")
     # 400 steps in 4 chunks: a few seconds of training, killed after its first chunk. With the model options, so
     # that the resumed run must rebuild the same model from its checkpoint (GQA's smaller k/v, one tied matrix).
@@ -360,7 +390,7 @@ def test_a_server_killed_mid_run_resumes_the_experiment_and_keeps_the_budget_exa
     wait_for(lambda: not train_processes(experiment_dir), 30, "the experiment's process ending with its server")
     # While no server runs, the state file still holds the reservation.
     assert Store(tmp_path / "state" / "state.sqlite").budget("k")["used_seconds"] == 120.0
-    server = Server(tmp_path / "state", data, {}).start()  # the key and its budget come from the state file
+    server = Server(tmp_path / "state", prose_tokens, {}).start()  # the key and its budget come from the state file
     try:
         api = server.api("k")
         done = api.wait(experiment_id, timeout=180, poll=0.2)

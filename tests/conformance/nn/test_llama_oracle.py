@@ -36,10 +36,12 @@ class Config:
     num_kv_heads: int | None = None
     head_dim: int | None = None
     tie_embeddings: bool = False
+    norm_eps: float | None = None  # None: RMSNorm's 1e-5
 
     @property
     def options(self) -> dict:
-        chosen = dict(num_kv_heads=self.num_kv_heads, head_dim=self.head_dim, tie_embeddings=self.tie_embeddings)
+        chosen = dict(num_kv_heads=self.num_kv_heads, head_dim=self.head_dim, tie_embeddings=self.tie_embeddings,
+                      norm_eps=self.norm_eps)
         return {name: value for name, value in chosen.items() if value not in (None, False)}
 
     @property
@@ -62,6 +64,8 @@ OPTION_CASES = [
     pytest.param(Config(head_dim=24), 2, 16, id="head-dim-24-d64-h4"),  # 4 · 24 = 96 ≠ 64
     pytest.param(Config(tie_embeddings=True), 2, 16, id="tied"),
     pytest.param(Config(num_heads=8, num_kv_heads=4, head_dim=12, tie_embeddings=True), 3, 11, id="all-three"),
+    # An ε near the activations' mean square (~1 here), so that 1e-5 in its place changes the logits visibly.
+    pytest.param(Config(norm_eps=0.5), 2, 16, id="norm-eps-0.5"),
 ]
 
 # Our state-dict names (the spec's) -> HF Llama's, per layer and for the rest.
@@ -93,7 +97,7 @@ def hf_llama(transformers, config: Config) -> torch.nn.Module:
     hf_config = transformers.LlamaConfig(
         vocab_size=config.vocab_size, hidden_size=config.d_model, intermediate_size=config.d_ff,
         num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-        num_key_value_heads=config.kv_heads, head_dim=config.d_head, hidden_act="silu", rms_norm_eps=1e-5,
+        num_key_value_heads=config.kv_heads, head_dim=config.d_head, hidden_act="silu", rms_norm_eps=config.norm_eps or 1e-5,
         rope_theta=config.rope_theta, max_position_embeddings=config.context_length,
         tie_word_embeddings=config.tie_embeddings, attention_bias=False, mlp_bias=False, attn_implementation="eager",
     )

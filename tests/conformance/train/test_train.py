@@ -23,6 +23,7 @@ from torch import nn
 from spec import ComponentMissing
 from spec.loading import needs
 from tests.harness.compare import assert_close
+from tests.harness.helpers import needs_keywords
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -100,9 +101,25 @@ class Algorithm1:
                 g = theta.grad
                 m = self.m[id(theta)] = beta1 * self.m[id(theta)] + (1 - beta1) * g
                 v = self.v[id(theta)] = beta2 * self.v[id(theta)] + (1 - beta2) * g**2
-                alpha_t = alpha * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                theta -= alpha_t * m / (torch.sqrt(v) + eps)
+                theta -= self.adam_update(m, v, t, alpha, beta1, beta2, eps)
                 theta -= alpha * lam * theta
+
+    def adam_update(self, m, v, t: int, alpha: float, beta1: float, beta2: float, eps: float) -> torch.Tensor:
+        alpha_t = alpha * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+        return alpha_t * m / (torch.sqrt(v) + eps)
+
+
+class OptaxEpsRoot(Algorithm1):
+    """Algorithm 1 in optax's bias-corrected form with its ``eps_root``: θ −= α·m̂ / (√(v̂ + eps_root) + ε̂), m̂ =
+    m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ), where ε̂ = ε / √(1 − β₂ᵗ) is Algorithm 1's ε in this form; then θ −= αλθ."""
+
+    def __init__(self, groups: list[dict], eps_root: float):
+        super().__init__(groups)
+        self.eps_root = eps_root
+
+    def adam_update(self, m, v, t: int, alpha: float, beta1: float, beta2: float, eps: float) -> torch.Tensor:
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        return alpha * m_hat / (torch.sqrt(v_hat + self.eps_root) + eps / math.sqrt(1 - beta2**t))
 
 
 def cosine_schedule_formula(t, alpha_max, alpha_min, t_w, t_c) -> float:
@@ -300,6 +317,23 @@ def test_adamw_is_algorithm_1(impl, device, name):
                           f"after 8 AdamW steps ({name})")
 
 
+@pytest.mark.strict  # an extra: the course's AdamW has no eps_root
+@pytest.mark.component("AdamW")
+@pytest.mark.parametrize("name", ["defaults", "aggressive"])
+def test_adamw_eps_root_is_optax_s(impl, device, name):
+    """``eps_root`` (keyword, default 0) is optax's ε under the square root, √(v̂ + eps_root) in the bias-corrected
+    form (the A3 training API's optimizer): 8 steps end where that form of Algorithm 1 ends. An eps_root near v̂
+    (the gradients here are ~0.1, v̂ ~0.01) so that leaving it out, or adding it to v instead of v̂, shows."""
+    needs_keywords(impl.AdamW, "AdamW", ["eps_root"], "optax's eps_root, the A3 training API's (an extra)")
+    eps_root, groups = 1e-2, ADAMW_GROUPS[name]
+    model = trained_with(lambda g: impl.AdamW(g, eps_root=eps_root), groups, 0, device, steps=8)
+    expected = trained_with(lambda g: OptaxEpsRoot(g, eps_root), groups, 0, device, steps=8)
+    assert_matches_one_of(model, {"Algorithm 1 with optax's eps_root": expected}, f"after 8 steps ({name})")
+    without = trained_with(Algorithm1, groups, 0, device, steps=8)
+    assert any((p - q).abs().max() > 1e-4 for p, q in zip(expected.parameters(), without.parameters())), \
+        "the test's eps_root changes nothing: it cannot tell an implementation that ignores it"
+
+
 @pytest.mark.component("AdamW")
 def test_adamw_close_to_torch(impl, device):
     """Course-style check: a Linear fit with default hyperparameters tracks torch.optim.AdamW (A1 §4.3)."""
@@ -399,6 +433,25 @@ def test_schedule_matches_formula(impl, alpha_max, min_fraction, warmup, cosine,
     expected = cosine_schedule_formula(t, alpha_max, alpha_min, warmup, cycle)
     assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-15), \
         f"lr_cosine_schedule({t}, {alpha_max}, {alpha_min}, {warmup}, {cycle}) = {got}, expected {expected}"
+
+
+@pytest.mark.strict  # an extra: the course's warm-up starts at 0
+@pytest.mark.component("lr_cosine_schedule")
+@FAST
+@given(alpha_max=st.floats(1e-5, 1.0), init_fraction=st.floats(0.0, 1.0), warmup=st.integers(1, 50),
+       cosine=st.integers(1, 200), t=st.integers(0, 300))
+def test_schedule_warmup_starts_at_the_initial_rate(impl, alpha_max, init_fraction, warmup, cosine, t):
+    """``initial_learning_rate`` (keyword, default 0; optax's init_value, the A3 training API's): the warm-up rises
+    linearly from it, α_0 + (α_max − α_0)·t/T_w; from T_w on the schedule is the handout's."""
+    needs_keywords(impl.lr_cosine_schedule, "lr_cosine_schedule", ["initial_learning_rate"],
+                   "optax's init_value, the A3 training API's (an extra)")
+    alpha_0, alpha_min, cycle = alpha_max * init_fraction, alpha_max * 0.1, warmup + cosine
+    got = impl.lr_cosine_schedule(t, alpha_max, alpha_min, warmup, cycle, initial_learning_rate=alpha_0)
+    expected = (alpha_0 + (alpha_max - alpha_0) * t / warmup if t < warmup
+                else cosine_schedule_formula(t, alpha_max, alpha_min, warmup, cycle))
+    assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-15), \
+        f"lr_cosine_schedule({t}, {alpha_max}, {alpha_min}, {warmup}, {cycle}, initial_learning_rate={alpha_0}) = " \
+        f"{got}, expected {expected}"
 
 
 @pytest.mark.strict

@@ -185,7 +185,7 @@ class LMLogProbs(reference.TransformerLM):
 
 
 
-# The A3 training API's model options (num_kv_heads, head_dim, tie_embeddings): each mutant breaks one, and is the
+# The A3 training API's model options (num_kv_heads, head_dim, tie_embeddings, norm_eps): each mutant breaks one, and is the
 # reference otherwise (without the option it computes what the reference does).
 
 
@@ -240,6 +240,13 @@ class LMTiedByCopy(reference.TransformerLM):
             self.lm_head.weight = nn.Parameter(self.token_embeddings.weight.detach().clone())
 
 
+class LMFinalNormIgnoresEps(reference.TransformerLM):
+    def __init__(self, *args, norm_eps=1e-5, **kwargs):
+        super().__init__(*args, norm_eps=norm_eps, **kwargs)
+        if hasattr(self, "ln_final"):
+            self.ln_final.eps = 1e-5  # the blocks' norms take norm_eps, the final one keeps RMSNorm's default
+
+
 MUTANTS: list[Mutant] = [
     # strict, the three init mutants: the handout's initializations are "approximate", never seen by the course's tests
     Mutant("linear_fan_in_std", "Linear", "init std 1/√d_in instead of √(2/(d_in+d_out))", LinearFanInStd,
@@ -291,4 +298,6 @@ MUTANTS: list[Mutant] = [
            LMTiedByCopy, level="strict"),
     Mutant("lm_tied_embedding_init", "TransformerLM", "the tied matrix initialized N(0, 1) as an embedding, not as the "
            "LM head", LMTiedWithEmbeddingInit, level="strict"),
+    Mutant("lm_final_norm_ignores_eps", "TransformerLM", "norm_eps reaches ln1 and ln2 but not ln_final",
+           LMFinalNormIgnoresEps, level="strict"),
 ]

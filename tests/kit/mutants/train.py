@@ -85,6 +85,27 @@ class AdamWStateOutside(AdamWVariant):
     state_outside = True
 
 
+class AdamWEpsRootOnRawV(reference.AdamW):
+    """√(v + eps_root): eps_root added to Algorithm 1's v, not to the bias-corrected v̂ (the reference's
+    eps_root·(1 − β₂ᵗ) undone: each group's eps_root divided by (1 − β₂ᵗ) before step t)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps_taken, self.eps_roots = 0, [group["eps_root"] for group in self.param_groups]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.steps_taken += 1
+        for group, eps_root in zip(self.param_groups, self.eps_roots):
+            group["eps_root"] = eps_root / (1 - group["betas"][1] ** self.steps_taken)
+        return super().step(closure)
+
+
+def _schedule_ignores_initial_rate(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters, *,
+                                   initial_learning_rate=0.0):
+    return reference.lr_cosine_schedule(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
+
+
 def _schedule_no_floor(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters):
     if t <= cosine_cycle_iters or cosine_cycle_iters == warmup_iters:
         return reference.lr_cosine_schedule(t, max_learning_rate, min_learning_rate, warmup_iters, cosine_cycle_iters)
@@ -174,6 +195,10 @@ MUTANTS: list[Mutant] = [
     Mutant("schedule_no_floor", "lr_cosine_schedule", "cosine continues past T_c instead of staying at α_min",
            _schedule_no_floor),
     Mutant("schedule_warmup_off_by_one", "lr_cosine_schedule", "warm-up α_max (t + 1)/T_w", _schedule_warmup_off_by_one),
+    Mutant("adamw_eps_root_on_raw_v", "AdamW", "eps_root added to Algorithm 1's v, not to the bias-corrected v̂",
+           AdamWEpsRootOnRawV, level="strict"),
+    Mutant("schedule_ignores_initial_rate", "lr_cosine_schedule", "initial_learning_rate ignored: the warm-up starts "
+           "at 0", _schedule_ignores_initial_rate, level="strict"),
     Mutant("clip_without_eps", "clip_gradients", "scale M / norm instead of M / (norm + 1e-6)", _clip_without_eps),
     Mutant("clip_per_tensor", "clip_gradients", "each tensor clipped by its own norm, not the global one",
            _clip_per_tensor),
