@@ -62,6 +62,8 @@ def build_parser() -> ArgumentParser:
                         help="bootstrap resamples of approach 3 (~0.5 s each); 0 skips approach 3")
     parser.add_argument("--level", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    parser.add_argument("--plot-up-to", type=positive_float, default=1e24,
+                        help="the plots' extrapolation reaches past this budget and past the largest target")
     return parser
 
 
@@ -160,8 +162,9 @@ def fit_scaling_laws(args: argparse.Namespace) -> int:
         minima = isoflop_minima(runs, args.method)
     except ValueError as error:
         raise UserError(f"--runs {args.runs}: {error}") from None
-    # The plots reach past the largest target, and past 1e24 at least, so that no prediction sits on their edge.
-    grid = grid_budgets(minima[0][0], 3 * max(targets[-1], 1e24), BAND_POINTS)
+    # The plots reach past the largest target, and past --plot-up-to (the handout's 1e24), so that no prediction
+    # sits on their edge.
+    grid = grid_budgets(minima[0][0], 3 * max(targets[-1], args.plot_up_to), BAND_POINTS)
     budgets, t, m = [*targets, *grid], len(targets), len(targets) + len(grid)
     # Where each quantity sits in the statistics' vectors (approach_2, approach_3): the targets, then the grid.
     n2, d2 = slice(2, 2 + m), slice(2 + m, 2 + 2 * m)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The IsoFLOP study (A3 §2-3; bench/scaling/isoflop_study.py) on one GPU, in 10-minute calls of the device tool
+# that resume while the machine stays warm (the data and the training API's state live in $STUDY):
+#
+#   bash bench/scaling/isoflop_study_gpu.sh corpus            # here, once: .corpus/linux-text.txt.xz
+#   bash bench/scaling/isoflop_study_gpu.sh data study        # device, .corpus and .whl-api carried
+#   bash bench/scaling/isoflop_study_gpu.sh study             # device, .whl-api carried: again until the table
+#   OUT=results bash bench/scaling/isoflop_study_gpu.sh collect
+#
+# The corpus: real text from the Linux 6.1 sources (Debian's linux-source-6.1, GPL-2.0: bench/tokenizer/corpora.py),
+# CORPUS_MB of it, 1% of its files held out for validation; a byte-level BPE of VOCAB tokens trained on the rest.
+# No token is read twice (the training API's order), so every run's tokens must fit the training split (~110M
+# tokens of 300 MB): the budgets and --span 3 keep the largest profile's smallest model within it (D = C / 6N, N
+# with the LM head: 4096 · d_model, which also sets the smallest model, 143K at d_model 32). .whl-api: FastAPI, uvicorn and
+# their dependencies as cp312 wheels (pip download, README of the device tool), for the training API's server.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+STUDY=${STUDY:-/tmp/isoflop}
+MINUTES=${MINUTES:-8.5}
+CORPUS_MB=${CORPUS_MB:-300}
+VOCAB=${VOCAB:-4096}
+BUDGETS=${BUDGETS:-"2e13 6e13 2e14"}
+PREDICT=${PREDICT:-2e15}
+export PYTHONUNBUFFERED=1
+prepare() {  # on the device: the carried wheels (cp312) into /tmp/site
+    if [ -d .whl-api ] && [ -z "${PREPARED:-}" ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            .whl-api/*.whl
+        export PYTHONPATH=/tmp/site:$PWD PREPARED=1
+    fi
+}
+
+for stage in "$@"; do
+    case $stage in
+        corpus)
+            mkdir -p .corpus
+            text=$(python3 -c "from bench.tokenizer.corpora import linux_text; print(linux_text($CORPUS_MB * 10**6))" |
+                   tail -1)
+            xz -T0 -9 -c "$text" > .corpus/linux-text.txt.xz
+            ls -l .corpus ;;
+        data)
+            prepare
+            mkdir -p "$STUDY/data"
+            xz -dc .corpus/linux-text.txt.xz > "$STUDY/linux.txt"
+            python3 - "$STUDY" <<'EOF'
+import sys
+from pathlib import Path
+from impl.programs.corpora import EOT
+study = Path(sys.argv[1])
+documents = (study / "linux.txt").read_text(encoding="utf-8").split(EOT)
+held_out = max(1, len(documents) // 100)  # every 100th file: validation text of the same kind
+(study / "valid.txt").write_text(EOT.join(documents[::100]), encoding="utf-8")
+(study / "train.txt").write_text(EOT.join(d for i, d in enumerate(documents) if i % 100), encoding="utf-8")
+print(f"{len(documents)} files: {held_out} held out for validation")
+EOF
+            python3 -c "from impl.programs.tokenizer import train_main; import sys; sys.exit(train_main(
+                ['--input', '$STUDY/train.txt', '--vocab-size', '$VOCAB', '--out', '$STUDY/data/tok']))"
+            for split in train valid; do
+                python3 -c "from impl.programs.tokenizer import tokenize_main; import sys; sys.exit(tokenize_main(
+                    ['--tokenizer', '$STUDY/data/tok', '--input', '$STUDY/$split.txt',
+                     '--out', '$STUDY/data/$split.npy']))"
+            done ;;
+        study)
+            prepare
+            python3 -m bench.scaling.isoflop_study --data-dir "$STUDY/data" --out "$STUDY/out" --budgets $BUDGETS \
+                --predict "$PREDICT" --span 3 --devices cuda:0 --max-minutes "$MINUTES" ;;
+        collect)
+            mkdir -p "$OUT"
+            for file in study.md study.json runs.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
+                        api/server.log; do
+                [ -f "$STUDY/out/$file" ] && cp "$STUDY/out/$file" "$OUT/$(basename "$file")"
+            done
+            true ;;
+        *) echo "unknown stage $stage (corpus, data, study, collect)" >&2; exit 2 ;;
+    esac
+done
