@@ -137,6 +137,11 @@ class FSDP(Protocol):
       the others; a rank holds no rows when rows < world_size) as a float32 master Parameter, in the
       layer under the same name. A weight tied between layers is sharded once. Every other parameter
       (norm gains, biases) stays whole and replicated.
+    - (strict) Linear and Embedding by what they are, not by their class: every submodule without
+      submodules of its own whose ``weight`` is a matrix (2-D) is sharded, so that a model built from
+      its author's own layer classes (subclasses of ``torch.nn.Module`` alone, as a course participant's
+      are) is sharded, and its ``compute_dtype`` honoured, as one of torch.nn layers. (The course wraps
+      its own model, whose classes its FSDP knows.)
     - ``wrapper.parameters()`` yields the module's parameters in the module's order, each sharded
       weight as this rank's shard, so any optimizer (the course's AdamW included) steps the shards.
       Full weights exist only inside the wrapper's forward and backward: call the wrapper, not

@@ -1,5 +1,9 @@
 """Fully-sharded data parallel: every Linear and Embedding weight split by rows across the ranks (handout A2 §7).
 
+Which layers: any layer without submodules whose ``weight`` is a matrix (``shardable``), whatever its class, so that
+a course participant's own ``Linear`` and ``Embedding`` classes are sharded as torch.nn's are; a norm's gain is a
+vector and stays replicated.
+
 Each rank keeps rows ``tensor_split(weight, world_size)[rank]`` of every such weight as a float32 master
 Parameter, registered in the layer under its own name (``weight``), so that ``module.parameters()`` and any
 optimizer see the shards. Everything else (norm gains, biases) stays replicated. The normative text is
@@ -32,11 +36,16 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-import impl.nn
 from impl.distributed.ddp import broadcast_from_rank_0, check_same_parameters
 
 PREFETCH = 2  # gathers outstanding at once in forward (A2 §7: gather after the layer two before has run)
-SHARDED_TYPES = (impl.nn.Linear, impl.nn.Embedding, nn.Linear, nn.Embedding)
+
+
+def shardable(layer: nn.Module) -> bool:
+    """Linear- and Embedding-like: no submodules, and a ``weight`` that is a matrix. By shape, not by class: the
+    model wrapped is built from its author's own layer classes."""
+    weight = layer._parameters.get("weight")
+    return weight is not None and weight.dim() == 2 and next(layer.children(), None) is None
 
 
 def all_gather_flat(output: Tensor, input: Tensor, async_op: bool = False):
@@ -119,8 +128,7 @@ class FSDP(nn.Module):
         check_same_parameters(module)
         broadcast_from_rank_0(module)  # the shards then cut rank 0's model, as DDP replicates it
         self.shards: list[Shard] = []
-        layers = [(layer, layer._parameters["weight"]) for layer in module.modules()
-                  if isinstance(layer, SHARDED_TYPES) and layer._parameters.get("weight") is not None]
+        layers = [(layer, layer._parameters["weight"]) for layer in module.modules() if shardable(layer)]
         shard_of: dict[int, int] = {}  # id(full weight) -> shard: a weight tied between layers is sharded once
         for layer, weight in layers:  # ``layers`` keeps every full weight alive here, so their ids stay unique
             if id(weight) not in shard_of:

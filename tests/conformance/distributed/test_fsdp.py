@@ -11,7 +11,9 @@ implementation's own ``full_state_dict``. Two models: the kit's TransformerLM (t
 the spec's Linear and Embedding; trained with its AdamW) and a toy model of torch.nn layers (any FSDP must
 recognize those; torch.optim.SGD with momentum, whose step is linear in the gradient) with what the LM lacks:
 biases and a free parameter (replicated), a weight tied between an Embedding and a Linear, a frozen weight, uneven rows and, at world size 3, a rank
-holding no rows. Through a course adapters file the LM cannot serve (bridged modules pass no gradients to
+holding no rows. A third, of layer classes of its own (subclasses of nn.Module alone, as a course participant's
+Linear, Embedding and RMSNorm are), is judged at the strict level: the spec shards layers by what they are, not by
+their class. Through a course adapters file the LM cannot serve (bridged modules pass no gradients to
 their parameters): its parts are left out and the toy model's still count. The compute-dtype run uses the toy
 without its bias (a float32 bias cannot meet bfloat16 inputs; the spec keeps replicated parameters' dtype).
 
@@ -86,10 +88,61 @@ class Toy(nn.Module):
         return self.head(h)  # (B, S, V)
 
 
+class OwnLinear(nn.Module):
+    """A course participant's Linear: a (d_out, d_in) matrix and an einsum, nothing of torch.nn's."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in) / d_in ** 0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.einsum("...i,oi->...o", x, self.weight)
+
+
+class OwnEmbedding(nn.Module):
+    def __init__(self, vocab: int, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(vocab, d))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.weight[ids]
+
+
+class OwnRMSNorm(nn.Module):
+    """Its gain is a vector: replicated."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(1 + 0.1 * torch.randn(d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        rms = x.float().square().mean(-1, keepdim=True).add(1e-5).rsqrt()
+        return (x.float() * rms * self.weight).to(x.dtype)
+
+
+class Own(nn.Module):
+    """The toy's shape in layer classes of its own: 23 embedding rows, 20 hidden, 2 rows in ``narrow``."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = OwnEmbedding(TOY_VOCAB, TOY_D)
+        self.norm = OwnRMSNorm(TOY_D)
+        self.up, self.down = OwnLinear(TOY_D, 20), OwnLinear(20, TOY_D)
+        self.narrow = OwnLinear(TOY_D, 2)
+        self.head = OwnLinear(TOY_D, TOY_VOCAB)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        h = self.embed(ids)
+        h = h + self.down(torch.relu(self.up(self.norm(h))))
+        return self.head(h + self.narrow(h).sum(-1, keepdim=True))
+
+
 def build(impl, kind: str, seed: int, device) -> nn.Module:
     torch.manual_seed(seed)
     if kind == "lm":
         return impl.TransformerLM(**LM_CONFIG, device=device)
+    if kind.startswith("own"):
+        return Own().to(device)
     return Toy(bias=kind != "toy_bf16").to(device)
 
 
@@ -101,13 +154,14 @@ def optimizer_class(impl, kind: str):
     return functools.partial(torch.optim.SGD, momentum=0.9)
 
 
-def sharded_flags(impl, model: nn.Module) -> list[bool]:
-    """For each of ``model.parameters()``: is it a Linear's or an Embedding's ``weight`` (the spec shards those)."""
-    classes = (nn.Linear, nn.Embedding) + tuple(getattr(impl, c) for c in ("Linear", "Embedding") if impl.provides(c))
+def sharded_flags(model: nn.Module) -> list[bool]:
+    """For each of ``model.parameters()``: is it a Linear's or an Embedding's ``weight`` (the spec shards those):
+    the ``weight`` matrix of a submodule without submodules, whatever its class."""
     flags = []
-    for name, _ in model.named_parameters():
+    for name, parameter in model.named_parameters():
         owner, _, leaf = name.rpartition(".")
-        flags.append(leaf == "weight" and isinstance(model.get_submodule(owner), classes))
+        layer = model.get_submodule(owner)
+        flags.append(leaf == "weight" and parameter.dim() == 2 and next(layer.children(), None) is None)
     return flags
 
 
@@ -199,10 +253,11 @@ def load_parameters(model: nn.Module, full: list[Tensor]) -> None:
         p.copy_(value)
 
 
-def train(impl, kind: str, rank: int, world_size: int, device, compute_dtype=None) -> dict:
-    """FSDP training on this rank's rows of each global batch; what the tests judge, on the CPU."""
+def train(impl, kind: str, rank: int, world_size: int, device, compute_dtype=None, compare: bool = True) -> dict:
+    """FSDP training on this rank's rows of each global batch; what the tests judge, on the CPU. ``compare``: also
+    the forward against the unwrapped module and ``full_state_dict`` (both read the parameters as row shards)."""
     model, plain = build(impl, kind, seed=rank, device=device), build(impl, kind, seed=0, device=device)
-    sharded = sharded_flags(impl, plain)
+    sharded = sharded_flags(plain)
     fsdp = impl.FSDP(model) if compute_dtype is None else impl.FSDP(model, compute_dtype=compute_dtype)
     record = {"module": fsdp.module is model, "initial": cpu(fsdp.parameters()), "losses": [], "forward_equal": [],
               "grads": None, "collectives": None}
@@ -215,7 +270,7 @@ def train(impl, kind: str, rank: int, world_size: int, device, compute_dtype=Non
             logits = fsdp(x)
         if step == 0:
             record["collectives"] = watch.collectives
-        if compute_dtype is None:  # the unwrapped module on the full weights, on the same rows
+        if compute_dtype is None and compare:  # the unwrapped module on the full weights, on the same rows
             load_parameters(plain, gather_full(list(fsdp.parameters()), sharded))
             with torch.no_grad():
                 record["forward_equal"].append(torch.equal(plain(x), logits.detach()))
@@ -231,8 +286,20 @@ def train(impl, kind: str, rank: int, world_size: int, device, compute_dtype=Non
                         "gradients": {p.grad.dtype for p in fsdp.parameters() if p.grad is not None},
                         "optimizer": {t.dtype for s in optimizer.state.values() for t in s.values()
                                       if isinstance(t, Tensor) and t.is_floating_point()}}
-    record["full_state"] = full_state_record(impl, kind, fsdp, plain, sharded, device)
+    if compare:
+        record["full_state"] = full_state_record(impl, kind, fsdp, plain, sharded, device)
     return record
+
+
+def train_own(impl, rank: int, world_size: int, device) -> dict:
+    """The model of layer classes of its own, in float32 and in bfloat16: its failures go to the strict test that
+    judges it, never to the course-level ones that share this launch."""
+    try:
+        return {"own": train(impl, "own", rank, world_size, device, compare=False),
+                "own_bf16": train(impl, "own_bf16", rank, world_size, device, compute_dtype=torch.bfloat16,
+                                  compare=False)}
+    except Exception as error:  # noqa: BLE001  (recorded for test_layers_of_any_class_are_sharded)
+        return {"own_error": f"{type(error).__name__}: {error}"}
 
 
 def full_state_record(impl, kind, fsdp, plain, sharded, device) -> dict:
@@ -283,7 +350,8 @@ def fsdp_run(rank: int, world_size: int, label: str, with_lm: bool) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         record = {"toy": train(impl, "toy", rank, world_size, device), "memory": memory_probe(impl, device),
-                  "bf16": {"toy_bf16": train(impl, "toy_bf16", rank, world_size, device, compute_dtype=torch.bfloat16)}}
+                  "bf16": {"toy_bf16": train(impl, "toy_bf16", rank, world_size, device, compute_dtype=torch.bfloat16)},
+                  **train_own(impl, rank, world_size, device)}
         if with_lm:
             record["lm"] = train(impl, "lm", rank, world_size, device)
             record["bf16"]["lm"] = train(impl, "lm", rank, world_size, device, compute_dtype=torch.bfloat16)
@@ -344,7 +412,7 @@ def oracle(impl):
         if kind not in cache:
             model = build(impl, kind, seed=0, device="cpu")
             optimizer = optimizer_class(impl, kind)(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-            record = {"initial": cpu(model.parameters()), "losses": [], "sharded": sharded_flags(impl, model)}
+            record = {"initial": cpu(model.parameters()), "losses": [], "sharded": sharded_flags(model)}
             for step, (x, y) in enumerate(batches(kind)):
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_of(model(x), y)
@@ -389,20 +457,22 @@ def test_parameters_are_rank_0s_rows(impl, runs, oracle, world):
     """``parameters()`` yields the module's parameters in its order: every Linear/Embedding weight as this rank's
     rows ``tensor_split(weight, world_size)[rank]`` of rank 0's weight, float32; every other parameter whole.
     Ranks built their models from different seeds: construction makes them all rank 0's."""
-    records, world_size = runs(world), world[1]
     for kind in kinds(impl):
-        expected = oracle(kind)
-        for rank, record in enumerate(records):
-            assert record[kind]["module"], f"{kind}: wrapper.module is not the module that was wrapped"
-            got = record[kind]["initial"]
-            assert len(got) == len(expected["initial"]), \
-                f"{kind}: rank {rank}'s parameters() yields {len(got)} tensors, the module has {len(expected['initial'])}"
-            for i, (g, full, flag) in enumerate(zip(got, expected["initial"], expected["sharded"])):
-                want = rows(full, rank, world_size, flag)
-                what = f"{kind}, rank {rank}, parameter {i} ({'rows of a sharded weight' if flag else 'replicated'})"
-                assert g.shape == want.shape, f"{what}: shape {tuple(g.shape)}, expected {tuple(want.shape)}"
-                assert g.dtype == torch.float32, f"{what}: {g.dtype}, expected float32 master weights"
-                assert torch.equal(g, want), f"{what}: values are not rank 0's"
+        assert_rank_0s_rows(runs(world), oracle(kind), kind, world[1])
+
+
+def assert_rank_0s_rows(records: list[dict], expected: dict, kind: str, world_size: int) -> None:
+    for rank, record in enumerate(records):
+        assert record[kind]["module"], f"{kind}: wrapper.module is not the module that was wrapped"
+        got = record[kind]["initial"]
+        assert len(got) == len(expected["initial"]), \
+            f"{kind}: rank {rank}'s parameters() yields {len(got)} tensors, the module has {len(expected['initial'])}"
+        for i, (g, full, flag) in enumerate(zip(got, expected["initial"], expected["sharded"])):
+            want = rows(full, rank, world_size, flag)
+            what = f"{kind}, rank {rank}, parameter {i} ({'rows of a sharded weight' if flag else 'replicated'})"
+            assert g.shape == want.shape, f"{what}: shape {tuple(g.shape)}, expected {tuple(want.shape)}"
+            assert g.dtype == torch.float32, f"{what}: {g.dtype}, expected float32 master weights"
+            assert torch.equal(g, want), f"{what}: values are not rank 0's"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,19 +495,21 @@ def test_training_equals_one_process_on_the_global_batch(impl, runs, oracle, wor
     """Several optimizer steps, each rank on its rows of the batch, equal one process on the whole batch: the mean
     of the ranks' losses and the full weights after training (float32 tolerance; bit-identical at world size 1).
     LM: the implementation's own TransformerLM and AdamW; toy: torch.nn layers and torch.optim.SGD."""
-    records, world_size = runs(world), world[1]
     for kind in kinds(impl):
-        expected = oracle(kind)
-        losses = torch.tensor([r[kind]["losses"] for r in records]).mean(0)
-        final = rebuilt([r[kind] for r in records], "final", expected["sharded"])
-        if world == ("gloo", 1):  # one CPU process, like the oracle: the same operations on the same values
-            assert losses.tolist() == expected["losses"], f"{kind}: losses {losses.tolist()} != {expected['losses']}"
-            for i, (g, e) in enumerate(zip(final, expected["final"])):
-                assert torch.equal(g, e), f"{kind}: parameter {i} after training not bit-identical at world size 1"
-            continue
-        assert_close(losses, torch.tensor(expected["losses"]), what=f"{kind}: mean over ranks of the losses")
+        assert_trains_like_one_process(runs(world), oracle(kind), kind, world)
+
+
+def assert_trains_like_one_process(records: list[dict], expected: dict, kind: str, world: tuple[str, int]) -> None:
+    losses = torch.tensor([r[kind]["losses"] for r in records]).mean(0)
+    final = rebuilt([r[kind] for r in records], "final", expected["sharded"])
+    if world == ("gloo", 1):  # one CPU process, like the oracle: the same operations on the same values
+        assert losses.tolist() == expected["losses"], f"{kind}: losses {losses.tolist()} != {expected['losses']}"
         for i, (g, e) in enumerate(zip(final, expected["final"])):
-            assert_close(g, e, what=f"{kind}: parameter {i} after {STEPS} steps")
+            assert torch.equal(g, e), f"{kind}: parameter {i} after training not bit-identical at world size 1"
+        return
+    assert_close(losses, torch.tensor(expected["losses"]), what=f"{kind}: mean over ranks of the losses")
+    for i, (g, e) in enumerate(zip(final, expected["final"])):
+        assert_close(g, e, what=f"{kind}: parameter {i} after {STEPS} steps")
 
 
 @pytest.mark.strict  # the course checks the trained result, not the shards' .grad
@@ -500,22 +572,39 @@ def test_compute_dtype_casts_before_communicating(impl, runs, oracle, world):
     moves bfloat16; master weights, their gradients and the optimizer's state stay float32; the mean of the ranks'
     losses stays close to one float32 process's. Toy (without its bias: a float32 bias cannot meet bf16 inputs)
     and LM."""
-    records, world_size = runs(world), world[1]
+    records = runs(world)
     for kind in records[0]["bf16"]:
-        expected = oracle(kind)
-        smallest_shard = min(piece.numel() for full, flag in zip(expected["initial"], expected["sharded"]) if flag
-                             for piece in full.tensor_split(world_size) if piece.numel())
-        for rank, record in enumerate(records):
-            run = record["bf16"][kind]
-            for what, dtypes in run["dtypes"].items():
-                assert dtypes == {torch.float32}, f"{kind}, rank {rank}: {what} in {dtypes}, expected float32"
-            big = [(op, dtype, n) for op, dtype, n in run["collectives"] if n >= smallest_shard]
-            assert big, f"{kind}, rank {rank}: no collective of at least {smallest_shard} elements in the forward"
-            wrong = [c for c in big if c[1] != torch.bfloat16]
-            assert not wrong, f"{kind}, rank {rank}: forward collectives not in bfloat16 (op, dtype, elements): {wrong[:4]}"
-        losses = torch.tensor([r["bf16"][kind]["losses"] for r in records]).mean(0)
-        for step, (low, high) in enumerate(zip(losses.tolist(), expected["losses"])):
-            assert abs(low - high) < 0.03, f"{kind}, step {step}: bf16 loss {low:.4f}, float32 one process {high:.4f}"
+        assert_bfloat16_on_the_wire([r["bf16"][kind] for r in records], oracle(kind), kind, world[1])
+
+
+def assert_bfloat16_on_the_wire(runs_: list[dict], expected: dict, kind: str, world_size: int) -> None:
+    """``runs_``: every rank's record of a compute_dtype=bfloat16 run; ``expected``: one float32 process's."""
+    smallest_shard = min(piece.numel() for full, flag in zip(expected["initial"], expected["sharded"]) if flag
+                         for piece in full.tensor_split(world_size) if piece.numel())
+    for rank, run in enumerate(runs_):
+        for what, dtypes in run["dtypes"].items():
+            assert dtypes == {torch.float32}, f"{kind}, rank {rank}: {what} in {dtypes}, expected float32"
+        big = [(op, dtype, n) for op, dtype, n in run["collectives"] if n >= smallest_shard]
+        assert big, f"{kind}, rank {rank}: no collective of at least {smallest_shard} elements in the forward"
+        wrong = [c for c in big if c[1] != torch.bfloat16]
+        assert not wrong, f"{kind}, rank {rank}: forward collectives not in bfloat16 (op, dtype, elements): {wrong[:4]}"
+    losses = torch.tensor([run["losses"] for run in runs_]).mean(0)
+    for step, (low, high) in enumerate(zip(losses.tolist(), expected["losses"])):
+        assert abs(low - high) < 0.03, f"{kind}, step {step}: bf16 loss {low:.4f}, float32 one process {high:.4f}"
+
+
+@pytest.mark.strict  # the course wraps its own model, whose layer classes its FSDP knows
+@by_world
+def test_layers_of_any_class_are_sharded(impl, runs, oracle, world):
+    """A model of layer classes of its own (Linear, Embedding and RMSNorm as a course participant writes them,
+    subclasses of nn.Module alone): each matrix is sharded as rank 0's rows and the norm's gain replicated,
+    training equals one process on the global batch, and compute_dtype=bfloat16 moves bfloat16."""
+    records, world_size = runs(world), world[1]
+    for rank, record in enumerate(records):
+        assert "own_error" not in record, f"rank {rank}: {record.get('own_error')}"
+    assert_rank_0s_rows(records, oracle("own"), "own", world_size)
+    assert_trains_like_one_process(records, oracle("own"), "own", world)
+    assert_bfloat16_on_the_wire([r["own_bf16"] for r in records], oracle("own_bf16"), "own_bf16", world_size)
 
 
 @pytest.mark.strict

@@ -225,6 +225,17 @@ class FSDPFrozenTrained(reference.FSDP):
         return shard
 
 
+class FSDPKnownClassesOnly(reference.FSDP):
+    """Shards the weights of impl.nn's and torch.nn's Linear and Embedding only: a model of its author's own layer
+    classes stays whole on every rank, its compute_dtype ignored."""
+
+    def __init__(self, module, compute_dtype=None):
+        known = (reference.Linear, reference.Embedding, torch.nn.Linear, torch.nn.Embedding)
+        with mock.patch.object(reference_fsdp, "shardable", lambda layer: isinstance(layer, known)
+                               and layer._parameters.get("weight") is not None):
+            super().__init__(module, compute_dtype)
+
+
 class FSDPStateOnRank0(reference.FSDP):
     def full_state_dict(self):
         state = super().full_state_dict()  # every rank takes part in the gathers
@@ -290,6 +301,9 @@ MUTANTS: list[Mutant] = [
     Mutant("fsdp_unchecked_shapes", "FSDP", "no check that the ranks' modules match", FSDPUnchecked, level="strict"),
     Mutant("fsdp_frozen_trained", "FSDP", "shards of frozen weights require grad: they get gradients and are "
            "trained", FSDPFrozenTrained),
+    # strict: the course wraps its own model, whose classes its FSDP knows
+    Mutant("fsdp_known_classes_only", "FSDP", "only impl.nn's and torch.nn's Linear and Embedding sharded: a model "
+           "of its own layer classes stays whole, compute_dtype ignored", FSDPKnownClassesOnly, level="strict"),
     Mutant("fsdp_state_on_rank_0_only", "FSDP", "full_state_dict returns the state on rank 0 and {} elsewhere",
            FSDPStateOnRank0),
 ]
