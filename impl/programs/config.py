@@ -65,6 +65,8 @@ class TrainConfig:
     log_interval: int = setting(10, "steps between metrics rows (mean train loss over the interval)")
     eval_interval: int = setting(250, "steps between validation losses (and at the last step)")
     eval_batches: int = setting(20, "validation batches, the same ones at every evaluation")
+    eval_batch_size: int = setting(0, "sequences per validation batch (0: batch_size); under torchrun split over "
+                                      "the ranks as batch_size is")
     checkpoint_interval: int = setting(1000, "steps between checkpoints (and at the last step)")
     max_minutes: float = setting(0.0, "> 0: stop with a checkpoint once this much wall-clock has passed")
     out_dir: str = setting("runs/lm", "directory of the checkpoint, metrics.jsonl, loss.png and summary.json")
@@ -111,6 +113,7 @@ def check_config(cfg: TrainConfig) -> None:
         (0 <= cfg.warmup_steps <= cfg.max_steps, f"warmup_steps={cfg.warmup_steps} must lie in [0, max_steps="
                                                  f"{cfg.max_steps}]"),
         (cfg.vocab_size >= 0, f"vocab_size={cfg.vocab_size} must be >= 0 (0: from the data's sidecar)"),
+        (cfg.eval_batch_size >= 0, f"eval_batch_size={cfg.eval_batch_size} must be >= 0 (0: batch_size)"),
         (cfg.weight_decay >= 0, f"weight_decay={cfg.weight_decay} must be >= 0"),
         (cfg.eps_root >= 0, f"eps_root={cfg.eps_root} must be >= 0"),
         (0 <= cfg.lr_init <= cfg.lr_max, f"lr_init={cfg.lr_init} must lie in [0, lr_max={cfg.lr_max}]"),
@@ -130,6 +133,15 @@ def check_config(cfg: TrainConfig) -> None:
         ])
     else:
         check_rules([(cfg.head_dim % 2 == 0, f"head_dim={cfg.head_dim} must be even (RoPE rotates pairs)")])
+
+
+def eval_batch_size(cfg: TrainConfig) -> int:
+    return cfg.eval_batch_size or cfg.batch_size
+
+
+def batch_sizes(cfg: TrainConfig) -> dict[str, int]:
+    """The global batch sizes the ranks split (launch.check_launch, DataParallel)."""
+    return {"batch_size": cfg.batch_size, "eval_batch_size": eval_batch_size(cfg)}
 
 
 def resolve_device(device: str) -> str:

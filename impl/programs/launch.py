@@ -64,8 +64,16 @@ def exit_rank(code: int) -> NoReturn:
     os._exit(code)
 
 
-def check_launch(mode: str, batch_size: int, device: str) -> str:
-    """Refuse a mode that cannot run as launched (before any process group exists); return this rank's device."""
+def check_divisible(batch_sizes: dict[str, int], world_size: int) -> None:
+    for setting, size in batch_sizes.items():
+        if size % world_size:
+            raise LaunchError(f"{setting}={size} is not divisible by the world size {world_size}: each rank takes "
+                              f"{setting} / world_size rows of each global batch")
+
+
+def check_launch(mode: str, batch_sizes: dict[str, int], device: str) -> str:
+    """Refuse a mode that cannot run as launched (before any process group exists); return this rank's device.
+    ``batch_sizes``: setting -> global batch size, each split evenly over the ranks."""
     env = torchrun_env()
     if mode != "none" and env is None and not dist.is_initialized():
         raise LaunchError(f"parallel={mode!r} needs the processes and environment torchrun provides (RANK, "
@@ -78,9 +86,7 @@ def check_launch(mode: str, batch_size: int, device: str) -> str:
         raise LaunchError(f"launched as {world_size} processes but parallel='none': every process would train its "
                           f"own copy of the model and write the same files; choose --parallel "
                           f"{'|'.join(PARALLEL_CHOICES[1:])}")
-    if batch_size % world_size:
-        raise LaunchError(f"batch_size={batch_size} is not divisible by the world size {world_size}: each rank "
-                          f"trains on batch_size / world_size rows of the global batch")
+    check_divisible(batch_sizes, world_size)
     if device.startswith("cuda") and mode != "none":
         return f"cuda:{local_rank}"  # one GPU per rank on each node
     return device
@@ -90,7 +96,8 @@ class DataParallel:
     """This rank's place in the run and the mode's pieces: wrapper, optimizer, gradient sync, clipping, checkpoint
     state. With mode 'none' every method is the single-process behaviour (and communicates nothing)."""
 
-    def __init__(self, mode: str, device: str, batch_size: int, bucket_size_mb: float, timeout_minutes: float):
+    def __init__(self, mode: str, device: str, batch_sizes: dict[str, int], bucket_size_mb: float,
+                 timeout_minutes: float):
         self.mode, self.bucket_size_mb = mode, bucket_size_mb
         self.rank, self.world_size, self.owns_group = 0, 1, False
         if mode != "none":
@@ -103,11 +110,13 @@ class DataParallel:
                                         device_id=torch.device(device) if device.startswith("cuda") else None)
                 self.owns_group = True
             self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        if batch_size % self.world_size:  # check_launch saw torchrun's numbers; a caller's group is checked here
-            raise LaunchError(f"batch_size={batch_size} is not divisible by the world size {self.world_size}")
-        rows = batch_size // self.world_size
-        self.rows = slice(self.rank * rows, (self.rank + 1) * rows)  # this rank's contiguous rows of each batch
+        check_divisible(batch_sizes, self.world_size)  # check_launch saw torchrun's numbers; a caller's group here
         self.sharded: list[bool] = []  # FSDP: per parameter (wrapper order), whether this rank holds rows of it
+
+    def rows(self, batch_size: int) -> slice:
+        """This rank's contiguous rows of a global batch of ``batch_size`` rows."""
+        per_rank = batch_size // self.world_size
+        return slice(self.rank * per_rank, (self.rank + 1) * per_rank)
 
     @property
     def is_main(self) -> bool:

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from impl.programs.checkpoints import load_run_checkpoint
 from impl.programs.cli import UserError, gist
-from impl.programs.config import MODEL_FIELDS, TRAJECTORY_FIELDS, TrainConfig, build_model, check_config, resolve_device
+from impl.programs.config import (MODEL_FIELDS, TRAJECTORY_FIELDS, TrainConfig, batch_sizes, build_model, check_config,
+                                  eval_batch_size, resolve_device)
 from impl.programs.files import atomic_write, atomic_write_text, remove_stale_temps
 from impl.programs.launch import DataParallel, LaunchError, check_launch, torchrun_env
 from impl.programs.run_log import MetricsLog, plot_loss_curves
@@ -46,7 +47,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
                             f"got device={device!r}")
     try:
-        device = check_launch(cfg.parallel, cfg.batch_size, device)  # under torchrun on CUDA: cuda:LOCAL_RANK
+        device = check_launch(cfg.parallel, batch_sizes(cfg), device)  # under torchrun on CUDA: cuda:LOCAL_RANK
     except LaunchError as error:
         raise TrainingError(str(error)) from None
     if cfg.compile and cfg.parallel == "fsdp":
@@ -94,11 +95,12 @@ def check_sequential_fits(cfg: TrainConfig, train_tokens: np.ndarray, valid_toke
     the last target) and eval_batches of the validation tokens. Checked before the model is built."""
     if cfg.data_order != "sequential":
         return
-    window_tokens = cfg.batch_size * cfg.context_length
-    for split, tokens, batches, setting in ((cfg.train_data, train_tokens, cfg.max_steps, "max_steps"),
-                                            (cfg.valid_data, valid_tokens, cfg.eval_batches, "eval_batches")):
+    for split, tokens, batches, setting, rows, rows_setting in (
+            (cfg.train_data, train_tokens, cfg.max_steps, "max_steps", cfg.batch_size, "batch_size"),
+            (cfg.valid_data, valid_tokens, cfg.eval_batches, "eval_batches", eval_batch_size(cfg), "eval_batch_size")):
+        window_tokens = rows * cfg.context_length
         if batches * window_tokens + 1 > len(tokens):
-            raise TrainingError(f"data_order sequential: {setting}={batches} batches of batch_size * "
+            raise TrainingError(f"data_order sequential: {setting}={batches} batches of {rows_setting} * "
                                 f"context_length = {window_tokens} tokens need {batches * window_tokens + 1:,} "
                                 f"tokens (no token used twice), but {split} holds {len(tokens):,}")
 
@@ -145,7 +147,7 @@ class Trainer:
         check_sequential_fits(cfg, self.train_tokens, self.valid_tokens)
         # Saved with each checkpoint: `generate` refuses another tokenizer than the one the data were made with.
         self.tokenizer_sha256 = read_sidecar(cfg.train_data).get("tokenizer", {})
-        self.dp = DataParallel(cfg.parallel, cfg.device, cfg.batch_size, cfg.bucket_size_mb, cfg.dist_timeout_minutes)
+        self.dp = DataParallel(cfg.parallel, cfg.device, batch_sizes(cfg), cfg.bucket_size_mb, cfg.dist_timeout_minutes)
         try:
             self.setup(checkpoint)
         except BaseException:
@@ -237,15 +239,17 @@ class Trainer:
         return lr_cosine_schedule(step, self.cfg.lr_max, self.cfg.lr_min, self.cfg.warmup_steps, self.cfg.max_steps,
                                   initial_learning_rate=self.cfg.lr_init)
 
-    def batch(self, tokens: np.ndarray, rng: np.random.Generator, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, tokens: np.ndarray, rng: np.random.Generator, index: int,
+              batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's rows of global batch number ``index``, which every rank makes alike: (B, m) -> (B / world_size,
         m). Random windows from ``rng``, or with data_order sequential the batch's consecutive windows."""
         cfg = self.cfg
         if cfg.data_order == "sequential":
-            x, y = sequential_batch(tokens, index, cfg.batch_size, cfg.context_length, cfg.device)
+            x, y = sequential_batch(tokens, index, batch_size, cfg.context_length, cfg.device)
         else:
-            x, y = get_batch(tokens, cfg.batch_size, cfg.context_length, cfg.device, rng)
-        return x[self.dp.rows], y[self.dp.rows]
+            x, y = get_batch(tokens, batch_size, cfg.context_length, cfg.device, rng)
+        rows = self.dp.rows(batch_size)
+        return x[rows], y[rows]
 
     @torch.no_grad()
     def validation_loss(self) -> float:
@@ -253,7 +257,7 @@ class Trainer:
         batches = np.random.default_rng(self.cfg.seed + 1)  # the same windows every time: comparable points
         total = torch.zeros((), device=self.cfg.device)
         for index in range(self.cfg.eval_batches):
-            x, y = self.batch(self.valid_tokens, batches, index)
+            x, y = self.batch(self.valid_tokens, batches, index, eval_batch_size(self.cfg))
             with self.autocast:
                 total += self.loss(x, y)
         self.wrapped.train()
@@ -267,7 +271,7 @@ class Trainer:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
-        x, y = self.batch(self.train_tokens, self.sampler, self.step)
+        x, y = self.batch(self.train_tokens, self.sampler, self.step, cfg.batch_size)
         with self.autocast:
             loss = self.loss(x, y)  # the mean over this rank's rows
         loss.backward()

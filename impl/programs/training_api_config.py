@@ -20,9 +20,8 @@ options); ``eps_root`` and ``init_value`` its ``eps_root`` (impl.train.AdamW's) 
 
 The data order is the handout's: fixed, the same for every configuration and seed, no token seen twice (the train
 program's ``data_order = "sequential"``: step s trains on the training split's windows s·B … s·B + B − 1), and every
-evaluation reads the validation split's first ``n_validation_tokens``; ``model_seed`` seeds only the initialization.
-``val_batch_size`` is checked and recorded, but the trainer evaluates in batches of ``train_batch_size``: it changes
-memory and speed, not the loss.
+evaluation reads the validation split's first ``n_validation_tokens`` in batches of ``val_batch_size`` (the train
+program's ``eval_batch_size``); ``model_seed`` seeds only the initialization.
 
 Nothing here imports torch.
 """
@@ -157,11 +156,12 @@ def rule_errors(config: TrainingConfig, limits: Limits) -> list[tuple[tuple[str,
     check(config.total_train_tokens + 1 <= limits.train_tokens, ("total_train_tokens",),
           f"{config.total_train_tokens:,} (+1 for the last target) is more than this server's training split holds "
           f"({limits.train_tokens:,} tokens; no token is used twice)")
-    validation_tokens = eval_batches(config, limits) * tokens_per_step
-    check(validation_tokens + 1 <= limits.valid_tokens, ("train_batch_size",),
-          f"{config.train_batch_size}: the {limits.n_validation_tokens:,} validation tokens are read in whole batches "
-          f"of train_batch_size * seq_len = {tokens_per_step:,}, {validation_tokens:,} in all, more than this "
-          f"server's validation split holds ({limits.valid_tokens:,})")
+    tokens_per_evaluation_batch = config.val_batch_size * limits.seq_len
+    validation_tokens = eval_batches(config, limits) * tokens_per_evaluation_batch
+    check(validation_tokens + 1 <= limits.valid_tokens, ("val_batch_size",),
+          f"{config.val_batch_size}: the {limits.n_validation_tokens:,} validation tokens are read in whole batches "
+          f"of val_batch_size * seq_len = {tokens_per_evaluation_batch:,}, {validation_tokens:,} in all, more than "
+          f"this server's validation split holds ({limits.valid_tokens:,})")
     check(opt.lr_scheduler.init_value <= opt.lr_scheduler.peak_value, (*o, "lr_scheduler", "init_value"),
           f"{opt.lr_scheduler.init_value:g} must be at most peak_value={opt.lr_scheduler.peak_value:g} (the warm-up "
           f"rises from it)")
@@ -193,14 +193,15 @@ def train_settings(config: TrainingConfig, limits: Limits, train_data: str, vali
         lr_init=schedule.init_value, weight_decay=opt.weight_decay, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps,
         eps_root=opt.eps_root, grad_clip=opt.grad_clip_norm, data_order="sequential",
         log_interval=chunk, eval_interval=chunk, checkpoint_interval=chunk,
-        eval_batches=eval_batches(config, limits), max_minutes=config.max_runtime_seconds / 60, seed=config.model_seed,
+        eval_batches=eval_batches(config, limits), eval_batch_size=config.val_batch_size,
+        max_minutes=config.max_runtime_seconds / 60, seed=config.model_seed,
         precision="bf16" if arch.dtype == "bfloat16" else "fp32",
     )
 
 
 def eval_batches(config: TrainingConfig, limits: Limits) -> int:
-    """The validation split's first n_validation_tokens, in whole batches of train_batch_size (rounded up)."""
-    return max(1, math.ceil(limits.n_validation_tokens / (config.train_batch_size * limits.seq_len)))
+    """The validation split's first n_validation_tokens, in whole batches of val_batch_size (rounded up)."""
+    return max(1, math.ceil(limits.n_validation_tokens / (config.val_batch_size * limits.seq_len)))
 
 
 def canonical(config: TrainingConfig) -> str:

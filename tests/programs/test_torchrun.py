@@ -171,7 +171,7 @@ def test_an_error_on_one_rank_ends_the_job(data, tmp_path):
 
 
 def fail_to_write_on_rank_0(rank: int, world_size: int) -> str:
-    parallel = DataParallel("ddp", "cpu", batch_size=2, bucket_size_mb=25.0, timeout_minutes=1.0)  # the harness's group
+    parallel = DataParallel("ddp", "cpu", batch_sizes={"batch_size": 2}, bucket_size_mb=25.0, timeout_minutes=1.0)  # the harness's group
 
     def write():
         raise OSError(28, "No space left on device")
@@ -207,5 +207,8 @@ def test_launches_that_cannot_split_the_batch_are_refused(data, tmp_path, capsys
     monkeypatch.setenv("WORLD_SIZE", "3")
     assert main(run_args(data, tmp_path / "run", 2, "--parallel", "fsdp")) == 1
     assert "batch_size=8 is not divisible by the world size 3" in capsys.readouterr().err
+    assert main(run_args(data, tmp_path / "run", 2, "--parallel", "fsdp", "--batch-size", "9",
+                         "--eval-batch-size", "4")) == 1
+    assert "eval_batch_size=4 is not divisible by the world size 3" in capsys.readouterr().err
     assert main(run_args(data, tmp_path / "run", 2)) == 1
     assert "launched as 3 processes but parallel='none'" in capsys.readouterr().err

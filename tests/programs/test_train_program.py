@@ -101,12 +101,27 @@ def test_the_sequential_order_is_the_same_for_every_seed_and_the_random_one_is_n
         trainer = Trainer(settings(args(data, tmp_path / f"{order}-{seed}", "--data-order", order,
                                         "--seed", str(seed), "--max-steps", "100")))
         try:
-            return trainer.batch(trainer.train_tokens, trainer.sampler, 3)[0]
+            return trainer.batch(trainer.train_tokens, trainer.sampler, 3, trainer.cfg.batch_size)[0]
         finally:
             trainer.close()
 
     assert torch.equal(batch_of("sequential", 0), batch_of("sequential", 1))
     assert not torch.equal(batch_of("random", 0), batch_of("random", 1))
+
+
+def test_validation_reads_the_same_tokens_whatever_eval_batch_size(data, tmp_path):
+    """The A3 training API's val_batch_size: in the sequential order, 8 validation batches of 4 windows and 2 of 16
+    read the same windows, so they give the same loss (to float32 rounding); the size is not the training batch's."""
+    def validation_loss(eval_batch_size: int, eval_batches: int) -> float:
+        trainer = Trainer(settings(args(data, tmp_path / f"eval-{eval_batch_size}", "--data-order", "sequential",
+                                        "--eval-batch-size", str(eval_batch_size), "--eval-batches", str(eval_batches),
+                                        "--max-steps", "10")))
+        try:
+            return trainer.validation_loss()
+        finally:
+            trainer.close()
+
+    assert validation_loss(4, 8) == pytest.approx(validation_loss(16, 2), rel=1e-5)
 
 
 def test_a_sequential_run_longer_than_its_data_is_refused_before_training(data, tmp_path, capsys):

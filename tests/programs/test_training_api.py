@@ -181,13 +181,14 @@ def test_the_handout_example_is_accepted_and_every_setting_reaches_the_trainer()
                                               "d_ff", "rope_theta", "norm_eps", "tie_embeddings", "context_length",
                                               "batch_size", "max_steps", "lr_max", "lr_min", "lr_init",
                                               "warmup_steps", "weight_decay", "beta1", "beta2", "eps", "eps_root",
-                                              "grad_clip", "eval_interval", "eval_batches", "seed", "precision",
-                                              "data_order")} == {
+                                              "grad_clip", "eval_interval", "eval_batches", "eval_batch_size", "seed",
+                                              "precision", "data_order")} == {
         "d_model": 448, "num_layers": 9, "num_heads": 7, "head_dim": 64, "num_kv_heads": 7, "d_ff": 1280,
         "rope_theta": 1e6, "norm_eps": 1e-6, "tie_embeddings": False, "context_length": 512, "batch_size": 128,
         "max_steps": 16, "lr_max": 3e-4, "lr_min": pytest.approx(3e-5), "lr_init": 0.0, "warmup_steps": 1,
         "weight_decay": 1e-2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "eps_root": 1e-8, "grad_clip": 1.0,
-        "eval_interval": 1, "eval_batches": 4, "seed": 0, "precision": "bf16", "data_order": "sequential"}
+        "eval_interval": 1, "eval_batches": 16, "eval_batch_size": 32, "seed": 0, "precision": "bf16",
+        "data_order": "sequential"}
     other_seed = train_settings(TrainingConfig.model_validate(HANDOUT_EXAMPLE | {"model_seed": 7}), Limits(),
                                 "train.npy", "valid.npy", "out")
     assert other_seed["data_order"] == "sequential" and other_seed["seed"] == 7
@@ -213,8 +214,8 @@ RULES = [
      "init_value: 1 must be at most peak_value"),
     ("more tokens than the training split", {"total_train_tokens": 2**27},
      "is more than this server's training split holds"),
-    ("validation batches beyond the validation split", {"train_batch_size": 65536, "total_train_tokens": 2**22},
-     "more than this server's validation split holds"),
+    ("validation batches beyond the validation split", {"val_batch_size": 65536},
+     "val_batch_size: 65536: the 256 validation tokens are read in whole batches"),
     ("a string for an integer", {"train_batch_size": "8"}, "train_batch_size: Input should be a valid integer"),
     ("true for an integer", {"n_evals": True}, "n_evals: Input should be a valid integer"),
     ("a fraction for an integer", {"train_batch_size": 8.5}, "train_batch_size"),
