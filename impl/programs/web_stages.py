@@ -5,8 +5,10 @@
     3 text     per input file: lines removed, MinHash signatures of what is left -> work/text/
     4 lsh      per (band, partition of its bucket keys): candidate pairs -> work/lsh/
     5 verify   per partition of the pairs: true Jaccard of the shingles, recomputed for those documents only
-    6 dedup    (the driver) clusters of the verified pairs, one survivor each, chosen from the seed -> work/dedup.json
-    7 write    per input file: the surviving documents -> documents/NNNNN.<name>.jsonl and token ids
+    6 dedup    (the driver) clusters of the verified pairs, one survivor each, chosen from the seed -> one drop
+               list per input file, work/dedup/drop-NNNNN.json, then work/dedup/survivors.json
+    7 write    per input file, with its own drop list: the surviving documents -> documents/NNNNN.<name>.jsonl and
+               token ids
 
 A document's global id is ``shard << 32 | position in its stage-1 file``: sorted ids are the corpus order, so
 that clusters and survivors are those ``impl.data.minhash.duplicates_to_drop`` picks for the same texts in that
@@ -256,7 +258,9 @@ def verify_pairs(job: Job, q: int) -> dict:
 
 # 6 -----------------------------------------------------------------------------------------------------------------
 def choose_survivors(job: Job) -> dict:
-    """Clusters of the verified pairs (union-find) and one survivor each, drawn as duplicates_to_drop draws it."""
+    """Clusters of the verified pairs (union-find) and one survivor each, drawn as duplicates_to_drop draws it.
+    Written as one drop list per input file (``dedup/drop-NNNNN.json``: position -> the survivor's URL), so that a
+    write task loads only its own file's, then ``survivors.json`` (the counts; the stage's done marker)."""
     from impl.data.minhash import clusters
 
     pairs, urls = [], {}
@@ -264,13 +268,22 @@ def choose_survivors(job: Job) -> dict:
         pairs += [tuple(pair) for pair in np.load(job.path("verify", f"q{q:03d}.npy")).tolist()]
         urls.update(json.loads(job.marker("verify", q).read_text(encoding="utf-8"))["urls"])
     chooser = random.Random(job.config.filter("minhash").options["seed"])
-    drop, groups = {}, clusters(sorted(pairs))
+    drops: list[dict[str, str]] = [{} for _ in job.inputs]
+    groups = clusters(sorted(pairs))
     for cluster in groups:
         keep = chooser.choice(cluster)
-        drop.update({str(doc): urls[str(keep)] for doc in cluster if doc != keep})
-    result = {"clusters": len(groups), "drop": drop}
+        for doc in cluster:
+            if doc != keep:  # a document's id: its input file's index << 32 | its position there
+                drops[doc >> 32][str(doc & 0xFFFFFFFF)] = urls[str(keep)]
+    for i, drop in enumerate(drops):
+        save(drop_list(job, i), drop)
+    result = {"clusters": len(groups), "dropped": sum(map(len, drops))}
     save(job.path("dedup", "survivors.json"), result)
     return result
+
+
+def drop_list(job: Job, i: int) -> Path:
+    return job.path("dedup", f"drop-{i:05d}.json")
 
 
 # 7 -----------------------------------------------------------------------------------------------------------------
@@ -296,12 +309,12 @@ def encoder(directory: str) -> Encoder:
 def write_shard(job: Job, i: int) -> dict:
     tally, chars = new_tally(job), job.config.output["snippet_chars"]
     minhash = job.config.filter("minhash")
-    drop = json.loads(job.path("dedup", "survivors.json").read_text(encoding="utf-8"))["drop"] if minhash else {}
+    drop = json.loads(drop_list(job, i).read_text(encoding="utf-8")) if minhash else {}
     enc, n_tokens = encoder(job.tokenizer), 0
     with open_target(job.documents_file(i)) as out, open_target(job.path("write", f"{i:05d}.tokens.npy"), "wb") as ids:
         ids.write(npy_header(0))  # the count is known at the end; the header's length does not depend on it
         for position, (doc, text) in enumerate(final_docs(job, i)):
-            survivor = drop.get(str(i << 32 | position))
+            survivor = drop.get(str(position))
             if text is None:
                 continue  # counted by stage 3
             if survivor is not None:

@@ -92,6 +92,18 @@ def test_every_document_is_accounted_for(dedup_run, capsys):
         "https://www.example.org/ja/faqinfo.html"]  # shift_jis labelled iso-8859-1
 
 
+def test_each_write_task_loads_only_its_own_files_drop_list(dedup_run):
+    """The dedup state stays sharded to the end (memory per worker bounded as the corpus grows): one drop list per
+    input file, naming positions of that file's own documents; together, every document MinHash dropped."""
+    docs = stage1_texts(dedup_run)
+    shard_sizes = [sum(1 for _ in path.open()) for path in sorted((dedup_run / "work" / "filter").glob("*.jsonl"))]
+    lists = sorted((dedup_run / "work" / "dedup").glob("drop-*.json"))
+    assert [p.name for p in lists] == [f"drop-{i:05d}.json" for i in range(len(shard_sizes))]
+    drops = [json.loads(p.read_text()) for p in lists]
+    assert all(0 <= int(position) < size for drop, size in zip(drops, shard_sizes) for position in drop)
+    assert sum(map(len, drops)) == len(docs) - len(documents(dedup_run))
+
+
 def test_dedup_drops_exactly_the_known_duplicates(dedup_run):
     docs = stage1_texts(dedup_run)
     key = [(d["source"], d["id"]) for d in docs]
