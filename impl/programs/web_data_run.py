@@ -4,6 +4,7 @@ loss on held-out clean English that neither saw.
 
     web-data-run                                       # ~7-10 minutes on 2 cores -> runs/web-data-<time>/
     web-data-run --max-steps 30 --out-dir /tmp/wdr     # the shortened CI version
+    web-data-run --out-dir /tmp/wdr --resume           # a stopped or killed run continues: the steps done are kept
 
 The steps (each program's own progress shows):
 
@@ -78,6 +79,10 @@ VOCAB_SIZE = 4096
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run(build_parser(), argv, web_data_run)
+
+
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser("web-data-run", __doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", type=Path, help="default: runs/web-data-<date-time>")
     parser.add_argument("--config", type=Path, default=CONFIG, help="train config of both runs")
@@ -90,16 +95,33 @@ def main(argv: list[str] | None = None) -> int:
                         help="the LMs' seed, the same in both runs (the crawl's is fixed)")
     parser.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
                         help="processes of the data steps")
-    return run(parser, argv, web_data_run)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out-dir with its own arguments: the steps done are kept, "
+                             "filter-web-data and train go on from their own checkpoints, the rest is done again")
+    return parser
+
+
+# The arguments that decide what a run computes: a resumed run takes them from run.json, never from its command line.
+RUN_ARGUMENTS = ("config", "filter_config", "max_steps", "clean_pages", "seed")
 
 
 def web_data_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = args.out_dir or Path("runs") / time.strftime("web-data-%Y%m%d-%H%M%S")
+    if args.resume:
+        args = resumed_arguments(args, out)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out-dir {out} is not an empty directory: choose another, or add --resume to continue it")
     pipeline, train_args, cfg = check_arguments(args, out)
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "run.json", json.dumps({key: str(getattr(args, key)) for key in RUN_ARGUMENTS}) + "\n")
     streams = make_streams(args, out, pipeline)
     for stream in STREAMS:
-        program(f"train on the {stream} tokens", train.main, train_args[stream])
+        lm = out / f"lm-{stream}"
+        resume = ["--resume"] if (lm / "checkpoint.pt").is_file() else []  # else it starts afresh (none was saved)
+        once(out, f"train-{stream}", lambda: program(f"train on the {stream} tokens", train.main,
+                                                      [*train_args[stream], *resume]))
     step("held-out loss")
     summary = compare(args, out, streams, cfg) | {"wall_s": round(time.perf_counter() - start, 1)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
@@ -115,10 +137,29 @@ def web_data_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def resumed_arguments(args: argparse.Namespace, out: Path) -> argparse.Namespace:
+    """``args`` with the run's own arguments (run.json), which the command line may repeat but not change."""
+    if args.out_dir is None:
+        raise UserError("--resume needs --out-dir, the run to continue")
+    try:
+        saved = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"--resume: {out} holds no web-data-run to continue ({error})") from None
+    parser = build_parser()
+    defaults = vars(parser.parse_args([]))
+    changed = [f"--{key.replace('_', '-')}" for key in RUN_ARGUMENTS
+               if getattr(args, key) != defaults[key] and str(getattr(args, key)) != saved.get(key)]
+    if changed:
+        raise UserError(f"--resume continues {out} with its own arguments: {', '.join(changed)} differ from its "
+                        f"run.json; start a new run to change them")
+    # The saved values read back through the parser, with its types.
+    restored = parser.parse_args([word for key in RUN_ARGUMENTS if saved[key] != "None"
+                                  for word in (f"--{key.replace('_', '-')}", saved[key])])
+    return argparse.Namespace(**{**vars(args), **{key: getattr(restored, key) for key in RUN_ARGUMENTS}})
+
+
 def check_arguments(args: argparse.Namespace, out: Path) -> tuple:
     """Every argument, before any work: the filter config, both runs' train arguments and their config."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out-dir {out} is not an empty directory: choose another")
     tokenizer.check_output(out, directory=True)
     n_chapters = len(prose_chapters())
     if args.clean_pages > n_chapters:
@@ -146,6 +187,31 @@ def check_arguments(args: argparse.Namespace, out: Path) -> tuple:
 def make_streams(args: argparse.Namespace, out: Path, pipeline) -> dict:
     """Steps 1-5: the crawl, the BPE, both token streams, the held-out tokens; the streams' make-up."""
     plan = CrawlPlan(clean=args.clean_pages)
+    crawl = once(out, "crawl", lambda: write_crawl_and_clean_text(plan, out))
+    tokenizer_dir = out / "tokenizer"
+    once(out, "train-bpe", lambda: program("train-bpe", tokenizer.train_main, [
+        "--input", str(out / "clean.txt"), "--vocab-size", str(VOCAB_SIZE), "--out", str(tokenizer_dir),
+        "--workers", str(args.workers)]))
+    atomic_write_text(out / "filter.toml", toml_text(pipeline.as_dict() | {
+        "output": {**pipeline.output, "tokenizer": str(tokenizer_dir.resolve())}}))
+    warcs = [out / "crawl" / name for name in crawl["files"]]
+    once(out, "filter-web-data", lambda: program("filter-web-data", filter_web_data.main, [  # resumes by itself too
+        *map(str, warcs), "--config", str(out / "filter.toml"), "--out", str(out / "filtered"),
+        "--workers", str(args.workers)]))
+
+    def unfiltered_tokens() -> dict:
+        step("unfiltered tokens")
+        return write_unfiltered(warcs, crawl["kinds"], tokenizer_dir, out / "unfiltered", args.workers)
+
+    unfiltered = once(out, "unfiltered", unfiltered_tokens)
+    filtered = filtered_make_up(out / "filtered", crawl["kinds"], tokenizer_dir)
+    once(out, "tokenize-valid", lambda: program("tokenize valid", tokenizer.tokenize_main, [
+        "--tokenizer", str(tokenizer_dir), "--split", "valid", "--out", str(out / "valid.npy"), "--workers", "1"]))
+    return {"crawl": crawl, "filtered": filtered, "unfiltered": unfiltered}
+
+
+def write_crawl_and_clean_text(plan: CrawlPlan, out: Path) -> dict:
+    """Step 1: the crawl, and clean.txt (its prose chapters, the BPE's training text)."""
     step("crawl")
     crawl = write_crawl(plan, out / "crawl")
     print(f"{sum(crawl['pages'].values())} pages in {plan.files} WARC files: "
@@ -153,20 +219,20 @@ def make_streams(args: argparse.Namespace, out: Path, pipeline) -> dict:
     chapters = prose_chapters()
     with atomic_write(out / "clean.txt") as file:
         file.write("".join(chapters[i] + EOT for i in crawl["clean_chapters"]).encode())
-    tokenizer_dir = out / "tokenizer"
-    program("train-bpe", tokenizer.train_main, ["--input", str(out / "clean.txt"), "--vocab-size", str(VOCAB_SIZE),
-                                                 "--out", str(tokenizer_dir), "--workers", str(args.workers)])
-    atomic_write_text(out / "filter.toml", toml_text(pipeline.as_dict() | {
-        "output": {**pipeline.output, "tokenizer": str(tokenizer_dir.resolve())}}))
-    warcs = [out / "crawl" / name for name in crawl["files"]]
-    program("filter-web-data", filter_web_data.main, [*map(str, warcs), "--config", str(out / "filter.toml"),
-                                                      "--out", str(out / "filtered"), "--workers", str(args.workers)])
-    step("unfiltered tokens")
-    unfiltered = write_unfiltered(warcs, crawl["kinds"], tokenizer_dir, out / "unfiltered", args.workers)
-    filtered = filtered_make_up(out / "filtered", crawl["kinds"], tokenizer_dir)
-    program("tokenize valid", tokenizer.tokenize_main, ["--tokenizer", str(tokenizer_dir), "--split", "valid",
-                                                        "--out", str(out / "valid.npy"), "--workers", "1"])
-    return {"crawl": crawl, "filtered": filtered, "unfiltered": unfiltered}
+    return crawl
+
+
+def once(out: Path, name: str, work):
+    """``work()``'s result, or, where an earlier run of this out-dir finished the step, the result it saved in
+    ``steps/<name>.json`` (written once the step is done: a step killed half-way is done again)."""
+    marker = out / "steps" / f"{name}.json"
+    if marker.is_file():
+        step(f"{name}: done by an earlier run")
+        return json.loads(marker.read_text(encoding="utf-8"))
+    result = work()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, json.dumps(result) + "\n")
+    return result
 
 
 def compare(args: argparse.Namespace, out: Path, streams: dict, cfg: TrainConfig) -> dict:

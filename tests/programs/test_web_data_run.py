@@ -3,7 +3,10 @@ the others; the two runs saw the same number of tokens; mistakes are one line be
 
 import json
 import math
+import os
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from impl.programs.checkpoints import load_run_checkpoint
 from impl.programs.corpora import EMBEDDED
 from impl.programs.web_crawl import KINDS
 from impl.programs.web_data_run import STREAMS, main
+from tests.harness.helpers import REPO
 
 TINY = """context_length = 64
 d_model = 64
@@ -31,14 +35,18 @@ checkpoint_interval = 100
 JUNK = ("debian_other", "stub", "listing", "archive")  # what the default pipeline removes, every page of it
 
 
+def short_run(root) -> list[str]:
+    """The arguments of the shortened run into ``root / "out"``."""
+    (root / "tiny.toml").write_text(TINY)
+    return ["--out-dir", str(root / "out"), "--config", str(root / "tiny.toml"), "--max-steps", "20",
+            "--clean-pages", "60"]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("web-data-run")
-    (root / "tiny.toml").write_text(TINY)
-    out = root / "out"
-    assert main(["--out-dir", str(out), "--config", str(root / "tiny.toml"), "--max-steps", "20",
-                 "--clean-pages", "60"]) == 0
-    return out
+    assert main(short_run(root)) == 0
+    return root / "out"
 
 
 @pytest.mark.e2e
@@ -74,6 +82,45 @@ def test_both_runs_saw_the_same_tokens_and_the_outputs_agree(run):
         assert (run / name).is_file(), name
 
 
+DATA_STEPS = ("crawl", "train-bpe", "filter-web-data", "unfiltered", "tokenize-valid")
+
+
+@pytest.mark.e2e
+def test_a_killed_run_resumes_to_the_uninterrupted_runs_streams_and_losses(run, tmp_path, capsys):
+    """SIGKILL once every data step is done (as the first LM starts), then ``--resume``: the data steps are not done
+    again, both LMs train; the token streams are byte for byte the uninterrupted run's, the held-out losses its."""
+    argv = short_run(tmp_path)
+    out = tmp_path / "out"
+    killed = subprocess.Popen([sys.executable, "-m", "impl.programs.web_data_run", *argv], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (out / "steps" / "tokenize-valid.json").is_file():
+        assert killed.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "the data steps took more than 10 minutes"
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait(timeout=60)
+    assert not (out / "summary.json").exists()
+    capsys.readouterr()
+    assert main(["--out-dir", str(out), "--resume", "--seed", "5"]) == 1  # a run's arguments are its own
+    assert "--seed differ from its run.json" in capsys.readouterr().err
+    assert main(["--out-dir", str(out), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"== {name}: done by an earlier run" in printed for name in DATA_STEPS), printed
+    assert all(f"== train on the {stream} tokens" in printed for stream in STREAMS), printed
+    for name in ("filtered/tokens.npy", "unfiltered/tokens.npy", "valid.npy"):
+        assert (out / name).read_bytes() == (run / name).read_bytes(), name
+    resumed, straight = (json.loads((d / "summary.json").read_text())["streams"] for d in (out, run))
+    for stream in STREAMS:
+        assert resumed[stream]["held_out_loss"] == pytest.approx(straight[stream]["held_out_loss"], rel=1e-6)
+
+
+def test_resume_needs_a_run_to_continue(tmp_path, capsys):
+    assert main(["--out-dir", str(tmp_path), "--resume"]) == 1
+    assert f"--resume: {tmp_path} holds no web-data-run to continue" in capsys.readouterr().err
+
+
 @pytest.mark.e2e
 def test_the_held_out_chapters_are_not_in_the_crawl(run):
     clean = (run / "clean.txt").read_text()
@@ -102,7 +149,7 @@ def test_a_mistake_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, ar
 def test_a_non_empty_out_dir_and_a_missing_warcio_are_refused(tmp_path, capsys, monkeypatch):
     (tmp_path / "old.txt").write_text("x")
     assert main(["--out-dir", str(tmp_path)]) == 1
-    assert "is not an empty directory" in capsys.readouterr().err
+    assert "is not an empty directory: choose another, or add --resume" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "warcio", None)  # import warcio raises ImportError
     assert main(["--out-dir", str(tmp_path / "new")]) == 1
     assert "pip install warcio" in capsys.readouterr().err
