@@ -14,7 +14,7 @@ from tests.programs.bad_inputs import error_lines
 
 TOY = ["--budgets", "1e10", "3e10", "--predict", "1e11", "--sizes", "3", "--head-dim", "16", "--seq-len", "32",
        "--validation-tokens", "4096", "--min-steps", "20", "--max-batch-size", "32", "--dtype", "float32",
-       "--devices", "cpu", "--loss-law-samples", "3"]
+       "--devices", "cpu,cpu", "--loss-law-samples", "3"]  # two experiments at once: the 2 cores
 
 
 def test_a_study_stopped_by_its_time_limit_continues_and_predicts_a_loss(prose_tokens, tmp_path, capsys):

@@ -265,9 +265,9 @@ sys.exit(main(sys.argv[2:]))
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds the file being written through /proc")
 def test_runs_killed_inside_checkpoint_writes_leave_no_temp_file_and_resume_exactly(data, tmp_path):
-    """20 runs SIGKILLed inside a checkpoint write: each resume removes the temp file the last kill left, the last
+    """8 runs SIGKILLed inside a checkpoint write: each resume removes the temp file the last kill left, the last
     one finishes with no temp file in out_dir, and the run equals the uninterrupted one."""
-    out, kills = tmp_path / "run", 20
+    out, kills = tmp_path / "run", 8
     steps = ["--max-steps", str(2 * kills + 4), "--log-interval", "1", "--eval-interval", "100",
              "--checkpoint-interval", "2"]
     assert main(args(data, tmp_path / "straight", *steps)) == 0
