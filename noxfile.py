@@ -137,7 +137,7 @@ def alignment_cpu(session: nox.Session) -> None:
 @nox.session(**VENV)
 def fit_scaling_laws(session: nox.Session) -> None:
     """fit-scaling-laws on the handout's IsoFLOP runs (A3): N_opt and D_opt at 1e23 and 1e24 FLOPs with 95% bootstrap
-    intervals by approaches 2 and 3, and the plots, in runs/scaling (1-2 min on 2 cores).
+    intervals by approaches 2 and 3, and the plots, in runs/scaling (about 30 s on 2 cores).
 
     nox -s fit_scaling_laws -- --method parabola --targets 1e22 1e24 --out runs/parabola
     """

@@ -59,7 +59,7 @@ def build_parser() -> ArgumentParser:
                         help="each budget's optimum: the run of lowest loss (the handout's) or a parabola's vertex")
     parser.add_argument("--samples", type=positive_int, default=1000, help="bootstrap resamples of approach 2")
     parser.add_argument("--loss-law-samples", type=non_negative_int, default=100,
-                        help="bootstrap resamples of approach 3 (~0.5 s each); 0 skips approach 3")
+                        help="bootstrap resamples of approach 3 (~0.2 s each); 0 skips approach 3")
     parser.add_argument("--level", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     parser.add_argument("--plot-up-to", type=positive_float, default=1e24,

@@ -2,8 +2,10 @@
 a Huber loss on ln L from many starting points, and the compute-optimal frontier it implies.
 
 The Huber objective is evaluated at every point of Hoffmann et al.'s grid of initialisations at once (numpy), and
-L-BFGS (torch, float64) runs from the best ``STARTS`` of them: running it from all 4,500 would cost minutes per fit,
-and the bootstrap refits hundreds of times. The grid points of lowest objective lie in the basins that matter.
+L-BFGS (scipy's L-BFGS-B, unbounded, float64) runs from the best ``STARTS`` of them: running it from all 4,500 would
+cost minutes per fit, and the bootstrap refits hundreds of times. The grid points of lowest objective lie in the basins
+that matter. The objective and its gradient are written out in numpy: with 5 parameters and tens of runs, each
+evaluation is a few array operations, and an autograd framework's per-operation overhead would be most of the fit.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import torch
+from scipy.optimize import minimize
 
 from spec.scaling import HUBER_DELTA
 
@@ -33,24 +35,29 @@ def grid_objective(log_n: np.ndarray, log_d: np.ndarray, log_loss: np.ndarray, d
     return huber(predicted - log_loss, delta).sum(axis=1)
 
 
-def lbfgs(start: np.ndarray, log_n: torch.Tensor, log_d: torch.Tensor, log_loss: torch.Tensor,
-          delta: float) -> tuple[float, np.ndarray]:
-    """(objective, theta) of L-BFGS from ``start``, theta = (a, b, e, alpha, beta)."""
-    theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([theta], lr=1, max_iter=2000, tolerance_grad=1e-12, tolerance_change=1e-18,
-                                  history_size=20, line_search_fn="strong_wolfe")
+def design_matrix(log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    """(3 · runs, 5): the logs of the law's terms are linear in theta = (a, b, e, alpha, beta), so that the rows of
+    ``design @ theta`` are ln(A/N^α) = a − α ln N of every run, then ln(B/D^β) = b − β ln D, then ln E = e."""
+    design = np.zeros((3, log_n.size, 5))
+    design[0, :, 0], design[0, :, 3] = 1, -log_n
+    design[1, :, 1], design[1, :, 4] = 1, -log_d
+    design[2, :, 2] = 1
+    return design.reshape(-1, 5)
 
-    def objective() -> torch.Tensor:
-        optimizer.zero_grad()
-        a, b, e, alpha, beta = theta
-        predicted = torch.logsumexp(torch.stack([a - alpha * log_n, b - beta * log_d, e.expand_as(log_n)]), dim=0)
-        # torch's huber_loss is the same Huber_δ; divided by δ so that the gradient is O(1) for the tolerances.
-        value = torch.nn.functional.huber_loss(predicted, log_loss, reduction="sum", delta=delta) / delta
-        value.backward()
-        return value
 
-    optimizer.step(objective)
-    return objective().item() * delta, theta.detach().numpy().copy()
+def objective(theta: np.ndarray, design: np.ndarray, log_loss: np.ndarray, delta: float) -> tuple[float, np.ndarray]:
+    """Σ Huber_δ(ln L̂ − ln L) / δ and its gradient in theta; divided by δ so that the gradient is O(1) for
+    L-BFGS-B's tolerances."""
+    terms = (design @ theta).reshape(3, -1)  # (3, runs): ln of A/N^α, B/D^β, E
+    top = terms.max(axis=0)
+    weights = np.exp(terms - top)  # the terms with the largest factored out, so that none overflows
+    total = weights.sum(axis=0)
+    residual = top + np.log(total) - log_loss  # ln L̂ − ln L
+    slope = np.clip(residual, -delta, delta)  # Huber_δ'(r)
+    value = slope @ (residual - slope / 2)  # Huber_δ(r) = Huber_δ'(r) (r − Huber_δ'(r) / 2), on both sides of ±δ
+    # Chain rule: ∂ ln L̂ / ∂ (a term's log) is that term's share of L̂ (weights / total), and the gradient of a
+    # term's log in theta is its row of the design matrix.
+    return value / delta, (weights * (slope / (total * delta))).ravel() @ design
 
 
 def fit_loss_law(parameters, tokens, losses, delta=HUBER_DELTA):
@@ -65,10 +72,11 @@ def fit_loss_law(parameters, tokens, losses, delta=HUBER_DELTA):
         raise ValueError(f"delta must be > 0, got {delta}")
     log_n, log_d, log_loss = np.log(n), np.log(d), np.log(loss)
     starts = GRID[np.argsort(grid_objective(log_n, log_d, log_loss, delta), kind="stable")[:STARTS]]
-    tensors = [torch.from_numpy(v) for v in (log_n, log_d, log_loss)]
-    fits = [lbfgs(start, *tensors, delta) for start in starts]
-    value, theta = min((fit for fit in fits if np.isfinite(fit[0])), key=lambda fit: fit[0])
-    a, b, e, alpha, beta = theta
+    design = design_matrix(log_n, log_d)
+    # ftol=0: on until a step no longer lowers the objective (the fit's precision is float64's, not a tolerance's).
+    fits = [minimize(objective, start, args=(design, log_loss, delta), jac=True, method="L-BFGS-B",
+                     options={"maxiter": 2000, "maxcor": 20, "ftol": 0, "gtol": 1e-12}) for start in starts]
+    a, b, e, alpha, beta = min((fit for fit in fits if np.isfinite(fit.fun)), key=lambda fit: fit.fun).x
     return float(np.exp(e)), float(np.exp(a)), float(np.exp(b)), float(alpha), float(beta)
 
 

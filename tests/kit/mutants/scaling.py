@@ -89,7 +89,7 @@ def _power_law_variant(x, y, *, log10_coefficient=False, x_on_y=False):
 
 def _loss_law_variant(parameters, tokens, losses, delta=loss_law.HUBER_DELTA, *, on_loss=False, squared=False,
                       fixed_delta=False):
-    """The reference's multi-start L-BFGS with the objective changed."""
+    """Multi-start L-BFGS (torch's) from the reference's grid points, with the objective changed."""
     delta = loss_law.HUBER_DELTA if fixed_delta else delta
     n, d, loss = (np.asarray(v, dtype=np.float64).ravel() for v in (parameters, tokens, losses))
     log_n, log_d, target = (torch.from_numpy(np.log(v)) for v in (n, d, loss))
