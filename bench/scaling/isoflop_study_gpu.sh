@@ -21,6 +21,8 @@ CORPUS_MB=${CORPUS_MB:-300}
 VOCAB=${VOCAB:-4096}
 BUDGETS=${BUDGETS:-"2e13 6e13 2e14"}
 PREDICT=${PREDICT:-2e15}
+# Several experiments at once on one GPU: the sweep's small models leave most of an H200 idle.
+DEVICES=${DEVICES:-cuda:0,cuda:0,cuda:0}
 export PYTHONUNBUFFERED=1
 prepare() {  # on the device: the carried wheels (cp312) into /tmp/site
     if [ -d .whl-api ] && [ -z "${PREPARED:-}" ]; then
@@ -63,7 +65,7 @@ EOF
         study)
             prepare
             python3 -m bench.scaling.isoflop_study --data-dir "$STUDY/data" --out "$STUDY/out" --budgets $BUDGETS \
-                --predict "$PREDICT" --span 3 --devices cuda:0 --max-minutes "$MINUTES" ;;
+                --predict "$PREDICT" --span 3 --devices "$DEVICES" --max-minutes "$MINUTES" ;;
         collect)
             mkdir -p "$OUT"
             for file in study.md study.json runs.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
