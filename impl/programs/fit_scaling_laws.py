@@ -114,7 +114,10 @@ def approach_2(runs: list[dict], method: str, budgets: list[float], dropped: lis
 
 
 def approach_3(runs: list[dict], budgets: list[float]) -> list[float]:
-    """[E, A, B, α, β, N_opt..., D_opt..., L(N_opt, D_opt)...] of the loss law fitted to the runs."""
+    """[E, A, B, α, β, N_opt..., D_opt..., L(N_opt, D_opt)...] of the loss law fitted to the runs.
+
+    A law with α or β <= 0 (the loss not falling with N, or with D) has no compute-optimal size: its N_opt, D_opt and
+    loss are NaN (a resample's are left out of the intervals and counted; the data's own are a UserError)."""
     import numpy as np
 
     from impl.scaling import fit_loss_law, loss_law_optimum
@@ -122,29 +125,41 @@ def approach_3(runs: list[dict], budgets: list[float]) -> list[float]:
     n = np.array([r["parameters"] for r in runs], dtype=np.float64)
     c = np.array([r["compute_budget"] for r in runs], dtype=np.float64)
     law = fit_loss_law(n, c / (6 * n), np.array([r["final_loss"] for r in runs], dtype=np.float64))
-    n_opt, d_opt = loss_law_optimum(law, np.array(budgets))
     e, a, b, alpha, beta = law
+    if min(alpha, beta) <= 0:
+        return [*law, *[math.nan] * (3 * len(budgets))]
+    n_opt, d_opt = loss_law_optimum(law, np.array(budgets))
     return [*law, *n_opt, *d_opt, *(e + a / n_opt ** alpha + b / d_opt ** beta)]
 
 
 def bootstrapped(runs, statistic, samples: int, args, what: str):
-    """(estimate, low, high) of ``statistic`` with a progress bar over its resamples."""
+    """(estimate, low, high, undefined) of ``statistic`` with a progress bar over its resamples; ``undefined``
+    counts the resamples with a NaN in the statistic, whose NaN elements are left out of those elements' intervals
+    (the percentiles of the others)."""
+    import numpy as np
     from tqdm import tqdm
 
     from impl.scaling import bootstrap_intervals
 
+    draws = []
     with tqdm(total=samples + 1, desc=what, unit="fit", dynamic_ncols=True, leave=False) as bar:
         def counted(resample):
             value = statistic(resample)
+            draws.append(value)
             bar.update()
             return value
 
-        return bootstrap_intervals(runs, counted, samples=samples, level=args.level, seed=args.seed)
+        estimate, low, high = bootstrap_intervals(runs, counted, samples=samples, level=args.level, seed=args.seed)
+    resampled = np.asarray(draws[1:], dtype=np.float64)  # draws[0]: the estimate, on the runs as given
+    undefined = int(np.isnan(resampled).any(axis=1).sum())
+    if undefined and undefined < samples:
+        low, high = np.nanquantile(resampled, [(1 - args.level) / 2, (1 + args.level) / 2], axis=0)
+    return estimate, low, high, undefined
 
 
 def rows(result, where: slice) -> list[dict]:
     """{estimate, low, high} of each element ``where`` of a bootstrap result."""
-    estimate, low, high = (v[where] for v in result)
+    estimate, low, high = (v[where] for v in result[:3])
     return [{"estimate": float(e), "low": float(lo), "high": float(hi)} for e, lo, hi in zip(estimate, low, high)]
 
 
@@ -169,11 +184,20 @@ def fit_scaling_laws(args: argparse.Namespace) -> int:
     # Where each quantity sits in the statistics' vectors (approach_2, approach_3): the targets, then the grid.
     n2, d2 = slice(2, 2 + m), slice(2 + m, 2 + 2 * m)
     n3, d3, l3 = slice(5, 5 + m), slice(5 + m, 5 + 2 * m), slice(5 + 2 * m, 5 + 3 * m)
+    if args.loss_law_samples:  # the runs' own law first: without an optimum, no resample is worth its time
+        law = approach_3(runs, targets)
+        if math.isnan(law[5]):
+            raise UserError(f"--runs {args.runs}: approach 3: the runs' loss law has α or β <= 0 (α = {law[3]:.3g}, "
+                            f"β = {law[4]:.3g}): the loss does not fall with N or D, so no compute-optimal size "
+                            f"follows (--loss-law-samples 0 skips approach 3)")
     dropped: list[float] = []
     two = bootstrapped(runs, lambda rs: approach_2(rs, args.method, budgets, dropped), args.samples, args,
                        "approach 2")
     three = (bootstrapped(runs, lambda rs: approach_3(rs, budgets), args.loss_law_samples, args, "approach 3")
              if args.loss_law_samples else None)
+    if three is not None and three[3] == args.loss_law_samples:
+        raise UserError(f"--runs {args.runs}: approach 3: every resample's loss law has α or β <= 0: no interval "
+                        f"of the compute-optimal size (--loss-law-samples 0 skips approach 3)")
 
     results = {"runs": str(args.runs), "method": args.method, "level": args.level, "seed": args.seed,
                "approach_2": {"samples": args.samples, "profiles_dropped": len(dropped),
@@ -181,7 +205,7 @@ def fit_scaling_laws(args: argparse.Namespace) -> int:
                               "targets": [{"compute": c, "n_opt": n, "d_opt": d} for c, n, d in
                                           zip(targets, rows(two, n2)[:t], rows(two, d2)[:t])]}}
     if three is not None:
-        results["approach_3"] = {"samples": args.loss_law_samples,
+        results["approach_3"] = {"samples": args.loss_law_samples, "resamples_without_optimum": three[3],
                                  **dict(zip(("E", "A", "B", "alpha", "beta"), rows(three, slice(0, 5)))),
                                  "targets": [{"compute": c, "n_opt": n, "d_opt": d, "loss": loss} for c, n, d, loss in
                                              zip(targets, rows(three, n3)[:t], rows(three, d3)[:t],
@@ -192,8 +216,8 @@ def fit_scaling_laws(args: argparse.Namespace) -> int:
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")
     for quantity, optima, where2, where3 in (("n_opt", minima[1], n2, n3), ("d_opt", minima[2], d2, d3)):
         on_grid = slice(where2.start + t, where2.stop)
-        frontier = None if three is None else [v[where3.start + t:where3.stop] for v in three]
-        plot_optimum(args.out / f"{quantity}.png", quantity, minima[0], optima, grid, [v[on_grid] for v in two],
+        frontier = None if three is None else [v[where3.start + t:where3.stop] for v in three[:3]]
+        plot_optimum(args.out / f"{quantity}.png", quantity, minima[0], optima, grid, [v[on_grid] for v in two[:3]],
                      frontier, results)
     plot_isoflops(args.out / "isoflops.png", runs, minima, None if three is None else three[0][:5], args.method)
     print(summary(results, len(runs), len(minima[0]), time.perf_counter() - start, args.out))
@@ -223,6 +247,9 @@ def summary(results: dict, runs: int, budgets: int, seconds: float, out: Path) -
                   + ", ".join(f"{name} = {interval(three[name])}" for name in ("E", "A", "B", "alpha", "beta"))]
         lines += [f"  C = {row['compute']:.0e} FLOPs: N_opt = {interval(row['n_opt'])}, D_opt = "
                   f"{interval(row['d_opt'])}, loss = {interval(row['loss'])}" for row in three["targets"]]
+        if three["resamples_without_optimum"]:
+            lines.append(f"  ({three['resamples_without_optimum']} resampled laws with α or β <= 0, no compute-optimal "
+                         f"size, were left out of the intervals of N_opt, D_opt and the loss)")
         if all(row["n_opt"]["high"] - row["n_opt"]["low"] <= 1e-6 * row["n_opt"]["estimate"]
                for row in three["targets"]):
             lines.append("  (intervals of width 0: every resample lies on the same law, as noise-free runs do)")

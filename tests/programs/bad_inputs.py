@@ -367,6 +367,12 @@ def cases(world: Path) -> list[Case]:
         Case("fit-scaling-laws", "a parabola through two runs", lambda d: scaling(d, "r.json", "--method", "parabola"),
              "fewer than 3 distinct sizes", setup=runs_file([RUN, RUN | {"parameters": 2e8},
                                                              RUN | {"compute_budget": 1e20}]), leaves_no=("s",)),
+        Case("fit-scaling-laws", "losses rising with N at every budget: no compute-optimal size",
+             lambda d: scaling(d, "r.json", "--samples", "10", "--loss-law-samples", "2"),
+             "approach 3: the runs' loss law has α or β <= 0 (α = -0.0695", leaves_no=("s",),
+             setup=runs_file([{"parameters": n, "compute_budget": c, "final_loss": loss} for c, losses in
+                              ((1e18, (3.0, 3.5, 4.0)), (1e19, (2.9, 3.4, 3.9))) for n, loss in
+                              zip((1e6, 1e7, 1e8), losses)])),
         Case("fit-scaling-laws", "--level 95", lambda d: scaling(d, None, "--level", "95"),
              "argument --level: must lie strictly between 0 and 1", exit_code=2, leaves_no=("s",)),
         Case("fit-scaling-laws", "--targets 0", lambda d: scaling(d, None, "--targets", "0"),

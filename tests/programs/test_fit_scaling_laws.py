@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -95,3 +96,25 @@ def test_a_rerun_removes_a_killed_runs_temp_files_and_uses_the_parabola(handout,
     # The vertices of the noise-free profiles nearly follow the law's exponent β/(α+β) = 0.514.
     assert abs(results["approach_2"]["a"]["estimate"] - 0.36 / 0.70) < 0.01, results["approach_2"]["a"]
     assert "C = 1e+22 FLOPs" in printed
+
+
+def test_resamples_without_an_optimum_are_counted_and_left_out_of_the_intervals():
+    """A resample whose statistic has a NaN (approach 3: a law with α or β <= 0, no compute-optimal size) is
+    counted, and each element's interval is the percentiles of the other resamples' values (numpy's nanquantile on
+    the same draws); an element defined in every resample keeps the plain bootstrap's interval."""
+    runs = json.loads(DEFAULT_RUNS.read_text())
+    mean = float(np.mean([r["final_loss"] for r in runs]))
+    draws = []
+
+    def statistic(resample):
+        value = float(np.mean([r["final_loss"] for r in resample]))
+        draws.append(value)
+        return [value, value if value <= mean else math.nan]
+
+    estimate, low, high, undefined = fit_scaling_laws.bootstrapped(runs, statistic, 200,
+                                                                   argparse.Namespace(level=0.9, seed=3), "test")
+    resampled = np.array(draws[1:])  # draws[0]: the estimate
+    defined = resampled[resampled <= mean]
+    assert estimate.tolist() == [mean, mean] and 0 < undefined == resampled.size - defined.size < 200
+    assert np.allclose([low[0], high[0]], np.quantile(resampled, [0.05, 0.95]), rtol=1e-12)
+    assert np.allclose([low[1], high[1]], np.quantile(defined, [0.05, 0.95]), rtol=1e-12)
