@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.optimize import minimize
 
 from spec.scaling import HUBER_DELTA
 
@@ -72,6 +71,8 @@ def fit_loss_law(parameters, tokens, losses, delta=HUBER_DELTA):
         raise ValueError(f"delta must be > 0, got {delta}")
     log_n, log_d, log_loss = np.log(n), np.log(d), np.log(loss)
     starts = GRID[np.argsort(grid_objective(log_n, log_d, log_loss, delta), kind="stable")[:STARTS]]
+    from scipy.optimize import minimize  # here: importing scipy.optimize costs every kit process ~0.6 s
+
     design = design_matrix(log_n, log_d)
     # ftol=0: on until a step no longer lowers the objective (the fit's precision is float64's, not a tolerance's).
     fits = [minimize(objective, start, args=(design, log_loss, delta), jac=True, method="L-BFGS-B",
