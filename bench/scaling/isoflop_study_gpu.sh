@@ -45,6 +45,7 @@ for stage in "$@"; do
             mkdir -p "$STUDY/data"
             xz -dc .corpus/linux-text.txt.xz > "$STUDY/linux.txt"
             python3 - "$STUDY" <<'EOF'
+import random
 import sys
 from pathlib import Path
 from impl.programs.corpora import EOT
@@ -52,7 +53,13 @@ study = Path(sys.argv[1])
 documents = (study / "linux.txt").read_text(encoding="utf-8").split(EOT)
 held_out = max(1, len(documents) // 100)  # every 100th file: validation text of the same kind
 (study / "valid.txt").write_text(EOT.join(documents[::100]), encoding="utf-8")
-(study / "train.txt").write_text(EOT.join(d for i, d in enumerate(documents) if i % 100), encoding="utf-8")
+# The files come in the source tree's order (arch/ first, ...) and every run reads the training tokens from the
+# start: shuffled, any run's prefix is a sample of the whole tree, as the validation files are. (In tree order, runs
+# of different lengths see different parts of the kernel; the first GPU sweep, in tree order, had losses rising and
+# falling by up to 0.5 between neighbouring sizes of one budget.)
+train = [d for i, d in enumerate(documents) if i % 100]
+random.Random(0).shuffle(train)
+(study / "train.txt").write_text(EOT.join(train), encoding="utf-8")
 print(f"{len(documents)} files: {held_out} held out for validation")
 EOF
             python3 -c "from impl.programs.tokenizer import train_main; import sys; sys.exit(train_main(
@@ -68,8 +75,8 @@ EOF
                 --predict "$PREDICT" --span 3 --devices "$DEVICES" --max-minutes "$MINUTES" ;;
         collect)
             mkdir -p "$OUT"
-            for file in study.md study.json runs.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
-                        api/server.log; do
+            for file in study.md study.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
+                        api/server.log api/state.sqlite; do  # the device returns 8 files at most
                 [ -f "$STUDY/out/$file" ] && cp "$STUDY/out/$file" "$OUT/$(basename "$file")"
             done
             true ;;
