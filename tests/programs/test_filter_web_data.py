@@ -335,13 +335,33 @@ def test_local_processes_give_the_same_bytes_as_one_worker(full_run, tmp_path):
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_a_ray_cluster_gives_the_same_bytes_as_one_worker(full_run, tmp_path):
+    """On a Ray cluster (a head node started here), from scratch and after the driver was SIGKILLed mid-stage, and on
+    Ray started by the program itself: the output tree is the one-worker run's, byte for byte."""
     pytest.importorskip("ray", reason="the data-cluster extra (nox -s tests installs it)")
     baseline_dir, baseline = full_run
     argv = [*map(str, WARCS), "--config", str(baseline_dir / "config.toml"), "--engine", "ray"]
     with ray_cluster(num_cpus=2) as address:  # `ray start --head` on 127.0.0.1: the multi-node path
         out = finish(program([*argv, "--out", str(tmp_path / "cluster"), "--address", address], env=RAY_ENV))
-    assert f"on Ray (cluster {address}, 2 CPUs)" in out
-    assert tree(tmp_path / "cluster") == tree(baseline)
+        assert f"on Ray (cluster {address}, 2 CPUs)" in out
+        assert tree(tmp_path / "cluster") == tree(baseline)
+        # The driver SIGKILLed while the cluster runs the LSH stage's tasks, then the same command again: the tasks
+        # done are not redone, and the bytes are one worker's.
+        resumed = [*argv, "--out", str(tmp_path / "killed"), "--address", address]
+        killed = subprocess.Popen([sys.executable, "-m", "impl.programs.filter_web_data", *resumed], cwd=REPO,
+                                  env={**os.environ, "PYTHONPATH": str(REPO), **RAY_ENV}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "killed" / "work" / "lsh").glob("*.done.json")):
+            assert killed.poll() is None, "the run ended before its LSH stage"
+            assert time.monotonic() < deadline, "the run did not reach its LSH stage"
+            time.sleep(0.01)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert not (tmp_path / "killed" / "summary.json").exists()
+        done = {p: p.stat().st_mtime_ns for p in (tmp_path / "killed").rglob("*.done.json")}
+        finish(program(resumed, env=RAY_ENV))
+        assert all(p.stat().st_mtime_ns == t for p, t in done.items()), "a resumed run redid finished tasks"
+        assert tree(tmp_path / "killed") == tree(baseline)
     out = finish(program([*argv, "--out", str(tmp_path / "here"), "--workers", "2"], env=RAY_ENV))  # Ray started here
     assert "on Ray (started here, 2 CPUs)" in out
     assert tree(tmp_path / "here") == tree(baseline)
