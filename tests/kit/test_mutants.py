@@ -1,12 +1,14 @@
 """The conformance suite rejects every mutant: the share rejected is the kit's strength.
 
 Each mutant (tests/kit/mutants/<area>.py) is the reference with one component broken. The suite runs
-on it in a subprocess, as a user would, restricted to that component with ``--component``, gated at the
-course level and stopped at the first course-level failure with ``-x``. A mutant is rejected at the course
-level when a course-level test of its own component *failed* (exit code 1 and a ``fail`` in the JSON
-matrix), at the strict level when only strict-level tests failed (exit code 0, "strict failed" in the
-summary); a usage error, a crash, a timeout, or a component reported *missing* is not a kill. Each mutant
-must be rejected at its own level (``Mutant.level``) or a lower one. The subprocesses run concurrently, one
+on it in a process of its own, as a user would (forked from a server that imported torch and the kit:
+tests/kit/run_suite.py, pytest_forked), restricted to that component with ``--component``, gated at the
+mutant's own level (``Mutant.level``: ``--gate``) and stopped at the first failure at or below the gate
+with ``-x`` (a strict mutant's run ends at its first failure rather than running the whole component). A
+mutant is rejected at the level of the test of its own component that *failed* (a ``fail`` in the JSON
+matrix; exit code 1 and "failed" in the summary at or below the gate, exit code 0 and "strict failed"
+above it); a usage error, a crash, a timeout, or a component reported *missing* is not a kill. Each mutant
+must be rejected at its own level or a lower one. The processes run concurrently, one
 per CPU core; the terminal summary prints the kill table.
 """
 
@@ -15,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,9 +24,9 @@ import pytest
 
 from spec import COMPONENTS
 from spec.loading import load_implementation
-from tests.harness.helpers import REPO
 from tests.harness.plugin import LEVELS
 from tests.kit.mutants import BY_NAME, MUTANTS
+from tests.kit.run_suite import pytest_forked
 from tests.kit.verdicts import Verdict
 
 TIMEOUT_S = 300
@@ -36,31 +36,29 @@ def run_suite_on(mutant_name: str, workdir: Path, env: dict[str, str]) -> Verdic
     """Run the conformance suite on one mutant, restricted to its component; judge the outcome."""
     mutant = BY_NAME[mutant_name]
     report = workdir / f"{mutant.name}.json"
-    command = [sys.executable, "-m", "pytest", "tests/conformance", "-x", "-q", "-p", "no:cacheprovider",
-               "--impl", f"tests.kit.mutants:{mutant.name}", "--component", mutant.component,
-               "--report-json", str(report)]
-    try:
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    log = workdir / f"{mutant.name}.log"
+    returncode = pytest_forked(["tests/conformance", "-x", "-q", "-p", "no:cacheprovider", "--impl",
+                                f"tests.kit.mutants:{mutant.name}", "--component", mutant.component, "--gate",
+                                mutant.level, "--report-json", str(report)], log, env, TIMEOUT_S)
+    if returncode is None:
         return Verdict(mutant.name, mutant.component, None, f"the suite ran past {TIMEOUT_S} s")
-    output = done.stdout + done.stderr
+    output = log.read_text(errors="replace")
     if not report.exists():
-        return Verdict(mutant.name, mutant.component, None,
-                       f"no report (exit code {done.returncode}): {output[-2000:]}")
+        return Verdict(mutant.name, mutant.component, None, f"no report (exit code {returncode}): {output[-2000:]}")
     results = json.loads(report.read_text())
     assert results["implementation"]["name"] == f"mutant {mutant.name}", results["implementation"]
     failures = {level: [r for r in results["results"] if r["status"] == "fail" and r["level"] == level
                         and r["component"] == mutant.component] for level in LEVELS}
-    summary = {"course": (1, r"\b\d+ failed\b"), "strict": (0, r"\b\d+ strict failed\b")}
-    for level in LEVELS:  # the exit code and pytest's summary line must agree with the report
-        returncode, pattern = summary[level]
-        if failures[level] and done.returncode == returncode and re.search(pattern, output):
+    gate = LEVELS.index(mutant.level)
+    for index, level in enumerate(LEVELS):  # the exit code and pytest's summary line must agree with the report
+        expected_code, pattern = (1, r"\b\d+ failed\b") if index <= gate else (0, r"\b\d+ strict failed\b")
+        if failures[level] and returncode == expected_code and re.search(pattern, output):
             first = failures[level][0]
             message = (first["message"].splitlines() or [""])[0][:160]
             return Verdict(mutant.name, mutant.component, level, f"{first['nodeid']}: {message}")
     row = results["components"][mutant.component]
     return Verdict(mutant.name, mutant.component, None,
-                   f"exit code {done.returncode}, {mutant.component} row {row}: no test of the component failed")
+                   f"exit code {returncode}, {mutant.component} row {row}: no test of the component failed")
 
 
 class Runs:
@@ -68,8 +66,9 @@ class Runs:
 
     def __init__(self, names: list[str], workdir: Path):
         self.workdir = workdir
-        # Every run imports torch and collects the suite: with bytecode cached (in a private
-        # directory, so nothing is written beside the sources) a run starts in ~3 s, not ~8 s.
+        # Every run is forked from a server that imported torch and the kit (run_suite.pytest_forked) and collects
+        # the suite: the test modules' bytecode cached in a private directory, so nothing is written beside the
+        # sources.
         self.env = {k: v for k, v in os.environ.items() if k not in ("CS336_IMPL", "PYTHONDONTWRITEBYTECODE")}
         self.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         self.pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
