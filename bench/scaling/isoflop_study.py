@@ -15,8 +15,9 @@ small widths the LM head is most of it; ``handout``, N = 12 · n_layer · d_mode
 (A3 §3, meant for large models). (The SwiGLU has d_ff ≈ 8/3 d_model, so that the MLP's 3 · d · d_ff ≈ 8 d².) Each budget's profile takes ``--sizes`` shapes log-spaced around
 Chinchilla's rule of thumb D ≈ 20 N (N* ≈ √(C / 120), from N*/--span to N*·--span) over a grid of shapes (heads of ``--head-dim``, aspect ratio
 d_model / n_layer in [16, 128]); D = C / (6 N) rounded down to whole steps. The fit is ``fit-scaling-laws`` on the
-completed runs; the predicted run is approach 3's N_opt at ``--predict`` (the grid's nearest shape, its D =
-C / (6 N)), and its predicted loss approach 3's law at that shape, beside the interval of the optimum's loss.
+completed runs; the predicted run is approach 3's N_opt at ``--predict`` (the grid's nearest shape whose D =
+C / (6 N) tokens the training split holds, within N_opt's interval), and its predicted loss approach 3's law at
+that shape, beside the interval of the optimum's loss.
 
 Writes ``<out>/runs.json`` (the handout's format), ``<out>/fit/`` (results.json and the plots), ``<out>/study.json``
 and ``<out>/study.md`` (the tables).
@@ -166,6 +167,17 @@ class Server:
         self.log.close()
 
 
+def predicted_shape(grid: list[tuple[int, int]], size_of, n_opt: dict, trainable, data: str) -> tuple[int, int]:
+    """The shape nearest N_opt (``{"estimate", "low", "high"}``) among the ``trainable`` ones (their tokens are in the
+    training split: none is read twice). The law's loss is then predicted at that shape's own N and D, so the test
+    stays exact when the shape is not N_opt itself; outside N_opt's interval it would no longer test the optimum."""
+    nearest = min(filter(trainable, grid), key=lambda s: abs(math.log(size_of(s) / n_opt["estimate"])), default=None)
+    if nearest is None or not n_opt["low"] <= size_of(nearest) <= n_opt["high"]:
+        raise UserError(f"no model within N_opt's interval [{n_opt['low']:.3g}, {n_opt['high']:.3g}] trains on at "
+                        f"most {data}")
+    return nearest
+
+
 def same_run(a: dict, b: dict) -> bool:
     """One training configuration (the API's 409): every field but max_runtime_seconds."""
     return {**a, "max_runtime_seconds": 0} == {**b, "max_runtime_seconds": 0}
@@ -261,11 +273,12 @@ def study(args: argparse.Namespace) -> int:
             raise UserError("fit-scaling-laws failed on the sweep's runs (its error is above)")
         fit = json.loads((fit_dir / "results.json").read_text())
         optimum = fit["approach_3"]["targets"][0]
-        layers, d_model = min(grid, key=lambda s: abs(math.log(size_of(s) / optimum["n_opt"]["estimate"])))
+        layers, d_model = predicted_shape(
+            grid, size_of, optimum["n_opt"],
+            lambda s: (c := configuration(*s, args.predict, args, vocab_size)) is not None
+            and c["total_train_tokens"] < train_tokens,
+            f"the {train_tokens:,} tokens of {args.data_dir} at {args.predict:g} FLOPs")
         config = configuration(layers, d_model, args.predict, args, vocab_size)
-        if config is None or config["total_train_tokens"] >= train_tokens:
-            raise UserError(f"the predicted run ({layers} layers, d_model {d_model}) needs more tokens than "
-                            f"{args.data_dir} holds ({train_tokens:,})")
         n, d = size_of((layers, d_model)), config["total_train_tokens"]
         predicted = {"budget": args.predict, "layers": layers, "d_model": d_model, "parameters": n, "tokens": d,
                      "loss_law_at_shape": law_loss(fit["approach_3"], n, d), "optimum": optimum,

@@ -8,7 +8,8 @@
 #   OUT=results bash bench/scaling/isoflop_study_gpu.sh collect
 #
 # The corpus: real text from the Linux 6.1 sources (Debian's linux-source-6.1, GPL-2.0: bench/tokenizer/corpora.py),
-# CORPUS_MB of it, 1% of its files held out for validation; a byte-level BPE of VOCAB tokens trained on the rest.
+# CORPUS_MB of it, 1% of its files held out for validation, both splits cut into shuffled pieces of ~4 KB
+# (bench/scaling/study_data.py says why); a byte-level BPE of VOCAB tokens trained on the training split.
 # No token is read twice (the training API's order), so every run's tokens must fit the training split (~110M
 # tokens of 300 MB): the budgets and --span 3 keep the largest profile's smallest model within it (D = C / 6N, N
 # with the LM head: 4096 · d_model, which also sets the smallest model, 143K at d_model 32). .whl-api: FastAPI, uvicorn and
@@ -19,8 +20,12 @@ STUDY=${STUDY:-/tmp/isoflop}
 MINUTES=${MINUTES:-8.5}
 CORPUS_MB=${CORPUS_MB:-300}
 VOCAB=${VOCAB:-4096}
-BUDGETS=${BUDGETS:-"2e13 6e13 2e14"}
-PREDICT=${PREDICT:-2e15}
+BUDGETS=${BUDGETS:-"1e13 3e13 1e14"}
+PREDICT=${PREDICT:-1e15}
+# Enough optimizer steps that a run's loss says how good its size is, not how few steps its batch left it (the
+# second sweep, at the default 50, had runs of 40-80 steps and its smallest models won every budget).
+MIN_STEPS=${MIN_STEPS:-1000}
+LEARNING_RATE=${LEARNING_RATE:-3e-3}
 # Several experiments at once on one GPU: the sweep's small models leave most of an H200 idle.
 DEVICES=${DEVICES:-cuda:0,cuda:0,cuda:0}
 export PYTHONUNBUFFERED=1
@@ -44,24 +49,7 @@ for stage in "$@"; do
             prepare
             mkdir -p "$STUDY/data"
             xz -dc .corpus/linux-text.txt.xz > "$STUDY/linux.txt"
-            python3 - "$STUDY" <<'EOF'
-import random
-import sys
-from pathlib import Path
-from impl.programs.corpora import EOT
-study = Path(sys.argv[1])
-documents = (study / "linux.txt").read_text(encoding="utf-8").split(EOT)
-held_out = max(1, len(documents) // 100)  # every 100th file: validation text of the same kind
-(study / "valid.txt").write_text(EOT.join(documents[::100]), encoding="utf-8")
-# The files come in the source tree's order (arch/ first, ...) and every run reads the training tokens from the
-# start: shuffled, any run's prefix is a sample of the whole tree, as the validation files are. (In tree order, runs
-# of different lengths see different parts of the kernel; the first GPU sweep, in tree order, had losses rising and
-# falling by up to 0.5 between neighbouring sizes of one budget.)
-train = [d for i, d in enumerate(documents) if i % 100]
-random.Random(0).shuffle(train)
-(study / "train.txt").write_text(EOT.join(train), encoding="utf-8")
-print(f"{len(documents)} files: {held_out} held out for validation")
-EOF
+            python3 -m bench.scaling.study_data "$STUDY/linux.txt" "$STUDY"
             python3 -c "from impl.programs.tokenizer import train_main; import sys; sys.exit(train_main(
                 ['--input', '$STUDY/train.txt', '--vocab-size', '$VOCAB', '--out', '$STUDY/data/tok']))"
             for split in train valid; do
@@ -72,11 +60,12 @@ EOF
         study)
             prepare
             python3 -m bench.scaling.isoflop_study --data-dir "$STUDY/data" --out "$STUDY/out" --budgets $BUDGETS \
-                --predict "$PREDICT" --span 3 --devices "$DEVICES" --max-minutes "$MINUTES" ;;
+                --predict "$PREDICT" --span 3 --min-steps "$MIN_STEPS" --learning-rate "$LEARNING_RATE" --devices "$DEVICES" \
+                --max-minutes "$MINUTES" ;;
         collect)
             mkdir -p "$OUT"
             for file in study.md study.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
-                        api/server.log api/state.sqlite; do  # the device returns 8 files at most
+                        api/state.sqlite; do  # the device returns 8 files at most, the call's log among them
                 [ -f "$STUDY/out/$file" ] && cp "$STUDY/out/$file" "$OUT/$(basename "$file")"
             done
             true ;;

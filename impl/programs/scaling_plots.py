@@ -92,7 +92,7 @@ def plot_isoflops(path: Path, runs: list[dict], minima, law, method: str) -> Non
         title += "\ndotted: approach 3's L(N, D = C/6N)"
     ax.set_xscale("log")
     ax.set_xlabel("model size N (parameters)")
-    ax.set_ylabel("final training loss")
+    ax.set_ylabel("final loss")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, ncol=2)

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from bench.scaling import isoflop_study
+from bench.scaling import isoflop_study, study_data
+from impl.programs.corpora import EOT
 from impl.programs.training_api_client import TrainingAPI
 from tests.programs.bad_inputs import error_lines
 
@@ -63,3 +64,37 @@ def test_data_without_its_sidecars_is_refused(prose_tokens, tmp_path, capsys, mi
             (data / name).write_bytes((prose_tokens / name).read_bytes())
     assert isoflop_study.main(["--data-dir", str(data), "--out", str(tmp_path / "study"), *TOY]) == 1
     assert "no train/valid .npy with their .json" in capsys.readouterr().err
+
+
+def test_the_predicted_run_is_the_trainable_shape_nearest_n_opt_and_stays_within_its_interval():
+    grid = [(1, 16), (1, 32), (2, 32), (4, 64)]
+    size_of = {shape: n for shape, n in zip(grid, (1e3, 2e3, 4e3, 3e4))}.__getitem__
+    n_opt = {"estimate": 2.2e3, "low": 1.5e3, "high": 1e4}
+    assert isoflop_study.predicted_shape(grid, size_of, n_opt, lambda s: True, "data") == (1, 32)
+    # The nearest needs more tokens than the data hold: the next one inside the interval.
+    assert isoflop_study.predicted_shape(grid, size_of, n_opt, lambda s: s != (1, 32), "data") == (2, 32)
+    # Only shapes outside the interval fit (1e3 below it, 3e4 above): refused, naming the interval and the data.
+    with pytest.raises(isoflop_study.UserError, match=r"interval \[1\.5e\+03, 1e\+04\] trains on at most data"):
+        isoflop_study.predicted_shape(grid, size_of, n_opt, lambda s: s in {(1, 16), (4, 64)}, "data")
+
+
+def test_the_study_data_are_pieces_of_whole_lines_every_document_in_one_split_nothing_lost(tmp_path):
+    lines = [f"line {i} " + "x" * (i % 13) + "\n" for i in range(400)]
+    documents = ["".join(lines[i:i + 40]) for i in range(0, 400, 40)] + ["one long line without an end " * 20]
+    for document in documents:
+        cut = study_data.pieces(document, 100)
+        assert "".join(cut) == document
+        assert all(len(p) >= 100 or p is cut[-1] for p in cut)  # only the last piece is short
+        assert all(p.endswith("\n") or p is cut[-1] for p in cut)  # cut at line ends only
+    corpus = EOT.join(documents)
+    train, valid = study_data.study_splits(corpus, held_out_every=4, piece_chars=100, seed=0)
+    held_out = documents[::4]
+    assert sorted(valid) == sorted(p for d in held_out for p in study_data.pieces(d, 100))
+    assert sorted(train) == sorted(p for i, d in enumerate(documents) if i % 4 for p in study_data.pieces(d, 100))
+    assert train != [p for i, d in enumerate(documents) if i % 4 for p in study_data.pieces(d, 100)]  # shuffled
+    assert (train, valid) == study_data.study_splits(corpus, held_out_every=4, piece_chars=100, seed=0)
+    (tmp_path / "corpus.txt").write_text(corpus, encoding="utf-8")
+    assert study_data.main([str(tmp_path / "corpus.txt"), str(tmp_path / "out"), "--held-out-every", "4",
+                            "--piece-chars", "100"]) == 0
+    assert (tmp_path / "out" / "train.txt").read_text(encoding="utf-8") == EOT.join(train)
+    assert (tmp_path / "out" / "valid.txt").read_text(encoding="utf-8") == EOT.join(valid)
