@@ -56,6 +56,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--span", type=positive_float, default=8.0,
                         help="each profile's sizes reach from N*/span to N*·span (N* = √(C / 120))")
     parser.add_argument("--head-dim", type=positive_int, default=32)
+    parser.add_argument("--aspect-ratio", type=positive_float, default=None,
+                        help="one shape per width, n_layer = d_model / this (rounded, >= 1), so that N alone sets the "
+                             "shape; default: every shape with d_model / n_layer in [16, 128]")
     parser.add_argument("--count", choices=("matmul", "handout"), default="matmul",
                         help="N: 12 L d² + vocab·d (the matrix products' parameters) or the handout's 12 L d²")
     parser.add_argument("--seq-len", type=positive_int, default=512)
@@ -79,8 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     return run(build_parser(), argv, study)
 
 
-def shape_grid(head_dim: int) -> list[tuple[int, int]]:
-    """(n_layer, d_model) with d_model a multiple of head_dim and d_model / n_layer in [16, 128]."""
+def shape_grid(head_dim: int, aspect_ratio: float | None = None) -> list[tuple[int, int]]:
+    """(n_layer, d_model) with d_model a multiple of head_dim: every shape with d_model / n_layer in [16, 128], or
+    with ``aspect_ratio`` one per width. Why fix it: at these sizes the shape matters as much as N (two runs of 2.6M
+    parameters and the same tokens, 4 layers d_model 192 and 2 layers d_model 256, ended 0.66 nats apart on the H200:
+    bench/results/h200-isoflop-study.md), and a law in N alone cannot see it."""
+    if aspect_ratio is not None:
+        return [(max(1, round(heads * head_dim / aspect_ratio)), heads * head_dim) for heads in range(1, 65)]
     return [(layers, heads * head_dim) for layers in range(1, 25) for heads in range(1, 65)
             if 16 <= heads * head_dim / layers <= 128]
 
@@ -233,7 +241,7 @@ def study(args: argparse.Namespace) -> int:
         vocab_size, train_tokens = int(sidecars["train"]["vocab_size"]), int(sidecars["train"]["num_tokens"])
     except (OSError, ValueError, KeyError) as error:
         raise UserError(f"--data-dir {args.data_dir}: no train/valid .npy with their .json ({error})") from None
-    grid = shape_grid(args.head_dim)
+    grid = shape_grid(args.head_dim, args.aspect_ratio)
 
     def size_of(shape: tuple[int, int]) -> int:
         return parameter_count(*shape, vocab_size, args.count)

@@ -26,6 +26,11 @@ PREDICT=${PREDICT:-1e15}
 # second sweep, at the default 50, had runs of 40-80 steps and its smallest models won every budget).
 MIN_STEPS=${MIN_STEPS:-1000}
 LEARNING_RATE=${LEARNING_RATE:-3e-3}
+# The shape family: one shape per width (n_layer = d_model / ASPECT_RATIO) so that N alone sets it; empty for every
+# shape with d_model / n_layer in [16, 128] (the 2026-12-04 studies: there the shape mattered as much as N).
+ASPECT_RATIO=${ASPECT_RATIO-32}
+MAX_BATCH_SIZE=${MAX_BATCH_SIZE:-128}
+N_EVALS=${N_EVALS:-4}  # validation points per run: 16 to see where a curve bends
 # Several experiments at once on one GPU: the sweep's small models leave most of an H200 idle.
 DEVICES=${DEVICES:-cuda:0,cuda:0,cuda:0}
 export PYTHONUNBUFFERED=1
@@ -60,8 +65,9 @@ for stage in "$@"; do
         study)
             prepare
             python3 -m bench.scaling.isoflop_study --data-dir "$STUDY/data" --out "$STUDY/out" --budgets $BUDGETS \
-                --predict "$PREDICT" --span 3 --min-steps "$MIN_STEPS" --learning-rate "$LEARNING_RATE" --devices "$DEVICES" \
-                --max-minutes "$MINUTES" ;;
+                --predict "$PREDICT" --span 3 --min-steps "$MIN_STEPS" --learning-rate "$LEARNING_RATE" \
+                --n-evals "$N_EVALS" --max-batch-size "$MAX_BATCH_SIZE" ${ASPECT_RATIO:+--aspect-ratio "$ASPECT_RATIO"} \
+                --devices "$DEVICES" --max-minutes "$MINUTES" ;;
         collect)
             mkdir -p "$OUT"
             for file in study.md study.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \

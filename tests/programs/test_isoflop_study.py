@@ -66,6 +66,15 @@ def test_data_without_its_sidecars_is_refused(prose_tokens, tmp_path, capsys, mi
     assert "no train/valid .npy with their .json" in capsys.readouterr().err
 
 
+def test_a_fixed_aspect_ratio_gives_one_shape_per_width_its_depth_the_width_over_the_ratio():
+    grid = isoflop_study.shape_grid(32, aspect_ratio=64)
+    assert [d_model for _, d_model in grid] == [32 * heads for heads in range(1, 65)]
+    assert grid[:5] == [(1, 32), (1, 64), (2, 96), (2, 128), (2, 160)]  # at least one layer; rounded to even
+    assert grid[-1] == (32, 2048)
+    free = isoflop_study.shape_grid(32)
+    assert len(free) > len(grid) and all(16 <= d / layers <= 128 for layers, d in free)
+
+
 def test_the_predicted_run_is_the_trainable_shape_nearest_n_opt_and_stays_within_its_interval():
     grid = [(1, 16), (1, 32), (2, 32), (4, 64)]
     size_of = {shape: n for shape, n in zip(grid, (1e3, 2e3, 4e3, 3e4))}.__getitem__
