@@ -6,8 +6,10 @@ The normative text is in ``spec/tokenizer.py``; training lives in ``impl/tokeniz
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -16,7 +18,16 @@ import regex
 # GPT-2's pre-tokenizer (A1 §2.4), as in tiktoken's r50k/gpt2 encoding.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 PRETOKEN = regex.compile(GPT2_PATTERN)
-WHITESPACE = regex.compile(r"\s")
+# The same pattern for ASCII text, in the standard library's re, which runs it about twice as fast as regex: in
+# ASCII, \p{L} is [A-Za-z], \p{N} is [0-9] and regex's \s is [\t\n\v\f\r ] (re's \s would add \x1c-\x1f).
+_SPACE = r"\t\n\x0b\x0c\r "
+ASCII_PRETOKEN = re.compile(
+    rf"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^{_SPACE}A-Za-z0-9]+|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+""")
+# An ASCII whitespace character after a non-space always starts a pre-token, whatever follows: no pre-token holds a
+# non-space then a space, and none looks behind; so text cut there pre-tokenizes as the whole did. (The lookbehind
+# is re's \S, which excludes every character regex's \s takes: tests/kit/test_tokenizer_fast_paths.py.)
+PIECE_CUT = re.compile(rf"(?<=\S)[{_SPACE}]")
+PIECE_CHARS = 1 << 16
 CACHE_ENTRIES = 1 << 16  # memoized pre-tokens per tokenizer
 
 
@@ -68,12 +79,10 @@ def split_stream(chunks: Iterable[str], special_tokens: Iterable[str]) -> Iterat
 
 
 def _safe_cut(text: str, specials: list[str]) -> int:
-    r"""How much of ``text`` is final: its pre-tokens cannot change whatever text follows.
+    """How much of ``text`` is final: its pre-tokens cannot change whatever text follows.
 
-    Text that may start a special token is held back, and of the rest, the last two
-    pre-tokens: a pre-token's extent can depend on up to two characters after it (the
-    contraction ``'ll``, the lookahead of ``\s+(?!\S)``). A cut never follows whitespace,
-    since how a run of whitespace splits depends on the first character after the run.
+    Text that may start a special token is held back; the cut is the last PIECE_CUT before it (0 if none), found in
+    a window from the end that widens until it holds one, so that a long buffer is not scanned from its start.
     """
     limit = len(text)
     for special in specials:
@@ -81,12 +90,29 @@ def _safe_cut(text: str, specials: list[str]) -> int:
             if text.endswith(special[:k]):
                 limit = min(limit, len(text) - k)
                 break
-    # endpos makes the regex see text[:limit] as the whole string, as it will be if a special follows.
-    starts = [match.start() for match in PRETOKEN.finditer(text, 0, limit)]
-    i = len(starts) - 2
-    while i > 0 and WHITESPACE.match(text, starts[i] - 1):
-        i -= 1
-    return starts[i] if i > 0 else 0
+    window = 1 << 12
+    while True:
+        start = max(0, limit - window)
+        cuts = [match.start() for match in PIECE_CUT.finditer(text, start, limit)]
+        if cuts or start == 0:
+            return cuts[-1] if cuts else 0
+        window <<= 3
+
+
+def pretokens(text: str) -> list[str]:
+    """GPT-2's pre-tokens of ``text``: ASCII stretches through the faster ASCII_PRETOKEN, the rest through
+    PRETOKEN, the text cut only where a pre-token starts (PIECE_CUT)."""
+    if text.isascii():
+        return ASCII_PRETOKEN.findall(text)
+    out: list[str] = []
+    start = 0
+    while start < len(text):
+        cut = PIECE_CUT.search(text, start + PIECE_CHARS)
+        end = cut.start() if cut else len(text)
+        piece = text[start:end]
+        out += (ASCII_PRETOKEN if piece.isascii() else PRETOKEN).findall(piece)
+        start = end
+    return out
 
 
 def _final_split(text: str, special_re: regex.Pattern | None) -> Iterator[tuple[str, bool]]:
@@ -117,14 +143,17 @@ class Tokenizer:
                              "byte-level BPE needs all 256 to encode any text")
         self.special_ids = {s: self.id_of[s.encode()] for s in self.special_tokens}
         self.byte_ids = [self.id_of[bytes([b])] for b in range(256)]
-        # (left id, right id) -> (rank, merged id): rank = position in the merge list.
-        self.merge_of: dict[tuple[int, int], tuple[int, int]] = {}
+        # (left id, right id) -> rank (the position in the merge list; a repeated merge keeps its first), and -> the
+        # merged id: two flat dicts, which the BPE loop reads faster than one of tuples.
+        self.rank_of: dict[tuple[int, int], int] = {}
+        self.merged_of: dict[tuple[int, int], int] = {}
         for rank, (left, right) in enumerate(merges):
             try:
                 pair, merged = (self.id_of[left], self.id_of[right]), self.id_of[left + right]
             except KeyError as error:
                 raise ValueError(f"merge {rank} ({left!r}, {right!r}) uses a token missing from the vocabulary") from error
-            self.merge_of.setdefault(pair, (rank, merged))
+            if pair not in self.rank_of:
+                self.rank_of[pair], self.merged_of[pair] = rank, merged
         self.merges = list(merges)
         # Pre-tokens repeat (Zipf): memoize their BPE in a plain dict (faster than lru_cache),
         # emptied when full so that streaming stays in bounded memory.
@@ -141,28 +170,42 @@ class Tokenizer:
         write_gpt2_files(self.vocab, self.merges, vocab_filepath, merges_filepath)
 
     def _bpe(self, pretoken: str) -> tuple[int, ...]:
+        """Merge the pair of lowest rank, every occurrence left to right, until no pair has a merge. ``ranks[i]`` is
+        the rank of (ids[i], ids[i + 1]) (``no_merge``, past every rank, if none; a rank names one pair): a pair that occurs once,
+        the common case, changes only its two neighbours' ranks."""
+        rank_of, no_merge = self.rank_of.get, len(self.merges)
         ids = [self.byte_ids[b] for b in pretoken.encode("utf-8")]
-        while len(ids) > 1:
-            best = min(((self.merge_of[p][0], i) for i, p in enumerate(zip(ids, ids[1:])) if p in self.merge_of),
-                       default=None)
-            if best is None:
+        ranks = list(map(rank_of, zip(ids, ids[1:]), itertools.repeat(no_merge)))
+        while ranks:
+            best = min(ranks)
+            if best == no_merge:
                 break
-            pair = (ids[best[1]], ids[best[1] + 1])
-            merged, out, i = self.merge_of[pair][1], [], 0
-            while i < len(ids):  # merge every occurrence of the best pair, left to right
-                if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            first = ranks.index(best)
+            merged = self.merged_of[ids[first], ids[first + 1]]
+            if ranks.count(best) == 1:
+                ids[first:first + 2] = (merged,)
+                del ranks[first]
+                if first:
+                    ranks[first - 1] = rank_of((ids[first - 1], merged), no_merge)
+                if first < len(ranks):
+                    ranks[first] = rank_of((merged, ids[first + 1]), no_merge)
+                continue
+            out, i = ids[:first], first
+            while i < len(ids):
+                if i < len(ranks) and ranks[i] == best:
                     out.append(merged)
                     i += 2
                 else:
                     out.append(ids[i])
                     i += 1
             ids = out
+            ranks = list(map(rank_of, zip(ids, ids[1:]), itertools.repeat(no_merge)))
         return tuple(ids)
 
     def _encode_text(self, text: str, out: list[int]) -> None:
         """Append the ids of a stretch of text without special tokens."""
         cache = self._cache
-        for pretoken in PRETOKEN.findall(text):
+        for pretoken in pretokens(text):
             ids = cache.get(pretoken)
             if ids is None:
                 if len(cache) >= CACHE_ENTRIES:

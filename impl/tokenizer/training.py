@@ -10,13 +10,13 @@ import codecs
 import heapq
 import multiprocessing
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
-from impl.tokenizer.encoding import PRETOKEN, special_token_list, split_stream
+from impl.tokenizer.encoding import pretokens, special_token_list, split_stream
 
 BLOCK = 1 << 20  # bytes read at a time: memory stays bounded whatever the file size
 CHUNK = 64 << 20  # target bytes per parallel task
@@ -90,7 +90,7 @@ def _count_range(task: tuple[Path, int, int, list[str]]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for piece, is_special in split_stream(_read_text(path, start, end), special_tokens):
         if not is_special:  # specials are never counted, so never merged into or across
-            counts.update(PRETOKEN.findall(piece))
+            counts.update(pretokens(piece))
     return counts
 
 
@@ -167,12 +167,14 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
     first_byte = len(vocab) - 256  # the byte tokens are the vocabulary's last 256 entries so far
     words = [[first_byte + b for b in word.encode("utf-8")] for word in counts]
     freq = list(counts.values())
-    pair_count: Counter[tuple[int, int]] = Counter()
-    pair_words: dict[tuple[int, int], set[int]] = {}
+    # defaultdicts, not Counter and setdefault: their lookups, inserts and deletes stay in C (Counter's __delitem__
+    # is Python code; setdefault builds a set on every call).
+    pair_count: defaultdict[tuple[int, int], int] = defaultdict(int)
+    pair_words: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
     for w, word in enumerate(words):
         for pair in zip(word, word[1:]):
             pair_count[pair] += freq[w]
-            pair_words.setdefault(pair, set()).add(w)
+            pair_words[pair].add(w)
     heap = [(-c, Greater((vocab[a], vocab[b])), a, b) for (a, b), c in pair_count.items()]
     heapq.heapify(heap)
     merges: list[tuple[bytes, bytes]] = []
@@ -188,10 +190,33 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
         changed: set[tuple[int, int]] = set()
         for w in pair_words.pop((a, b), ()):
             word, f = words[w], freq[w]
+            if a != b and word.count(a) == 1:  # the common case, written out: one site s, its two neighbours
+                s = word.index(a)
+                if s + 1 == len(word) or word[s + 1] != b:
+                    continue  # stale membership: an earlier merge already consumed this pair here
+                merged = word[:s]
+                merged.append(new_id)
+                merged += word[s + 2:]
+                if s:
+                    gone, made = (word[s - 1], a), (word[s - 1], new_id)
+                    pair_count[gone] -= f
+                    pair_count[made] += f
+                    pair_words[made].add(w)
+                    changed.add(gone)
+                    changed.add(made)
+                if s + 2 < len(word):
+                    gone, made = (b, word[s + 2]), (new_id, word[s + 2])
+                    pair_count[gone] -= f
+                    pair_count[made] += f
+                    pair_words[made].add(w)
+                    changed.add(gone)
+                    changed.add(made)
+                words[w] = merged
+                continue
             sites = merge_sites(word, a, b)
             if not sites:
-                continue  # stale membership: an earlier merge already consumed this pair here
-            merged: list[int] = []
+                continue
+            merged = []
             start = 0
             for site in sites:
                 merged += word[start:site]
@@ -208,7 +233,7 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
             for t in {t for k, s in enumerate(sites) for t in (s - k - 1, s - k) if 0 <= t <= last_new}:
                 pair = (merged[t], merged[t + 1])
                 pair_count[pair] += f
-                pair_words.setdefault(pair, set()).add(w)
+                pair_words[pair].add(w)
                 changed.add(pair)
             words[w] = merged
         del pair_count[(a, b)]

@@ -63,7 +63,7 @@ def _train_bpe_one_merge_too_many(input_path, vocab_size, special_tokens):
 
 
 def _train_bpe_no_contractions(input_path, vocab_size, special_tokens):
-    with mock.patch.object(reference_training, "PRETOKEN", PATTERN_WITHOUT_CONTRACTIONS):
+    with mock.patch.object(reference_training, "pretokens", PATTERN_WITHOUT_CONTRACTIONS.findall):
         return reference.train_bpe(input_path, vocab_size, special_tokens)
 
 
