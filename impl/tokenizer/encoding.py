@@ -63,14 +63,16 @@ def split_stream(chunks: Iterable[str], special_tokens: Iterable[str]) -> Iterat
     buffer = ""
     for chunk in chunks:
         buffer += chunk
-        while special_re is not None and (match := special_re.search(buffer)):
-            rest = buffer[match.start():]
-            if any(len(s) > len(rest) and s.startswith(rest) for s in specials):
+        start = 0  # the buffer is cut once per chunk, not once per special: copying its rest each time is quadratic
+        while special_re is not None and (match := special_re.search(buffer, start)):
+            rest = len(buffer) - match.start()
+            if any(len(s) > rest and s.startswith(buffer[match.start():]) for s in specials):
                 break  # a longer special token may still complete here
-            if match.start():
-                yield buffer[:match.start()], False
+            if match.start() > start:
+                yield buffer[start:match.start()], False
             yield match.group(), True
-            buffer = buffer[match.end():]
+            start = match.end()
+        buffer = buffer[start:]
         cut = _safe_cut(buffer, specials)
         if cut:
             yield buffer[:cut], False

@@ -194,9 +194,6 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
                 s = word.index(a)
                 if s + 1 == len(word) or word[s + 1] != b:
                     continue  # stale membership: an earlier merge already consumed this pair here
-                merged = word[:s]
-                merged.append(new_id)
-                merged += word[s + 2:]
                 if s:
                     gone, made = (word[s - 1], a), (word[s - 1], new_id)
                     pair_count[gone] -= f
@@ -211,7 +208,7 @@ def learn_merges(counts: Counter[str], vocab: dict[int, bytes], n_merges: int, p
                     pair_words[made].add(w)
                     changed.add(gone)
                     changed.add(made)
-                words[w] = merged
+                word[s:s + 2] = (new_id,)
                 continue
             sites = merge_sites(word, a, b)
             if not sites:
