@@ -57,6 +57,10 @@ def run_suite_on(mutant_name: str, workdir: Path, env: dict[str, str]) -> Verdic
             message = (first["message"].splitlines() or [""])[0][:160]
             return Verdict(mutant.name, mutant.component, level, f"{first['nodeid']}: {message}")
     row = results["components"][mutant.component]
+    if any(failures.values()):  # the report has the failure, the exit code or the summary line disagrees
+        return Verdict(mutant.name, mutant.component, None,
+                       f"exit code {returncode} and summary disagree with the report's failures ({mutant.component} "
+                       f"row {row}); the run's output ends: {output[-1500:]}")
     return Verdict(mutant.name, mutant.component, None,
                    f"exit code {returncode}, {mutant.component} row {row}: no test of the component failed")
 
