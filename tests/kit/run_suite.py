@@ -46,6 +46,7 @@ def pytest_forked(argv: list[str], log: Path, env: dict[str, str], timeout: floa
     context = multiprocessing.get_context(multiprocess.START_METHOD)
     if multiprocess.START_METHOD == "forkserver":
         context.set_forkserver_preload(FORK_PRELOAD)  # takes effect if this starts the server
+    _exit_code_file(log).unlink(missing_ok=True)  # a file left by an earlier run on the same log is not this run's
     process = context.Process(target=_pytest_main, args=(argv, str(log), env), name="conformance suite")
     process.start()
     process.join(timeout)
@@ -53,7 +54,14 @@ def pytest_forked(argv: list[str], log: Path, env: dict[str, str], timeout: floa
         process.kill()
         process.join()
         return None
-    return process.exitcode
+    # The child's own word first: the forkserver sometimes loses a child's exit status, and multiprocessing then
+    # reports 255 (popen_forkserver.Popen.poll) for a run that printed its whole summary and returned 1.
+    reported = _exit_code_file(log)
+    return int(reported.read_text()) if reported.exists() else process.exitcode
+
+
+def _exit_code_file(log: Path) -> Path:
+    return log.with_name(log.name + ".exit-code")
 
 
 def _pytest_main(argv: list[str], log: str, env: dict[str, str]) -> None:
@@ -73,4 +81,5 @@ def _pytest_main(argv: list[str], log: str, env: dict[str, str]) -> None:
     code = pytest.main(argv)
     sys.stdout.flush()
     sys.stderr.flush()
+    _exit_code_file(Path(log)).write_text(str(int(code)))
     os._exit(int(code))
