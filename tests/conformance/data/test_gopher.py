@@ -49,6 +49,8 @@ CASES = {
     "ellipsis-40%": (tenth_lines(4), False),
     "alphabetic-80%": (" ".join(words("apple", 80) + words("12345", 20)), True),
     "alphabetic-79%": (" ".join(words("apple", 79) + words("12345", 21)), False),
+    # Every word has a letter, one character in five is one: the rule counts words, not characters.
+    "alphabetic-words-of-digits": (" ".join(words("a1234", 100)), True),
     "empty": ("", False),
 }
 
