@@ -5,6 +5,7 @@
 #   bash bench/scaling/isoflop_study_gpu.sh corpus            # here, once: .corpus/linux-text.txt.xz
 #   bash bench/scaling/isoflop_study_gpu.sh data study        # device, .corpus and .whl-api carried
 #   bash bench/scaling/isoflop_study_gpu.sh study             # device, .whl-api carried: again until the table
+#   bash bench/scaling/isoflop_study_gpu.sh context           # device: loss by position, copying (context_use.py)
 #   OUT=results bash bench/scaling/isoflop_study_gpu.sh collect
 #
 # The corpus: real text from the Linux 6.1 sources (Debian's linux-source-6.1, GPL-2.0: bench/tokenizer/corpora.py),
@@ -68,13 +69,17 @@ for stage in "$@"; do
                 --predict "$PREDICT" --span 3 --min-steps "$MIN_STEPS" --learning-rate "$LEARNING_RATE" \
                 --n-evals "$N_EVALS" --max-batch-size "$MAX_BATCH_SIZE" ${ASPECT_RATIO:+--aspect-ratio "$ASPECT_RATIO"} \
                 --devices "$DEVICES" --max-minutes "$MINUTES" ;;
+        context)  # after study: how much of its context each run uses (bench/scaling/context_use.py says why)
+            python3 -m bench.scaling.context_use --experiments "$STUDY/out/api/experiments" \
+                --valid "$STUDY/data/valid.npy" --out "$STUDY/out/context" ;;
         collect)
             mkdir -p "$OUT"
-            for file in study.md study.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
-                        api/state.sqlite; do  # the device returns 8 files at most, the call's log among them
+            # The device returns 8 files at most, the call's logs among them: COLLECT picks others.
+            for file in ${COLLECT:-study.md study.json fit/results.json fit/n_opt.png fit/d_opt.png fit/isoflops.png \
+                                   api/state.sqlite}; do
                 [ -f "$STUDY/out/$file" ] && cp "$STUDY/out/$file" "$OUT/$(basename "$file")"
             done
             true ;;
-        *) echo "unknown stage $stage (corpus, data, study, collect)" >&2; exit 2 ;;
+        *) echo "unknown stage $stage (corpus, data, study, context, collect)" >&2; exit 2 ;;
     esac
 done

@@ -4,6 +4,7 @@
     python -m bench.train.lm_throughput --config gpt2-small --compile on
     python -m bench.train.lm_throughput --tiny                                    # on a CPU, in seconds
     python -m bench.train.lm_throughput --tiny --impl mypkg                       # yours beside ours and the peer
+    python -m bench.train.lm_throughput --config tinystories --profile 5          # and where a step's time goes
 
 "Ours" is the real ``train`` program's step, impl.programs.trainer.Trainer.train_step (get_batch,
 autocast, our cross_entropy, clip_gradients, our AdamW), on a temporary uint16 token file. The
@@ -13,7 +14,9 @@ the two rows must agree. ``--impl`` adds the implementation's own step: its Tran
 ours' initial weights: the spec's state-dict keys), AdamW and cross_entropy, fed and clipped as the peer
 is; a component it lacks (or a model that gives no gradients, as course adapters) is a "missing" row.
 Warm-up steps (compilation included) are excluded; the timed steps are bracketed by
-torch.cuda.synchronize(). Precision is bf16 autocast on a GPU, fp32 on a CPU.
+torch.cuda.synchronize(). Precision is bf16 autocast on a GPU, fp32 on a CPU. ``--profile N`` then runs N more
+steps of each row under torch.profiler (bench/train/step_profile.py): a second table of milliseconds per step by
+kernel category, and each row's profiler table beside the report.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from bench.common import PEAK_BF16_FLOPS, ComponentMissing, add_impl_argument, flops_per_token, fmt, free_memory, \
     mfu, peak_memory_gib, report, reset_peak_memory, tested_implementation, timed, trainable, write_report, yours
 from bench.train.nanogpt_peer import PeerTrainer, SameBatches
+from bench.train.step_profile import PROFILE_HEADER, profile_row, profile_steps
 from impl.programs.config import KERNEL_CHOICES, TrainConfig
 from impl.programs.trainer import Trainer
 
@@ -55,20 +59,33 @@ class Result:
     step_ms: float
     peak_gib: float | None
     loss: float
+    profile: dict[str, float] | None = None  # step_profile.profile_steps's, with --profile
 
 
-def measure(train_step, device: torch.device, warmup: int, steps: int, tokens_per_step: int) -> Result | None:
-    """Throughput of ``steps`` steps after ``warmup`` untimed ones; None if the GPU runs out of memory."""
+@dataclass(frozen=True)
+class Profiling:
+    steps: int  # 0: none
+    directory: Path  # the profiler's tables, one file per row
+
+
+def measure(train_step, device: torch.device, warmup: int, steps: int, tokens_per_step: int,
+            profiling: Profiling, row_name: str) -> Result | None:
+    """Throughput of ``steps`` steps after ``warmup`` untimed ones (then ``profiling.steps`` profiled ones); None if
+    the GPU runs out of memory."""
     try:
         reset_peak_memory(device)
         for _ in range(warmup):
             train_step()
         losses = []
         seconds = timed(lambda: losses.append(train_step()), device, repeat=steps)  # no host sync inside
+        result = Result(tokens_per_step * steps / seconds, 1000 * seconds / steps, peak_memory_gib(device),
+                        losses[-1].item())
+        if profiling.steps:
+            result.profile = profile_steps(train_step, device, profiling.steps,
+                                           profiling.directory / f"{row_name}.txt")
     except torch.OutOfMemoryError:
         return None
-    return Result(tokens_per_step * steps / seconds, 1000 * seconds / steps, peak_memory_gib(device),
-                  losses[-1].item())
+    return result
 
 
 def table_row(config: str, label: str, compile: bool, result: Result | str | None, peer: Result | None, flops: int,
@@ -105,12 +122,14 @@ def bundle_trainer(bundle, cfg: TrainConfig, tokens: np.ndarray, weights: dict[s
     return SameBatches(cfg, tokens, model, optimizer, lambda x, y: cross_entropy(forward(x), y))
 
 
-def measure_bundle(bundle, cfg: TrainConfig, data: Path, weights: dict, warmup: int, steps: int) -> Result | str | None:
+def measure_bundle(bundle, cfg: TrainConfig, data: Path, weights: dict, warmup: int, steps: int,
+                   profiling: Profiling, row_name: str) -> Result | str | None:
     """The implementation's throughput, or why there is none: a missing component, or its error."""
     device = torch.device(cfg.device)
     try:
         trainer = bundle_trainer(bundle, cfg, np.load(data, mmap_mode="r"), weights)
-        return measure(trainer.train_step, device, warmup, steps, cfg.batch_size * cfg.context_length)
+        return measure(trainer.train_step, device, warmup, steps, cfg.batch_size * cfg.context_length, profiling,
+                       row_name)
     except ComponentMissing as missing:
         return str(missing)
     except Exception as error:  # noqa: BLE001  (a failing implementation: one row, not the run)
@@ -120,8 +139,8 @@ def measure_bundle(bundle, cfg: TrainConfig, data: Path, weights: dict, warmup: 
         free_memory(device)
 
 
-def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, steps: int, tested
-            ) -> tuple[TrainConfig, int, Result | None, Result | str | None, Result | None]:
+def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, steps: int, tested,
+            profiling: Profiling, name: str) -> tuple[TrainConfig, int, Result | None, Result | str | None, Result | None]:
     """Time ours, the implementation under test (None: none) and the peer, all from ours' initial weights;
     returns the resolved config and N (no embedding) with the three results."""
     trainer = Trainer(TrainConfig(train_data=str(data), valid_data=str(data), out_dir=str(out_dir), compile=compile,
@@ -136,12 +155,14 @@ def compare(shape: dict, compile: bool, data: Path, out_dir: Path, warmup: int, 
         return loss
 
     tokens_per_step = cfg.batch_size * cfg.context_length
-    ours = measure(ours_step, device, warmup, steps, tokens_per_step)
+    row = f"{name}-compile-{'on' if compile else 'off'}"
+    ours = measure(ours_step, device, warmup, steps, tokens_per_step, profiling, f"{row}-ours")
     del trainer, ours_step
     free_memory(device)
-    theirs = None if tested is None else measure_bundle(tested, cfg, data, weights, warmup, steps)
+    theirs = None if tested is None else measure_bundle(tested, cfg, data, weights, warmup, steps, profiling,
+                                                        f"{row}-yours")
     peer_trainer = PeerTrainer(cfg, np.load(data, mmap_mode="r"), weights)
-    peer = measure(peer_trainer.train_step, device, warmup, steps, tokens_per_step)
+    peer = measure(peer_trainer.train_step, device, warmup, steps, tokens_per_step, profiling, f"{row}-peer")
     del peer_trainer
     free_memory(device)
     return cfg, non_embedding, ours, theirs, peer
@@ -159,6 +180,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vocab-size", type=int, help="override every config's vocabulary (at most 65536: uint16)")
     parser.add_argument("--kernels", choices=KERNEL_CHOICES, help="ours on the Triton kernels (TrainConfig.kernels)")
     add_impl_argument(parser)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then N steps of each row under torch.profiler: where the step's time goes")
     parser.add_argument("--out", type=Path, default=Path("reports/lm_throughput.md"))
     parser.add_argument("--tiny", action="store_true",
                         help="tiny model, 1 warm-up + 3 steps, no compile: for CPU tests")
@@ -168,6 +191,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [name for name in args.config.split(",") if name not in CONFIGS]
     if unknown:
         parser.error(f"unknown config {unknown}: choose from {list(CONFIGS)}")
+    if args.profile < 0:
+        parser.error(f"--profile must be >= 0, got {args.profile}")
     return args
 
 
@@ -178,20 +203,26 @@ def main(argv: list[str] | None = None) -> int:
                  if (v := getattr(args, k)) is not None}
     modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
     tested = tested_implementation(args.impl)
-    rows, notes = [], []
+    profiling = Profiling(args.profile, args.out.with_suffix("") / "profiles")
+    rows, profile_rows, notes = [], [], []
     with tempfile.TemporaryDirectory(prefix="lm_throughput-") as tmp:
         for name in args.config.split(","):
             shape = CONFIGS[name] | overrides
             data = token_file(Path(tmp), shape["vocab_size"], 64 * shape["batch_size"] * (shape["context_length"] + 1))
             for compile in modes:
                 cfg, n, ours, theirs, peer = compare(shape, compile, data, Path(tmp) / f"{name}-{compile}",
-                                                     args.warmup, args.steps, tested)
+                                                     args.warmup, args.steps, tested, profiling, name)
                 device = torch.device(cfg.device)
                 flops = flops_per_token(n, cfg.num_layers, cfg.d_model, cfg.context_length)
                 if tested is not None:
                     rows.append(table_row(name, yours(tested, "its step"), compile, theirs, peer, flops, device))
                 rows.append(table_row(name, "ours", compile, ours, peer, flops, device))
                 rows.append(table_row(name, PEER, compile, peer, peer, flops, device))
+                labelled = [(yours(tested, "its step"), theirs)] if tested is not None else []
+                profile_rows += [profile_row(name, f"{label}, compile {'on' if compile else 'off'}", result.step_ms,
+                                             result.profile)
+                                 for label, result in [*labelled, ("ours", ours), (PEER, peer)]
+                                 if isinstance(result, Result) and result.profile]
             notes.append(f"{name}: vocab {cfg.vocab_size}, ctx {cfg.context_length}, d_model {cfg.d_model}, "
                          f"d_ff {cfg.d_ff}, {cfg.num_layers} layers, {cfg.num_heads} heads, θ {cfg.rope_theta:g}, "
                          f"batch {cfg.batch_size}, {cfg.precision}, ours on kernels: {cfg.kernels}; N = {n / 1e6:.1f}M parameters without the token "
@@ -206,8 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"yours: --impl {args.impl} ({tested.name}): its TransformerLM, AdamW and cross_entropy, from "
                      "ours' initial weights, fed the same batches, clip_grad_norm_ and the schedule as the peer")
     title = f"LM training throughput: {'yours and ours' if tested is not None else 'ours'} vs a nanoGPT-style peer"
-    write_report(report(title, "python -m bench.train.lm_throughput",
-                        argv, device, notes, HEADER, rows), args.out)
+    text = report(title, "python -m bench.train.lm_throughput", argv, device, notes, HEADER, rows)
+    if profile_rows:
+        text += "\n" + report(f"Where a step's time goes: ms per step over {args.profile} profiled steps",
+                              "python -m bench.train.lm_throughput", argv, device, [
+                                  "step: the timed steps' mean (above); device busy: the kernels' summed time per "
+                                  "profiled step (leaf operators' on a CPU); device idle: step minus busy, time the "
+                                  "device waits for the host (launches, Python, syncs)",
+                                  "categories by kernel name (bench/train/step_profile.py); each row's profiler "
+                                  f"table in {profiling.directory}/"], PROFILE_HEADER, profile_rows)
+    write_report(text, args.out)
     return 0
 
 

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from bench.scaling import isoflop_study, study_data
+from bench.common import parse_tables
+from bench.scaling import context_use, isoflop_study, study_data
 from impl.programs.corpora import EOT
 from impl.programs.training_api_client import TrainingAPI
 from tests.programs.bad_inputs import error_lines
@@ -44,6 +45,12 @@ def test_a_study_stopped_by_its_time_limit_continues_and_predicts_a_loss(prose_t
         server.stop()
     assert len(experiments) == len(study["sweep"]) + 1
     assert all(e["status"]["status_type"] == "completed" for e in experiments)
+    # The study's runs read back by bench.scaling.context_use: a row each, its loss the run's own validation loss.
+    assert context_use.main(["--experiments", str(out / "api" / "experiments"), "--valid",
+                             str(prose_tokens / "valid.npy"), "--out", str(out / "context"), "--windows", "8"]) == 0
+    ((header, rows),) = parse_tables((out / "context" / "context.md").read_text())
+    assert len(rows) == len(experiments) and (out / "context" / "context.png").stat().st_size > 0
+    assert all(0 < float(row[header.index("valid loss")]) < 8 for row in rows)
 
 
 def test_a_predicted_budget_within_the_sweep_is_refused_before_any_work(prose_tokens, tmp_path, capsys):

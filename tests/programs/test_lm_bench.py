@@ -17,6 +17,7 @@ import torch
 from bench.common import parse_tables
 from bench.train import a2_benchmark, lm_throughput
 from bench.train.nanogpt_peer import PeerLM, state_dict_from_ours
+from bench.train.step_profile import COLUMNS, OTHER, PROFILE_HEADER, category
 from impl.nn import TransformerLM
 from impl.train import cross_entropy
 from impl.programs.config import TrainConfig
@@ -71,6 +72,38 @@ def test_lm_throughput_reports_ours_and_the_peer_training_alike(tmp_path):
     # Same initial weights, same batches, same optimizer settings: the same loss after the timed steps.
     assert abs(float(ours["loss at last step"]) - float(peer["loss at last step"])) < 1e-3
     assert "command: `python -m bench.train.lm_throughput --tiny" in out.read_text()
+
+
+def test_profile_adds_where_each_rows_step_goes_and_the_profilers_tables(tmp_path):
+    """--profile: a second table, one row per timed row, whose categories add up to the device's busy time; the
+    profiler's own table per row beside the report."""
+    out = tmp_path / "lm_throughput.md"
+    assert lm_throughput.main(["--tiny", "--steps", "1", "--profile", "1", "--out", str(out)]) == 0
+    throughput, profile = parse_tables(out.read_text())
+    assert profile[0] == PROFILE_HEADER
+    assert [row[1] for row in profile[1]] == ["ours, compile off", "nanoGPT-style peer, compile off"]
+    for row in profile[1]:
+        cells = dict(zip(PROFILE_HEADER, row))
+        busy = float(cells["device busy (ms)"])
+        assert busy > 0 and float(cells["matmul"]) > 0
+        assert abs(sum(float(cells[column]) for column in COLUMNS) - busy) < 0.01 * len(COLUMNS)
+    tables = sorted(path.name for path in (tmp_path / "lm_throughput" / "profiles").iterdir())
+    assert tables == ["tiny-compile-off-ours.txt", "tiny-compile-off-peer.txt"]
+    assert "aten::mm" in (tmp_path / "lm_throughput" / "profiles" / tables[0]).read_text()
+
+
+@pytest.mark.parametrize("kernel, expected", [
+    ("nvjet_tst_256x128_64x4_1x2_h_bz_coopA_TNT", "matmul"), ("sm90_xmma_gemm_bf16bf16_bf16f32", "matmul"),
+    ("flash_bwd_dkdv_kernel", "attention"), ("pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits>", "attention"),
+    ("triton_per_fused__log_softmax_backward_data_1", "cross-entropy"),
+    ("triton_red_fused__to_copy__unsafe_view_amax_exp_mm_sub_sum_12", "cross-entropy"),
+    ("triton_poi_fused__to_copy_add_mul_neg_select_select_backward_stack_view_10", "rotary embedding"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>", "optimizer"),
+    ("rmsnorm_bwd_kernel", "norm"), ("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "norm"),
+    ("Memcpy HtoD (Pageable -> Device)", "copy, fill"), ("aten::copy_", "copy, fill"),
+    ("triton_poi_fused_mul_silu_2", OTHER)])
+def test_kernels_fall_into_the_category_their_name_says(kernel, expected):
+    assert category(kernel) == expected
 
 
 @pytest.mark.parametrize("label, reason", [
