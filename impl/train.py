@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import IO, BinaryIO
 
 import numpy as np
@@ -77,20 +78,37 @@ class AdamW(torch.optim.Optimizer):
                     state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["t"] += 1
                 by_step.setdefault(state["t"], []).append(p)
+            eps_root = group.get("eps_root", 0.0)  # a state dict saved before eps_root existed has none
             for t, params in by_step.items():
                 m, v = [self.state[p]["m"] for p in params], [self.state[p]["v"] for p in params]
-                grads = [p.grad for p in params]
-                torch._foreach_mul_(m, beta1)
-                torch._foreach_add_(m, grads, alpha=1 - beta1)  # m ← β₁m + (1−β₁)g
-                torch._foreach_mul_(v, beta2)
-                torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
                 lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                eps_root = group.get("eps_root", 0.0)  # a state dict saved before eps_root existed has none
-                denominator = torch._foreach_sqrt(torch._foreach_add(v, eps_root * (1 - beta2**t)) if eps_root else v)
-                torch._foreach_add_(denominator, eps)
-                torch._foreach_addcdiv_(params, m, denominator, value=-lr_t)  # θ ← θ − α_t m / (√v + ε)
-                torch._foreach_mul_(params, 1 - lr * decay)  # decoupled decay uses the base α, after the Adam step
+                self.update(params, [p.grad for p in params], m, v, AdamWStep(
+                    lr_t, 1 - lr * decay, beta1, beta2, eps, eps_root * (1 - beta2**t)))
         return loss
+
+    def update(self, params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor],
+               step: AdamWStep) -> None:
+        """Parameters and moments in place, all at one step count: Algorithm 1's arithmetic in multi-tensor
+        (_foreach) kernels, a few launches for all the tensors instead of ~6 per tensor."""
+        torch._foreach_mul_(m, step.beta1)
+        torch._foreach_add_(m, grads, alpha=1 - step.beta1)  # m ← β₁m + (1−β₁)g
+        torch._foreach_mul_(v, step.beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - step.beta2)  # v ← β₂v + (1−β₂)g²
+        denominator = torch._foreach_sqrt(torch._foreach_add(v, step.eps_root) if step.eps_root else v)
+        torch._foreach_add_(denominator, step.eps)
+        torch._foreach_addcdiv_(params, m, denominator, value=-step.lr_t)  # θ ← θ − α_t m / (√v + ε)
+        torch._foreach_mul_(params, step.decay_factor)  # decoupled decay uses the base α, after the Adam step
+
+
+@dataclass(frozen=True)
+class AdamWStep:
+    """The numbers of one AdamW update at step count t (Algorithm 1)."""
+    lr_t: float  # α_t = α √(1 − β₂ᵗ) / (1 − β₁ᵗ)
+    decay_factor: float  # 1 − αλ
+    beta1: float
+    beta2: float
+    eps: float
+    eps_root: float  # eps_root · (1 − β₂ᵗ): optax's epsilon under the root, in Algorithm 1's form
 
 
 def lr_cosine_schedule(t: int, max_learning_rate: float, min_learning_rate: float, warmup_iters: int,

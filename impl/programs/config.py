@@ -16,7 +16,7 @@ from impl.programs.settings import ConfigError, check_field_types, check_rules, 
 if TYPE_CHECKING:
     from impl.nn import TransformerLM
 
-KERNEL_CHOICES = ("none", "attention", "rmsnorm", "all")
+KERNELS = ("attention", "rmsnorm", "adamw")  # the `kernels` setting: none, all, or some of these, comma-separated
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
 DATA_ORDERS = ("random", "sequential")
@@ -76,7 +76,8 @@ class TrainConfig:
     precision: str = setting("auto", "fp32 or bf16 autocast with fp32 master weights (auto: bf16 on cuda, fp32 "
                                      "on cpu)", PRECISION_CHOICES)
     compile: bool = setting(False, "torch.compile the model and the loss")
-    kernels: str = setting("none", "Triton FlashAttention-2 and/or fused RMSNorm (CUDA)", KERNEL_CHOICES)
+    kernels: str = setting("none", "fused kernels: none, all, or a comma-separated list of attention (Triton "
+                                   "FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the update compiled)")
     # Data parallel (A2 §5-§7; impl/programs/launch.py). Anything but none runs under torchrun, one process per device.
     parallel: str = setting("none", "data parallelism under torchrun (sharded_optimizer: with bucketed DDP)",
                             PARALLEL_CHOICES)
@@ -99,9 +100,25 @@ POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff
                    "log_interval", "eval_interval", "eval_batches", "checkpoint_interval")
 
 
+def kernel_set(kernels: str) -> frozenset[str]:
+    """The kernels a ``kernels`` setting names; ValueError for a name not in KERNELS."""
+    if kernels in ("none", "all"):
+        return frozenset(KERNELS if kernels == "all" else ())
+    names = frozenset(name.strip() for name in kernels.split(","))
+    unknown = sorted(names - set(KERNELS))
+    if unknown:
+        raise ValueError(f"kernels={kernels!r}: unknown {', '.join(map(repr, unknown))}; give none, all, or a "
+                         f"comma-separated list of {', '.join(KERNELS)}")
+    return names
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Types, ranges and choices of every field, and the rules between fields: before any work starts."""
     check_field_types(cfg)
+    try:
+        kernel_set(cfg.kernels)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     not_positive = [f"{name}={getattr(cfg, name)}" for name in POSITIVE_FIELDS if getattr(cfg, name) < 1]
     not_positive += [f"{name}={getattr(cfg, name)}" for name in ("lr_max", "eps", "grad_clip", "rope_theta", "norm_eps",
                                                                 "bucket_size_mb", "dist_timeout_minutes")
@@ -170,4 +187,5 @@ def build_model(cfg: TrainConfig) -> TransformerLM:
     model = TransformerLM(cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_ff,
                           cfg.rope_theta, num_kv_heads=cfg.num_kv_heads or None, head_dim=cfg.head_dim or None,
                           tie_embeddings=cfg.tie_embeddings, norm_eps=cfg.norm_eps, device=cfg.device)
-    return use_kernels(model, attention=cfg.kernels in ("attention", "all"), rmsnorm=cfg.kernels in ("rmsnorm", "all"))
+    kernels = kernel_set(cfg.kernels)
+    return use_kernels(model, attention="attention" in kernels, rmsnorm="rmsnorm" in kernels)

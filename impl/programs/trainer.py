@@ -24,7 +24,7 @@ from tqdm import tqdm
 from impl.programs.checkpoints import load_run_checkpoint
 from impl.programs.cli import UserError, gist
 from impl.programs.config import (MODEL_FIELDS, TRAJECTORY_FIELDS, TrainConfig, batch_sizes, build_model, check_config,
-                                  eval_batch_size, resolve_device)
+                                  eval_batch_size, kernel_set, resolve_device)
 from impl.programs.files import atomic_write, atomic_write_text, remove_stale_temps
 from impl.programs.launch import DataParallel, LaunchError, check_launch, torchrun_env
 from impl.programs.run_log import MetricsLog, plot_loss_curves
@@ -43,7 +43,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     check_config(cfg)
     device = resolve_device(cfg.device)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
-    if cfg.kernels in ("rmsnorm", "all") and not device.startswith("cuda"):
+    if "rmsnorm" in kernel_set(cfg.kernels) and not device.startswith("cuda"):
         raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
                             f"got device={device!r}")
     try:
@@ -178,7 +178,13 @@ class Trainer:
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])  # whole weights, before a wrapper shards them
         self.wrapped = self.dp.wrap(self.model)  # the DDP / FSDP wrappers broadcast rank 0's weights
-        self.optimizer = self.dp.optimizer(self.wrapped.parameters(), AdamW, lr=cfg.lr_max,
+        # kernels adamw: the same update, compiled (impl/kernels/adamw.py); the same state, so checkpoints load either way.
+        optimizer_cls = AdamW
+        if "adamw" in kernel_set(cfg.kernels):
+            from impl.kernels.adamw import CompiledAdamW  # here, as build_model's kernels: Triton loads only if asked
+
+            optimizer_cls = CompiledAdamW
+        self.optimizer = self.dp.optimizer(self.wrapped.parameters(), optimizer_cls, lr=cfg.lr_max,
                                            betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay,
                                            eps_root=cfg.eps_root)
         self.sampler = np.random.default_rng(cfg.seed)  # the same on every rank: all draw the same global batches

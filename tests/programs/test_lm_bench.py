@@ -166,3 +166,26 @@ def test_a2_benchmark_refuses_unknown_choices(argv, capsys):
     with pytest.raises(SystemExit):
         a2_benchmark.parse_args(argv)
     assert "unknown" in capsys.readouterr().err
+
+
+def test_ours_with_the_compiled_adamw_trains_as_the_peer(tmp_path, monkeypatch):
+    """--kernels adamw: the trainer's optimizer is CompiledAdamW (Inductor's code on this CPU), the loss after the
+    timed steps the peer's, as with the reference AdamW."""
+    from impl.kernels.adamw import CompiledAdamW
+
+    updates = []
+    compiled_update = CompiledAdamW.update
+    monkeypatch.setattr(CompiledAdamW, "update", lambda self, *args: updates.append(1) or compiled_update(self, *args))
+    out = tmp_path / "lm_throughput.md"
+    assert lm_throughput.main(["--tiny", "--kernels", "adamw", "--out", str(out)]) == 0
+    assert len(updates) == 1 + 3  # --tiny's warm-up step and its 3 timed ones: every step of ours
+    header, rows = table(out)
+    ours, peer = (dict(zip(header, row)) for row in rows)
+    assert abs(float(ours["loss at last step"]) - float(peer["loss at last step"])) < 1e-3
+    assert "ours on kernels: adamw" in out.read_text()
+
+
+def test_lm_throughput_refuses_an_unknown_kernel(capsys):
+    with pytest.raises(SystemExit):
+        lm_throughput.parse_args(["--kernels", "attention,flash"])
+    assert "unknown 'flash'" in capsys.readouterr().err
