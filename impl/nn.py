@@ -123,22 +123,28 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, x: Tensor, token_positions: Tensor | None = None) -> Tensor:
         """``token_positions`` None means 0 … seq−1: checked on the shape, so no host sync on a GPU."""
+        return self.rotate(x, *self.angles(x.shape[-2], token_positions))
+
+    def angles(self, seq: int, token_positions: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """cos and sin of the rotation angles, (seq, d_k/2) or (..., seq, d_k/2) at ``token_positions``."""
         if token_positions is None:
-            seq = x.shape[-2]
             if seq > self.max_seq_len:
                 raise ValueError(f"sequence length {seq} is beyond RoPE's max_seq_len={self.max_seq_len}")
-            cos, sin = self.cos[:seq], self.sin[:seq]  # (seq, d_k/2)
-        else:
-            if not torch.compiler.is_compiling() and token_positions.numel() \
-                    and int(token_positions.max()) >= self.max_seq_len:
-                raise ValueError(
-                    f"token position {int(token_positions.max())} is beyond RoPE's max_seq_len={self.max_seq_len}"
-                )
-            cos, sin = self.cos[token_positions], self.sin[token_positions]  # (..., seq, d_k/2)
-        pairs = x.float().unflatten(-1, (-1, 2))  # (..., seq, d_k) -> (..., seq, d_k/2, 2)
+            return self.cos[:seq], self.sin[:seq]
+        if not torch.compiler.is_compiling() and token_positions.numel() \
+                and int(token_positions.max()) >= self.max_seq_len:
+            raise ValueError(
+                f"token position {int(token_positions.max())} is beyond RoPE's max_seq_len={self.max_seq_len}"
+            )
+        return self.cos[token_positions], self.sin[token_positions]
+
+    @staticmethod
+    def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """x (..., d_k) with its pairs rotated by the angles whose cos and sin (..., d_k/2) broadcast against it."""
+        pairs = x.float().unflatten(-1, (-1, 2))  # (..., d_k) -> (..., d_k/2, 2)
         even, odd = pairs[..., 0], pairs[..., 1]
-        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., seq, d_k/2, 2)
-        return rotated.flatten(-2).to(x.dtype)  # interleaved again: (..., seq, d_k)
+        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., d_k/2, 2)
+        return rotated.flatten(-2).to(x.dtype)  # interleaved again: (..., d_k)
 
 
 def softmax(x: Tensor, dim: int) -> Tensor:
@@ -189,15 +195,19 @@ class MultiHeadSelfAttention(nn.Module):
         w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (h + 2 h_kv) d_head rows
         q, k, v = (x @ w_qkv.T).split((self.q_proj.out_features, self.k_proj.out_features,
                                        self.v_proj.out_features), dim=-1)
-        q = q.unflatten(-1, (self.num_heads, self.d_head)).transpose(-3, -2)  # (..., h, seq, d_head)
-        k = k.unflatten(-1, (self.num_kv_heads, self.d_head)).transpose(-3, -2)  # (..., h_kv, seq, d_head)
-        v = v.unflatten(-1, (self.num_kv_heads, self.d_head)).transpose(-3, -2)  # (..., h_kv, seq, d_head)
+        q = q.unflatten(-1, (self.num_heads, self.d_head))  # (..., seq, h, d_head)
+        k = k.unflatten(-1, (self.num_kv_heads, self.d_head))  # (..., seq, h_kv, d_head)
+        v = v.unflatten(-1, (self.num_kv_heads, self.d_head))
         if cache is not None:
+            q, k, v = (t.transpose(-3, -2) for t in (q, k, v))
             return self.output_proj(self.attend_with_cache(q, k, v, cache).transpose(-3, -2).flatten(-2))
         if self.rope is not None:
-            # (..., seq) -> (..., 1, seq): the same for every head; None stays None (positions 0 … seq−1).
-            head_positions = None if token_positions is None else token_positions.unsqueeze(-2)
-            q, k = self.rope(q, head_positions), self.rope(k, head_positions)
+            # Rotated with the heads after the sequence, the angles (..., seq, 1, d_head/2) shared by every head: the
+            # rotated q and k are laid out token by token, as the projections' output and input are, so that
+            # attention's transposed views of them (and the gradients, in the same order) need no copies.
+            cos, sin = (t.unsqueeze(-2) for t in self.rope.angles(seq, token_positions))
+            q, k = self.rope.rotate(q, cos, sin), self.rope.rotate(k, cos, sin)
+        q, k, v = (t.transpose(-3, -2) for t in (q, k, v))  # (..., h or h_kv, seq, d_head): views
         k, v = self.share_kv_heads(k), self.share_kv_heads(v)  # (..., h, seq, d_head)
         if self.attention_kernel is not None:
             heads = self.attention_kernel(q, k, v, is_causal=True)  # (..., h, seq, d_head)

@@ -41,6 +41,29 @@ def check_inputs(Q: Tensor, K: Tensor, V: Tensor, who: str) -> None:
         raise ValueError(f"{who}: N_q and N_k must be at least 1, got N_q={Q.shape[-2]}, N_k={K.shape[-2]}")
 
 
+def empty_in_order_of(t: Tensor) -> Tensor:
+    """An uninitialized dense tensor of ``t``'s shape whose memory runs through the dims in ``t``'s order (by
+    stride): for a (..., h, N, d) view of (..., N, h, d) memory, the same kind of view. The kernels write outputs
+    and gradients this way, so that the LM, which lays out q, k, v and the output token by token, reads them as
+    views instead of copying them (impl/nn.py, MultiHeadSelfAttention)."""
+    order = dim_order(t)
+    return torch.empty([t.shape[i] for i in order], dtype=t.dtype, device=t.device).permute(
+        [order.index(i) for i in range(t.dim())])
+
+
+def in_order_of(x: Tensor, like: Tensor) -> Tensor:
+    """``x`` laid out as ``empty_in_order_of(like)``: itself when it already is, else a copy."""
+    order, strides, size = dim_order(like), [0] * x.dim(), 1
+    for i in reversed(order):
+        strides[i], size = size, size * x.shape[i]
+    return x if list(x.stride()) == strides else empty_in_order_of(like).copy_(x)
+
+
+def dim_order(t: Tensor) -> list[int]:
+    """t's dims from the outermost in memory (largest stride) to the innermost; ties keep their order."""
+    return sorted(range(t.dim()), key=t.stride, reverse=True)
+
+
 def causal_bias(q_start: int, n_q: int, k_start: int, n_k: int, device, dtype) -> Tensor:
     """(n_q, n_k): −1e6 where key index > query index, else 0 (query and key positions from 0)."""
     queries = torch.arange(q_start, q_start + n_q, device=device)[:, None]

@@ -36,7 +36,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from impl.kernels.flash_pytorch import check_inputs, run_backward, run_forward
+from impl.kernels.flash_pytorch import check_inputs, empty_in_order_of, run_backward, run_forward
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128
@@ -511,6 +511,12 @@ def as_4d(x: Tensor) -> Tensor:
     return x.reshape(-1, *x.shape[-3:])
 
 
+def output_like(x: Tensor) -> Tensor:
+    """Where a kernel writes the output or gradient of ``x``: in x's order of dims up to 4 dims, which as_4d keeps
+    as views; contiguous above, which as_4d's reshape also keeps a view (of a copy it would write in vain)."""
+    return empty_in_order_of(x) if x.dim() <= 4 else torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
 def z_chunks(z: int, h: int) -> list[tuple[int, int]]:
     """Batch ranges whose z · h programs fit the grid's second axis."""
     step = max(1, MAX_GRID_Y // h)
@@ -536,7 +542,7 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
     q4, k4, v4 = as_4d(Q), as_4d(K), as_4d(V)
     z, h, n_q, d = q4.shape
     n_k = k4.shape[2]
-    O = torch.empty(Q.shape, dtype=Q.dtype, device=Q.device)
+    O = output_like(Q)
     L = torch.empty(Q.shape[:-1], dtype=torch.float32, device=Q.device)
     o4, l3 = as_4d(O), L.view(z, h, n_q)
     sm_scale = 1 / math.sqrt(d)
@@ -551,14 +557,13 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
 def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool
                    ) -> tuple[Tensor, Tensor, Tensor]:
     """dQ, dK, dV: the preprocess kernel (D), then the dK/dV kernel and the dQ kernel."""
-    if not dO.is_contiguous():
-        dO = dO.contiguous()  # autograd may hand an expanded (stride-0) gradient, e.g. from o.sum()
+    if any(stride == 0 and size > 1 for stride, size in zip(dO.stride(), dO.shape)):
+        dO = dO.contiguous()  # autograd may hand an expanded (stride-0) gradient, e.g. from o.sum(); views are read
+                              # through their strides
     q4, k4, v4, o4, do4 = as_4d(Q), as_4d(K), as_4d(V), as_4d(O), as_4d(dO)
     z, h, n_q, d = q4.shape
     n_k = k4.shape[2]
-    dQ = torch.empty(Q.shape, dtype=Q.dtype, device=Q.device)
-    dK = torch.empty(K.shape, dtype=K.dtype, device=K.device)
-    dV = torch.empty(V.shape, dtype=V.dtype, device=V.device)
+    dQ, dK, dV = output_like(Q), output_like(K), output_like(V)
     dq4, dk4, dv4 = as_4d(dQ), as_4d(dK), as_4d(dV)
     l3 = L.view(z, h, n_q)
     delta = torch.empty_like(l3)

@@ -23,26 +23,30 @@ def functions_for(device: torch.device):
 # The multi-head form runs as two custom operators, forward and backward, so that torch.compile keeps the
 # LM in one graph: it sees opaque calls with known output shapes (the fake implementations) where it
 # would otherwise break the graph at every attention call to run the autotuned Triton launch eagerly.
+# O and the gradients come back in the order of dims of q, k and v (flash_pytorch.empty_in_order_of): the LM hands in
+# transposed views of token-major memory and reads the results as views again.
 @torch.library.custom_op("cs336::flash_attention_forward", mutates_args=())
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
-    return functions_for(q.device)[0](q, k, v, is_causal)
+    o, lse = functions_for(q.device)[0](q, k, v, is_causal)
+    return flash_pytorch.in_order_of(o, q), lse
 
 
 @attention_forward.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, is_causal: bool) -> tuple[Tensor, Tensor]:
     lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    return q.new_empty(q.shape), q.new_empty(q.shape[:-1], dtype=lse_dtype)
+    return flash_pytorch.empty_in_order_of(q), q.new_empty(q.shape[:-1], dtype=lse_dtype)
 
 
 @torch.library.custom_op("cs336::flash_attention_backward", mutates_args=())
 def attention_backward(q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, do: Tensor, is_causal: bool
                        ) -> tuple[Tensor, Tensor, Tensor]:
-    return functions_for(q.device)[1](q, k, v, o, lse, do, is_causal)
+    gradients = functions_for(q.device)[1](q, k, v, o, lse, do, is_causal)
+    return tuple(flash_pytorch.in_order_of(g, x) for g, x in zip(gradients, (q, k, v)))
 
 
 @attention_backward.register_fake
 def _(q, k, v, o, lse, do, is_causal):
-    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+    return tuple(flash_pytorch.empty_in_order_of(x) for x in (q, k, v))
 
 
 def save_for_attention_backward(ctx, inputs, output) -> None:

@@ -113,6 +113,43 @@ def test_the_lm_with_flash_attention_compiles_to_one_graph():
         torch.testing.assert_close(grad, expected_grads[name], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
 
 
+@pytest.mark.parametrize("kernels", ["pytorch", "triton"])
+def test_attention_returns_output_and_gradients_in_the_order_of_dims_of_its_inputs(kernels):
+    """The LM hands attention (B, h, T, d) views of token-major (B, T, h, d) memory and reads the output as a
+    (B, T, h·d) view: O and dQ, dK, dV come back in their inputs' order of dims (no copy to make the output
+    token-major again), with the values of contiguous inputs."""
+    from impl.kernels import flash_pytorch, flash_triton
+    from impl.kernels.multihead import attention_backward, attention_forward
+
+    torch.manual_seed(0)
+    q, k, v, do = (torch.randn(2, 29, 4, 16, device=device()).transpose(1, 2) for _ in range(4))  # (B, h, T, d)
+    forward, backward = {"pytorch": (attention_forward, attention_backward),
+                         "triton": (flash_triton.flash_forward, flash_triton.flash_backward)}[kernels]
+    o, lse = forward(q, k, v, True)
+    expected_o, expected_lse = flash_pytorch.flash_forward(*(t.contiguous() for t in (q, k, v)), True)
+    assert o.stride() == q.stride() and o.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(o, expected_o, rtol=1e-5, atol=1e-5)
+    gradients = backward(q, k, v, o, lse, do, True)
+    expected = flash_pytorch.flash_backward(*(t.contiguous() for t in (q, k, v, expected_o)), expected_lse,
+                                            do.contiguous(), True)
+    for name, gradient, x, want in zip("qkv", gradients, (q, k, v), expected):
+        assert gradient.stride() == x.stride(), f"d{name}"
+        torch.testing.assert_close(gradient, want, rtol=1e-4, atol=1e-5, msg=lambda m: f"d{name}: {m}")
+
+
+def test_the_lm_with_flash_attention_compiles_with_inductor_to_the_eager_loss_and_gradients():
+    """Inductor's code (not only aot_eager's tracing) around the custom operators and the token-major layouts:
+    the compiled loss and gradients are the eager ones."""
+    model = use_kernels(reference_model(), attention=True, rmsnorm=False)
+    ids, targets = batch()
+    expected_loss, expected_grads = loss_and_grads(model, ids, targets)
+    model.compile(fullgraph=True)
+    loss, grads = loss_and_grads(model, ids, targets)
+    assert_close(loss, expected_loss, what="compiled loss")
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], rtol=1e-4, atol=2e-5, msg=lambda m: f"{name}: {m}")
+
+
 def test_the_swap_keeps_parameters_state_dict_and_optimizer():
     """Same Parameter objects (an optimizer built before the swap still trains the model), same state-dict keys."""
     model = reference_model()
