@@ -356,8 +356,11 @@ class TransformerLM(nn.Module):
             # head's (Linear init, std √(2/(d_model + vocab))): with the embedding's N(0, 1) the first logits would
             # have std √d_model, a first loss of ~400 at d_model 512 instead of ln(vocab).
             self.token_embeddings.weight = self.lm_head.weight
-    def forward(self, token_ids: Tensor, cache: KVCache | None = None) -> Tensor:
-        """Logits of ``token_ids``; with a ``cache``, of the tokens that follow the cached ones (which it extends)."""
+
+    def forward(self, token_ids: Tensor, cache: KVCache | None = None, *, return_hidden: bool = False) -> Tensor:
+        """Logits of ``token_ids``; with a ``cache``, of the tokens that follow the cached ones (which it extends).
+        ``return_hidden``: the LM head's input instead, (..., seq, d_model), for a loss that applies the head itself
+        (impl/kernels/linear_cross_entropy.py)."""
         seq = token_ids.shape[-1] + (0 if cache is None else cache.length)
         if seq > self.context_length:
             raise ValueError(f"sequence length {seq} exceeds the model's context_length={self.context_length}")
@@ -367,4 +370,4 @@ class TransformerLM(nn.Module):
             x = layer(x, cache=None if cache is None else cache.layers[i])
         if hasattr(self, "ln_final"):
             x = self.ln_final(x)
-        return self.lm_head(x)  # (..., seq, vocab)
+        return x if return_hidden else self.lm_head(x)  # (..., seq, vocab)

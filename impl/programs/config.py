@@ -16,7 +16,7 @@ from impl.programs.settings import ConfigError, check_field_types, check_rules, 
 if TYPE_CHECKING:
     from impl.nn import TransformerLM
 
-KERNELS = ("attention", "rmsnorm", "adamw")  # the `kernels` setting: none, all, or some of these, comma-separated
+KERNELS = ("attention", "rmsnorm", "adamw", "lm_head")  # the `kernels` setting: none, all, or some, comma-separated
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
 DATA_ORDERS = ("random", "sequential")
@@ -77,7 +77,8 @@ class TrainConfig:
                                      "on cpu)", PRECISION_CHOICES)
     compile: bool = setting(False, "torch.compile the model and the loss")
     kernels: str = setting("none", "fused kernels: none, all, or a comma-separated list of attention (Triton "
-                                   "FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the update compiled)")
+                                   "FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the update compiled), "
+                                   "lm_head (the LM head and the loss in chunks, no logits kept; not with fsdp)")
     # Data parallel (A2 §5-§7; impl/programs/launch.py). Anything but none runs under torchrun, one process per device.
     parallel: str = setting("none", "data parallelism under torchrun (sharded_optimizer: with bucketed DDP)",
                             PARALLEL_CHOICES)

@@ -43,6 +43,9 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     check_config(cfg)
     device = resolve_device(cfg.device)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
+    if "lm_head" in kernel_set(cfg.kernels) and cfg.parallel == "fsdp":
+        raise TrainingError("kernels 'lm_head' with parallel='fsdp' is not supported (the loss applies the LM head's "
+                            "weight outside the model's forward, where FSDP holds only its shard); drop lm_head")
     if "rmsnorm" in kernel_set(cfg.kernels) and not device.startswith("cuda"):
         raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
                             f"got device={device!r}")
@@ -206,6 +209,11 @@ class Trainer:
                                       resume_from_step=self.step if checkpoint is not None else None)
 
         self.dp.on_rank_0(open_metrics, TrainingError)
+        self.linear_cross_entropy = None
+        if "lm_head" in kernel_set(cfg.kernels):
+            from impl.kernels.linear_cross_entropy import linear_cross_entropy  # as build_model's kernels
+
+            self.linear_cross_entropy = linear_cross_entropy
         # Model and loss compiled together: the fp32 logits of the loss never have to be materialized.
         self.loss = torch.compile(self.model_loss) if cfg.compile else self.model_loss
         self.autocast = (torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
@@ -270,6 +278,8 @@ class Trainer:
         return self.dp.mean(total).item() / self.cfg.eval_batches  # equal rows per rank: the batch mean
 
     def model_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.linear_cross_entropy is not None:  # kernels lm_head: the head applied chunk by chunk in the loss
+            return self.linear_cross_entropy(self.wrapped(x, return_hidden=True), self.model.lm_head.weight, y)
         return cross_entropy(self.wrapped(x), y)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:

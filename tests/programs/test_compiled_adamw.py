@@ -73,7 +73,7 @@ def test_the_state_is_the_references_either_way():
     assert_same(params, expected)
 
 
-@pytest.mark.parametrize("setting, expected", [("none", set()), ("all", {"attention", "rmsnorm", "adamw"}),
+@pytest.mark.parametrize("setting, expected", [("none", set()), ("all", {"attention", "rmsnorm", "adamw", "lm_head"}),
                                                ("attention,adamw", {"attention", "adamw"}), ("adamw", {"adamw"})])
 def test_the_kernels_setting_names_any_subset(setting, expected):
     assert kernel_set(setting) == expected
@@ -81,5 +81,5 @@ def test_the_kernels_setting_names_any_subset(setting, expected):
 
 
 def test_an_unknown_kernel_is_refused_naming_it():
-    with pytest.raises(ConfigError, match="unknown 'fused_adam'.*attention, rmsnorm, adamw"):
+    with pytest.raises(ConfigError, match="unknown 'fused_adam'.*attention, rmsnorm, adamw, lm_head"):
         check_config(TrainConfig(kernels="attention,fused_adam"))

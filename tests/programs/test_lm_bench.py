@@ -189,3 +189,19 @@ def test_lm_throughput_refuses_an_unknown_kernel(capsys):
     with pytest.raises(SystemExit):
         lm_throughput.parse_args(["--kernels", "attention,flash"])
     assert "unknown 'flash'" in capsys.readouterr().err
+
+
+def test_ours_with_the_lm_head_in_the_loss_trains_as_the_peer(tmp_path, monkeypatch):
+    """--kernels lm_head: the trainer's loss is linear_cross_entropy on the model's hidden states (no logits), the
+    loss after the timed steps the peer's."""
+    import impl.kernels.linear_cross_entropy as module
+
+    calls = []
+    fused = module.linear_cross_entropy
+    monkeypatch.setattr(module, "linear_cross_entropy", lambda *args: calls.append(1) or fused(*args))
+    out = tmp_path / "lm_throughput.md"
+    assert lm_throughput.main(["--tiny", "--kernels", "lm_head,adamw", "--out", str(out)]) == 0
+    assert len(calls) == 1 + 3  # --tiny's warm-up step and its 3 timed ones
+    header, rows = table(out)
+    ours, peer = (dict(zip(header, row)) for row in rows)
+    assert abs(float(ours["loss at last step"]) - float(peer["loss at last step"])) < 1e-3

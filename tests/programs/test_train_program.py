@@ -131,6 +131,15 @@ def test_a_sequential_run_longer_than_its_data_is_refused_before_training(data, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("kernels, says", [
+    ("lm_head", "kernels 'lm_head' with parallel='fsdp' is not supported"),
+    ("attention,fused_adam", "kernels='attention,fused_adam': unknown 'fused_adam'")])
+def test_kernels_that_cannot_run_are_refused_before_training(data, tmp_path, capsys, kernels, says):
+    err = error_of(args(data, tmp_path / "run", "--kernels", kernels, "--parallel", "fsdp"), capsys)
+    assert says in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_config_file_then_flags_override_defaults(tmp_path):
     """Precedence: TrainConfig defaults < the TOML file < command-line flags."""
     config = tmp_path / "run.toml"

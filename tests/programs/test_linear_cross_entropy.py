@@ -1,0 +1,75 @@
+"""impl.kernels.linear_cross_entropy against its oracle, the reference loss on the LM head's logits,
+cross_entropy(hidden @ weightᵀ, targets): the loss and both gradients, across chunk boundaries, in float32 and under
+bfloat16 autocast, compiled, and in the trainer (kernels lm_head). Speed and memory are the benchmark's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from impl.kernels.linear_cross_entropy import linear_cross_entropy
+from impl.train import cross_entropy
+
+VOCAB, D = 97, 24
+
+
+def inputs(rows: int = 3 * 11, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(3, rows // 3, D, generator=g, requires_grad=True)
+    weight = (torch.randn(VOCAB, D, generator=g) / D**0.5).requires_grad_()
+    targets = torch.randint(0, VOCAB, (3, rows // 3), generator=g)
+    targets[0, 0], targets[-1, -1] = 0, VOCAB - 1  # both ends of the vocabulary
+    return hidden, weight, targets
+
+
+def loss_and_grads(loss_fn, hidden, weight, targets):
+    hidden.grad = weight.grad = None
+    loss = loss_fn(hidden, weight, targets)
+    (2.5 * loss).backward()  # a scale on the loss reaches the gradients
+    return loss.detach(), hidden.grad.clone(), weight.grad.clone()
+
+
+def reference(hidden, weight, targets):
+    return cross_entropy(hidden @ weight.T, targets)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 1, 7, 33, 40])
+def test_loss_and_gradients_are_the_reference_ones_whatever_the_chunks(chunk_rows):
+    hidden, weight, targets = inputs()
+    expected = loss_and_grads(reference, hidden, weight, targets)
+    got = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, chunk_rows), hidden, weight, targets)
+    for name, value, want in zip(("loss", "d hidden", "d weight"), got, expected):
+        torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+def test_under_bfloat16_autocast_as_the_reference_within_its_precision():
+    hidden, weight, targets = inputs()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = loss_and_grads(reference, hidden, weight, targets)
+        got = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, 7), hidden, weight, targets)
+    assert got[1].dtype == hidden.dtype and got[2].dtype == weight.dtype
+    for name, value, want in zip(("loss", "d hidden", "d weight"), got, expected):
+        torch.testing.assert_close(value, want, rtol=2e-2, atol=2e-3, msg=lambda m: f"{name}: {m}")
+
+
+def test_compiled_as_eager():
+    hidden, weight, targets = inputs()
+    expected = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, 7), hidden, weight, targets)
+    compiled = torch.compile(lambda h, w, t: linear_cross_entropy(h, w, t, 7), backend="aot_eager", fullgraph=True)
+    for value, want in zip(loss_and_grads(compiled, hidden, weight, targets), expected):
+        torch.testing.assert_close(value, want, rtol=1e-6, atol=1e-7)
+
+
+def test_mismatched_shapes_are_refused_naming_them():
+    hidden, weight, targets = inputs()
+    with pytest.raises(ValueError, match=r"hidden \(3, 11, 24\), weight \(97, 24\) and targets \(3, 10\) disagree"):
+        linear_cross_entropy(hidden, weight, targets[:, :10])
+
+
+def test_without_gradients_the_loss_alone():
+    """Under no_grad (the trainer's evaluation) the same loss, and no gradient work is kept."""
+    hidden, weight, targets = inputs()
+    with torch.no_grad():
+        loss = linear_cross_entropy(hidden, weight, targets, 7)
+        torch.testing.assert_close(loss, reference(hidden, weight, targets), rtol=1e-6, atol=1e-7)
+    assert loss.grad_fn is None
