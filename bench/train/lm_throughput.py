@@ -35,7 +35,7 @@ from bench.common import PEAK_BF16_FLOPS, ComponentMissing, add_impl_argument, f
     mfu, peak_memory_gib, report, reset_peak_memory, tested_implementation, timed, trainable, write_report, yours
 from bench.train.nanogpt_peer import PeerTrainer, SameBatches
 from bench.train.step_profile import PROFILE_HEADER, profile_row, profile_steps
-from impl.programs.config import TrainConfig, kernel_set
+from impl.programs.config import KERNELS, TrainConfig, kernel_set
 from impl.programs.trainer import Trainer
 
 CONFIGS = {
@@ -187,7 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--context-length", type=int, help="override every config's context length")
     parser.add_argument("--vocab-size", type=int, help="override every config's vocabulary (at most 65536: uint16)")
     parser.add_argument("--kernels", type=kernels_setting,
-                        help="ours on fused kernels: none, all, or some of attention,rmsnorm,adamw (TrainConfig.kernels)")
+                        help=f"ours on fused kernels: none, all, or some of {','.join(KERNELS)} (TrainConfig.kernels)")
     add_impl_argument(parser)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then N steps of each row under torch.profiler: where the step's time goes")
