@@ -59,8 +59,8 @@ for stage in "$@"; do
         baseline)
             for prompt in r1_zero; do
                 [ -f "$RUNS/baseline-$prompt/results.json" ] || python3 -m impl.programs.evaluate --policy smollm2 \
-                    --task gsm8k --prompt "$prompt" --max-tokens 384 --eval-examples 500 --device cuda \
-                    --out-dir "$RUNS/baseline-$prompt"
+                    --task gsm8k --prompt "$prompt" --max-tokens 384 --eval-examples 0 --eval-temperature 1.0 \
+                    --rollout-dtype bfloat16 --rollout-cache static --device cuda --out-dir "$RUNS/baseline-$prompt"
             done ;;
         sft)
             python3 -m impl.programs.sft --config impl/programs/configs/sft_gsm8k_gpu.toml --out-dir "$RUNS/sft" \
