@@ -46,6 +46,8 @@ class PolicyRunConfig(EvaluateConfig):
     max_grad_norm: float = setting(1.0, "gradient clipping (L2 norm)")
     gradient_accumulation_steps: int = setting(1, "microbatches per optimizer step")
     eval_interval: int = setting(10, "steps between evaluations (and at the first and last step)")
+    eval_first: bool = setting(True, "evaluate before the first step (the summary's 'before'); false where that "
+                                     "policy's evaluation is known already")
     checkpoint_interval: int = setting(10, "steps between checkpoints (and at the last step)")
     max_minutes: float = setting(0.0, "> 0: stop with a checkpoint once this process has run this long (--resume "
                                       "goes on)")

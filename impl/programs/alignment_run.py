@@ -185,21 +185,22 @@ class PolicyRun:
         evaluations = [r for r in self.metrics.rows if "eval_accuracy" in r]
         summary = {"program": self.program, "steps": self.step, "finished": self.step >= self.cfg.steps,
                    "wall_s": round(self.clock(), 1)}
-        for name, row in (("before", evaluations[0]), ("after", evaluations[-1])) if evaluations else ():
+        ends = [("before", evaluations[0])] if evaluations and evaluations[0]["step"] == 0 else []  # eval_first
+        for name, row in ends + ([("after", evaluations[-1])] if evaluations else []):
             summary[name] = {"step": row["step"], **{k: v for k, v in row.items() if k.startswith("eval_")}}
         atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def run(self, one_step: Callable[[PolicyRun], dict], panels: list[tuple[str, str]], title: str) -> dict:
         """Steps to ``cfg.steps``: each ``one_step(self)``'s metrics row (plus an evaluation when due) logged, a
-        checkpoint and the plots when due; an evaluation first on a fresh run. Returns ``summarize()``'s."""
+        checkpoint and the plots when due; an evaluation first on a fresh run (``eval_first``). Returns ``summarize()``'s."""
         from tqdm import tqdm
 
         from impl.programs.run_log import plot_metric_panels
 
         cfg = self.cfg
         session_start = time.perf_counter()
-        if self.step == 0:
+        if self.step == 0 and cfg.eval_first:
             self.log(self.evaluate())
         with tqdm(total=cfg.steps, initial=self.step, desc=self.program, unit="step", dynamic_ncols=True) as bar:
             while self.step < cfg.steps:

@@ -63,6 +63,14 @@ def test_grpo_raises_the_reward_beyond_the_noise(sft_run, tmp_path):
     assert (out / "curves.png").stat().st_size > 10_000 and (out / "eval_completions.jsonl").exists()
 
 
+def test_without_eval_first_the_run_evaluates_at_its_end_only(sft_run, tmp_path):
+    out = tmp_path / "grpo"
+    assert grpo.main(["--policy", str(sft_run), "--out-dir", str(out), "--steps", "2", "--no-eval-first"]) == 0
+    assert [r["step"] for r in metrics(out) if "eval_accuracy" in r] == [2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert "before" not in summary and summary["after"]["step"] == 2
+
+
 def test_a_resumed_grpo_run_continues_as_an_uninterrupted_one(sft_run, tmp_path):
     short = ["--policy", str(sft_run), "--rollout-batch-size", "32", "--train-batch-size", "16",
              "--eval-interval", "2", "--checkpoint-interval", "2", "--eval-examples", "10"]
