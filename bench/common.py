@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import gc
 import os
 import platform
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 # The suite's loader (the same --impl forms); the other benchmark modules import these names from here.
 from spec import ComponentMissing
@@ -120,6 +122,31 @@ def write_report(text: str, out: Path) -> None:
 def fmt(value: float | None, spec: str) -> str:
     """A table cell: the value formatted, or n/a where it cannot be measured here."""
     return "n/a" if value is None else format(value, spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranks of a torchrun launch
+
+RANK_TIMEOUT = datetime.timedelta(minutes=5)  # far above any one step or all-reduce of the benchmarks
+
+
+def init() -> torch.device:
+    """Join the default group under torchrun (NCCL, one GPU a rank; gloo on CPUs); a collective left waiting by a
+    failed rank raises after RANK_TIMEOUT instead of hanging."""
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device, timeout=RANK_TIMEOUT)
+        return device
+    dist.init_process_group("gloo", timeout=RANK_TIMEOUT)
+    return torch.device("cpu")
+
+
+def gathered(value):
+    """Every rank's ``value``, in rank order (a collective)."""
+    values: list = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,10 +26,8 @@ shows there), then hook cycles are broken so that the next row starts clean.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
-import os
 import statistics
 import sys
 import timeit
@@ -41,7 +39,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from bench.common import ComponentMissing, device_name, sync, tested_implementation, timed
+from bench.common import ComponentMissing, device_name, gathered, init, sync, tested_implementation, timed
 from bench.distributed.setups import Setup, ddp_variants, sharding
 from bench.train.a2_benchmark import SIZES, VOCAB
 from impl.nn import TransformerLM
@@ -52,27 +50,6 @@ MIB = 2**20
 # --model: A2's Table 1 sizes by name, except that "xl" is the XL of the DDP problems (2025 handout Table 1:
 # d_model 1600, 48 layers); the 2026 handout's xl (d_model 2560) is "2.7B".
 MODELS = {**SIZES, "xl": SIZES["xl-2025"]}
-TIMEOUT = datetime.timedelta(minutes=5)  # far above any one step or all-reduce here
-
-
-def init() -> torch.device:
-    """Join the default group; a collective left waiting by a failed rank raises after TIMEOUT instead of hanging."""
-    if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=device, timeout=TIMEOUT)
-        return device
-    dist.init_process_group("gloo", timeout=TIMEOUT)
-    return torch.device("cpu")
-
-
-def gathered(value):
-    """Every rank's ``value``, in rank order (a collective)."""
-    values: list = [None] * dist.get_world_size()
-    dist.all_gather_object(values, value)
-    return values
-
-
 def release(device: torch.device) -> None:
     """Free the last row's model: wrappers' hooks make reference cycles, which only the collector breaks."""
     gc.collect()

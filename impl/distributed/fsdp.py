@@ -25,10 +25,14 @@ into one matmul); torch's own FSDP2 (``fully_shard``) swaps module classes the s
   and averaged in ``finish_gradient_synchronization``.
 - ``compute_dtype``: the shard is cast before it is communicated, so gathers, compute and the gradients'
   reduce-scatter all run in it; the master shards, their ``.grad`` and the optimizer stay float32.
+- Activation checkpointing (``checkpointed(fn, *args)``: torch.utils.checkpoint, non-reentrant): the region saves
+  nothing for backward, not even the Regather notes; its recomputation in backward reads the weights as the
+  forward did, each gathered again when read (no prefetch: backward's order is not the module order).
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass
 
@@ -144,6 +148,7 @@ class FSDP(nn.Module):
                             if id(p) in index_of}
         self.replicated = [p for p in module.parameters() if id(p) not in index_of and p.requires_grad]
         self.in_forward = False
+        self.recomputing = False  # activation checkpointing's recomputation, in backward
         self.pending: dict[int, tuple[dist.Work, Tensor]] = {}  # shard -> its gather in flight
         self.cursor = 0  # the next shard to prefetch, in module order
         self.lent: dict[int, tuple[weakref.ref, int]] = {}  # id(gathered weight) -> (weakref, shard), this forward
@@ -171,6 +176,8 @@ class FSDP(nn.Module):
 
     def take(self, index: int) -> Tensor:
         """The full weight of shard ``index`` (in the compute dtype); starts the next gathers before waiting."""
+        if self.recomputing:
+            return self.gather_now(index, self.dtype_of(index))
         work, buffer = self.pending.pop(index, None) or self.start_gather(index, self.dtype_of(index))
         self.cursor = max(self.cursor, index + 1)
         while len(self.pending) < PREFETCH and self.cursor < len(self.shards):
@@ -208,6 +215,25 @@ class FSDP(nn.Module):
             return buffer
         pieces = buffer.view(self.world_size, shard.chunk, *buffer.shape[1:])  # (N, chunk, ...)
         return torch.cat([pieces[r, :n] for r, n in enumerate(shard.rows)])
+
+    # -- activation checkpointing -------------------------------------------------------------------------
+
+    def checkpointed(self, fn, *args):
+        """``fn(*args)`` under non-reentrant activation checkpointing, recomputed in backward with gathered weights.
+        Called inside this wrapper's forward (a module's forward, say a Transformer block's)."""
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(fn, *args, use_reentrant=False,
+                          context_fn=lambda: (contextlib.nullcontext(), self.recomputation()))
+
+    @contextlib.contextmanager
+    def recomputation(self):
+        before = self.in_forward, self.recomputing
+        self.in_forward = self.recomputing = True
+        try:
+            yield
+        finally:
+            self.in_forward, self.recomputing = before
 
     # -- saved tensors: a gathered weight is not kept for backward, but gathered again ------------------
 
