@@ -1,13 +1,14 @@
 """Triton kernels against the strongest peers: FlashAttention-2 and the fused RMSNorm (A2 §3.1.1, §4).
 
     python -m bench.kernels.benchmark --leaderboard   # the 2025 leaderboard shape: fwd, fwd+bwd vs SDPA, cuDNN, naive
+    python -m bench.kernels.benchmark --lm-shapes     # the same table at the LM benchmark's attention shapes
     python -m bench.kernels.benchmark --sweep         # flash_benchmarking (A2 §4.2): seq 128…65536 × d 16…128
     python -m bench.kernels.benchmark --rmsnorm       # GB/s vs eager and torch.compile at the LM's shapes
     python -m bench.kernels.benchmark --sweep --seqs 128,1024 --dims 64 --dtypes bf16      # a slice of the sweep
     python -m bench.kernels.benchmark --tiny          # CPU smoke run through Triton's interpreter (a test uses it)
     python -m bench.kernels.benchmark --impl mypkg    # yours beside ours and the peers, in every table
 
-No flag: all three. ``--impl``: the implementation's FlashAttentionTriton, FlashAttentionPyTorch (its
+No flag: all four. ``--impl``: the implementation's FlashAttentionTriton, FlashAttentionPyTorch (its
 autograd Functions' ``apply(q, k, v, is_causal)``), flash_attention and RMSNormTriton get rows before
 ours; a component it lacks reads "... is missing: why" in its row. One table per benchmark; the report
 (default reports/kernels.md) holds the tables of the run. Every time is triton.testing.do_bench's median
@@ -37,6 +38,10 @@ from bench.common import ComponentMissing, add_impl_argument, fmt, free_memory, 
 
 # The 2025 leaderboard (A2 2025 §1.3.3): B=1, 16 heads, N=16384, d_head=64, causal, bf16, fwd+bwd timed.
 LEADERBOARD = dict(batch=1, heads=16, seq=16_384, d_head=64)
+# The attention of the LM benchmark's models (bench.train.lm_throughput), where short sequences make the kernel's
+# launch and tile choices matter more than at the leaderboard's 16K.
+LM_SHAPES = {"TinyStories 17M": dict(batch=128, heads=16, seq=256, d_head=32),
+             "GPT-2 small": dict(batch=32, heads=12, seq=1024, d_head=64)}
 # Fwd+bwd milliseconds on an H100 that the issue quotes, for reading the table against.
 H100_ANCHORS_MS = {"SDPA FLASH": 7.49, "SDPA cuDNN": 4.55, "class record (leaderboard)": 5.36}
 SWEEP_SEQS = tuple(2**i for i in range(7, 17))  # 128 … 65536
@@ -48,7 +53,7 @@ RMSNORM_SHAPES = (("A2 §3.1 x", 4 * 512, 2560), ("small", 8 * 2048, 768), ("med
                   ("large", 8 * 2048, 1280), ("xl", 8 * 2048, 1600), ("2.7B", 8 * 2048, 2560),
                   ("d 4096", 8 * 2048, 4096))
 TINY = dict(leaderboard=dict(batch=1, heads=2, seq=32, d_head=16), seqs=(16, 32), dims=(16,), dtypes=("fp32",),
-            rmsnorm_shapes=(("tiny", 40, 48),))
+            rmsnorm_shapes=(("tiny", 40, 48),), lm_shapes={"tiny LM": dict(batch=3, heads=2, seq=24, d_head=16)})
 
 LEADERBOARD_HEADER = ["implementation", "forward (ms)", "forward TFLOP/s", "fwd+bwd (ms)", "fwd+bwd TFLOP/s",
                       "row 1's speed-up vs this (fwd+bwd)", "H100 anchor fwd+bwd (ms)"]
@@ -63,6 +68,7 @@ Cell = float | str  # milliseconds, or "OOM" / "error" / "n/a" / "<component> is
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.kernels.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--leaderboard", action="store_true", help="the 2025 leaderboard shape vs SDPA and naive")
+    parser.add_argument("--lm-shapes", action="store_true", help="the same table at the LM benchmark's attention shapes")
     parser.add_argument("--sweep", action="store_true", help="A2 flash_benchmarking: seq × d × dtype, vs naive")
     parser.add_argument("--rmsnorm", action="store_true", help="fused RMSNorm GB/s vs eager and torch.compile")
     parser.add_argument("--seqs", type=ints, default=SWEEP_SEQS, help="sweep sequence lengths (comma-separated)")
@@ -74,8 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("reports/kernels.md"))
     parser.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny shapes through Triton's interpreter")
     args = parser.parse_args(argv)
-    if not (args.leaderboard or args.sweep or args.rmsnorm):
-        args.leaderboard = args.sweep = args.rmsnorm = True
+    if not (args.leaderboard or args.lm_shapes or args.sweep or args.rmsnorm):
+        args.leaderboard = args.lm_shapes = args.sweep = args.rmsnorm = True
     return args
 
 
@@ -246,8 +252,10 @@ def implementations(tested) -> list[tuple[str, object]]:
     return ([(yours(tested, ""), tested)] if tested is not None else []) + [("ours: ", impl)]
 
 
-def leaderboard(bench: Bench, tiny: bool, tested=None) -> tuple[list[str], list[list[str]]]:
-    shape = TINY["leaderboard"] if tiny else LEADERBOARD
+def leaderboard(bench: Bench, tiny: bool, tested=None, shape: dict | None = None,
+                anchors: dict[str, float] = H100_ANCHORS_MS) -> tuple[list[str], list[list[str]]]:
+    """The contenders at ``shape`` (default: the leaderboard's), with the issue's H100 times at that shape."""
+    shape = shape or (TINY["leaderboard"] if tiny else LEADERBOARD)
     B, H, N, D = shape["batch"], shape["heads"], shape["seq"], shape["d_head"]
     dtype = torch.float32 if tiny else torch.bfloat16  # the interpreter's bf16 dot products are not what is smoked
     q, k, v = qkv((B, H, N, D), dtype, bench.device)
@@ -278,7 +286,7 @@ def leaderboard(bench: Bench, tiny: bool, tested=None) -> tuple[list[str], list[
     for name, _, anchor in contenders:
         forward, _, both = timings[name]
         rows.append([name, cell(forward), rate(flop, forward), cell(both), rate(3.5 * flop, both),
-                     ratio(both, first_both), fmt(H100_ANCHORS_MS.get(anchor), ".2f")])
+                     ratio(both, first_both), fmt(anchors.get(anchor), ".2f")])
     return LEADERBOARD_HEADER, rows
 
 
@@ -403,6 +411,13 @@ def main(argv: list[str] | None = None) -> int:
              "H100 anchors (issue): SDPA FLASH 7.49 ms, cuDNN 4.55 ms, the class record 5.36 ms, fwd+bwd", tiles,
              *(["FlashAttentionPyTorch: A2 §4.2.2 (a), tiles looped in Python (slow by design: for comparison)"]
                if tiny else []), *who],
+            header, rows))
+    for label, s in (TINY["lm_shapes"] if tiny else LM_SHAPES).items() if args.lm_shapes else ():
+        header, rows = leaderboard(bench, tiny, tested, shape=s, anchors={})
+        sections.append(report(
+            f"FlashAttention-2 at the LM's shapes: {label}", command, argv, device,
+            [f"B={s['batch']}, {s['heads']} heads, N={s['seq']}, d={s['d_head']}, causal, "
+             f"{'fp32 (tiny)' if tiny else 'bf16'}; fwd+bwd = o.backward(dO) after the forward", timing, tiles, *who],
             header, rows))
     if args.sweep:
         header, rows = sweep(bench, seqs, dims, dtype_names, tested)

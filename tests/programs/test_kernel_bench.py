@@ -21,11 +21,14 @@ TOY = "yours, toy partial package: "
 
 
 @pytest.mark.skipif(not INTERPRETED, reason="the --tiny run needs TRITON_INTERPRET=1 before impl is imported")
-def test_tiny_run_writes_the_three_tables(tmp_path):
+def test_tiny_run_writes_the_four_tables(tmp_path):
     out = tmp_path / "kernels.md"
     assert kernels.main(["--tiny", "--out", str(out)]) == 0
     text = out.read_text()
-    (lb_header, lb_rows), (sweep_header, sweep_rows), (rms_header, rms_rows) = tables(text)
+    (lb_header, lb_rows), (lm_header, lm_rows), (sweep_header, sweep_rows), (rms_header, rms_rows) = tables(text)
+    assert "FlashAttention-2 at the LM's shapes: tiny LM" in text and "B=3, 2 heads, N=24, d=16" in text
+    assert lm_header == kernels.LEADERBOARD_HEADER and [r[0] for r in lm_rows] == LEADERBOARD_OURS + PEERS
+    assert dict(zip(lm_header, lm_rows[3]))["H100 anchor fwd+bwd (ms)"] == "n/a"  # the anchors are the leaderboard's
     assert lb_header == kernels.LEADERBOARD_HEADER
     assert [r[0] for r in lb_rows] == LEADERBOARD_OURS + PEERS  # the reference once, no "yours" rows
     ours = dict(zip(lb_header, lb_rows[0]))
@@ -69,10 +72,11 @@ def test_course_adapters_are_timed_beside_ours_and_what_they_lack_reads_missing(
 def test_an_implementation_without_kernels_reads_missing_in_every_row_and_exits_0(tmp_path):
     out = tmp_path / "kernels.md"
     assert kernels.main(["--tiny", "--impl", "tests.kit.toy_partial", "--out", str(out)]) == 0
-    (_, lb_rows), (_, sweep_rows), (_, rms_rows) = tables(out.read_text())
-    assert [r[0] for r in lb_rows] == [TOY + row.removeprefix("ours: ") for row in LEADERBOARD_OURS] \
-        + LEADERBOARD_OURS + PEERS
-    assert all(r[1].endswith("is missing: tests.kit.toy_partial does not provide it") for r in lb_rows[:3])
+    (_, lb_rows), (_, lm_rows), (_, sweep_rows), (_, rms_rows) = tables(out.read_text())
+    for rows in (lb_rows, lm_rows):
+        assert [r[0] for r in rows] == [TOY + row.removeprefix("ours: ") for row in LEADERBOARD_OURS] \
+            + LEADERBOARD_OURS + PEERS
+        assert all(r[1].endswith("is missing: tests.kit.toy_partial does not provide it") for r in rows[:3])
     theirs = [r for r in sweep_rows + rms_rows if r[0].startswith(TOY)]
     assert len(theirs) == 3 and all(r[4].endswith("is missing: tests.kit.toy_partial does not provide it")
                                     for r in theirs)
