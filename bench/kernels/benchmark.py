@@ -68,7 +68,8 @@ Cell = float | str  # milliseconds, or "OOM" / "error" / "n/a" / "<component> is
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.kernels.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--leaderboard", action="store_true", help="the 2025 leaderboard shape vs SDPA and naive")
-    parser.add_argument("--lm-shapes", action="store_true", help="the same table at the LM benchmark's attention shapes")
+    parser.add_argument("--lm-shapes", action="store_true",
+                        help="the same table at the LM benchmark's attention shapes")
     parser.add_argument("--sweep", action="store_true", help="A2 flash_benchmarking: seq × d × dtype, vs naive")
     parser.add_argument("--rmsnorm", action="store_true", help="fused RMSNorm GB/s vs eager and torch.compile")
     parser.add_argument("--seqs", type=ints, default=SWEEP_SEQS, help="sweep sequence lengths (comma-separated)")
