@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import free_memory, report, sync, timed, write_report
+from bench.common import free_memory, report, reset_peak_memory, sync, timed, write_report
 
 
 # The handout's Config (A2 §9); the leaderboard times it on two B200s, the naive baseline 10 s, the best 6.2 s.
@@ -78,11 +78,6 @@ def peak_since(device: torch.device, start: int) -> int:
     return torch.cuda.max_memory_allocated(device) - start if device.type == "cuda" else 0
 
 
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def measure_block(shape: StepShape, device: torch.device, kernels: bool, repeats: int) -> dict:
     """One block on one sequence, bfloat16: forward and forward + backward; saved activations and peak (bytes)."""
     from impl.kernels.fast_lm import use_kernels
@@ -106,7 +101,7 @@ def measure_block(shape: StepShape, device: torch.device, kernels: bool, repeats
     forward_backward_timing = median_timing(forward_backward, device, repeats)
     sync(device)
     before = allocated(device)
-    reset_peak(device)
+    reset_peak_memory(device)
     out = block(x)
     saved = allocated(device) - before - out.numel() * out.element_size()
     out.backward(grad)
@@ -138,7 +133,7 @@ def measure_head(shape: StepShape, device: torch.device, repeats: int) -> dict:
         fn()
     sync(device)
     before = allocated(device)
-    reset_peak(device)
+    reset_peak_memory(device)
     loss()
     sync(device)
     return {"embedding": median_timing(embed, device, repeats), "head": median_timing(loss, device, repeats),

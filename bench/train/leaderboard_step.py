@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from bench.common import gathered, init, report, sync, timed, write_report
+from bench.common import gathered, init, peak_memory_gib, report, reset_peak_memory, sync, timed, write_report
 from bench.train.leaderboard_proxy import LEADERBOARD, TINY, StepShape
 
 
@@ -113,15 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     wrapper, optimizer = build(shape, device, args.checkpoint)
     tokens, targets = batch(shape, device)
     losses = [train_step(wrapper, optimizer, tokens, targets) for _ in range(args.warmup)]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     times = []
     for _ in range(args.steps):
         dist.barrier()
         times.append(timed(lambda: losses.append(train_step(wrapper, optimizer, tokens, targets)), device))
     sync(device)
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
-    figures = gathered({"times": times, "peak_gib": peak, "losses": [float(loss) for loss in losses]})
+    figures = gathered({"times": times, "peak_gib": peak_memory_gib(device),
+                        "losses": [float(loss) for loss in losses]})
     if dist.get_rank() == 0:
         slowest = [max(rank["times"][i] for rank in figures) for i in range(args.steps)]  # a step ends with the last
         peaks = [rank["peak_gib"] for rank in figures if rank["peak_gib"] is not None]
