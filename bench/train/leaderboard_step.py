@@ -28,20 +28,6 @@ from bench.common import gathered, init, peak_memory_gib, report, reset_peak_mem
 from bench.train.leaderboard_proxy import LEADERBOARD, TINY, StepShape
 
 
-class LossOfTheBatch(nn.Module):
-    """The model and its loss as one module, so that FSDP gathers the LM head's weight for the fused loss too."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens: Tensor, targets: Tensor) -> Tensor:
-        from impl.kernels.linear_cross_entropy import linear_cross_entropy
-
-        hidden = self.model(tokens, return_hidden=True)
-        return linear_cross_entropy(hidden, self.model.lm_head.weight, targets)
-
-
 class CheckpointedBlock(nn.Module):
     """A block whose activations FSDP recomputes in backward (FSDP.checkpointed); the wrapper is set once built."""
 
@@ -61,6 +47,7 @@ def build(shape: StepShape, device: torch.device, checkpoint: bool, lr: float = 
     from impl.distributed.fsdp import FSDP
     from impl.kernels.adamw import CompiledAdamW
     from impl.kernels.fast_lm import use_kernels
+    from impl.kernels.linear_cross_entropy import LanguageModelLoss
     from impl.nn import TransformerLM
 
     torch.manual_seed(0)
@@ -69,7 +56,7 @@ def build(shape: StepShape, device: torch.device, checkpoint: bool, lr: float = 
     use_kernels(model, attention=True, rmsnorm=device.type == "cuda")
     if checkpoint:
         model.layers = nn.ModuleList(CheckpointedBlock(block) for block in model.layers)
-    wrapper = FSDP(LossOfTheBatch(model), compute_dtype=torch.bfloat16)
+    wrapper = FSDP(LanguageModelLoss(model), compute_dtype=torch.bfloat16)  # gathers the head for the loss
     for block in model.layers if checkpoint else ():
         block.wrappers.append(wrapper)
     backend = "inductor" if device.type == "cuda" else "aot_eager"  # aot_eager: no C++ compiler needed on a CPU

@@ -13,7 +13,7 @@ Under torch.compile each chunk's softmax and gradient fuse into a few passes ove
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 CHUNK_ELEMENTS = 2**28  # logits per chunk: 1 GiB in float32, whatever the vocabulary
 
@@ -64,3 +64,16 @@ def linear_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_
                          f"{tuple(targets.shape)} disagree: expected (..., d), (vocab, d) and (...)")
     chunk_rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
     return LinearCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), weight, targets.reshape(-1), chunk_rows)
+
+
+class LanguageModelLoss(nn.Module):
+    """A TransformerLM and its mean loss through ``linear_cross_entropy`` as one module, (tokens, targets) -> loss.
+    The LM head's weight is then read inside the module's forward, where a data-parallel wrapper around it has every
+    weight at hand: FSDP gathers a sharded weight only there, and would otherwise hand the loss its shard."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: Tensor, targets: Tensor) -> Tensor:
+        return linear_cross_entropy(self.model(tokens, return_hidden=True), self.model.lm_head.weight, targets)

@@ -78,7 +78,7 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the model and the loss")
     kernels: str = setting("none", "fused kernels: none, all, or a comma-separated list of attention (Triton "
                                    "FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the update compiled), "
-                                   "lm_head (the LM head and the loss in chunks, no logits kept; not with fsdp)")
+                                   "lm_head (the LM head and the loss in chunks, no logits kept)")
     # Data parallel (A2 §5-§7; impl/programs/launch.py). Anything but none runs under torchrun, one process per device.
     parallel: str = setting("none", "data parallelism under torchrun (sharded_optimizer: with bucketed DDP)",
                             PARALLEL_CHOICES)

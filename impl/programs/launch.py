@@ -207,8 +207,15 @@ class DataParallel:
     # -- checkpoints: always the single-process form ---------------------------------------------------
 
     def full_model_state(self, model: nn.Module, wrapped: nn.Module) -> dict[str, Tensor]:
-        """The unwrapped model's state dict with whole tensors, on every rank (a collective under FSDP)."""
-        return wrapped.full_state_dict() if self.mode == "fsdp" else model.state_dict()
+        """The unwrapped model's state dict with whole tensors, on every rank (a collective under FSDP). ``model``
+        may sit inside the wrapped module (the trainer's model-and-loss module): its own keys, without its prefix."""
+        if self.mode != "fsdp":
+            return model.state_dict()
+        state = wrapped.full_state_dict()
+        name = next(name for name, module in wrapped.module.named_modules() if module is model)
+        if not name:  # the model itself was wrapped
+            return state
+        return {key[len(name) + 1:]: tensor for key, tensor in state.items() if key.startswith(f"{name}.")}
 
     def full_optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict | None:
         """On rank 0, the state dict of one optimizer over all parameters (None on the other ranks); a collective.

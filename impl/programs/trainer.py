@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from impl.programs.checkpoints import load_run_checkpoint
@@ -43,9 +44,6 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     check_config(cfg)
     device = resolve_device(cfg.device)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
-    if "lm_head" in kernel_set(cfg.kernels) and cfg.parallel == "fsdp":
-        raise TrainingError("kernels 'lm_head' with parallel='fsdp' is not supported (the loss applies the LM head's "
-                            "weight outside the model's forward, where FSDP holds only its shard); drop lm_head")
     if "rmsnorm" in kernel_set(cfg.kernels) and not device.startswith("cuda"):
         raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
                             f"got device={device!r}")
@@ -180,7 +178,15 @@ class Trainer:
         self.n_params = sum(p.numel() for p in self.model.parameters())
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])  # whole weights, before a wrapper shards them
-        self.wrapped = self.dp.wrap(self.model)  # the DDP / FSDP wrappers broadcast rank 0's weights
+        # kernels lm_head: the wrappers hold the model and its loss as one module (the head applied chunk by chunk in
+        # the loss, the logits never kept), so that FSDP gathers the head's weight for the loss too.
+        self.fused_head = "lm_head" in kernel_set(cfg.kernels)
+        trained: nn.Module = self.model
+        if self.fused_head:
+            from impl.kernels.linear_cross_entropy import LanguageModelLoss  # as build_model's kernels
+
+            trained = LanguageModelLoss(self.model)
+        self.wrapped = self.dp.wrap(trained)  # the DDP / FSDP wrappers broadcast rank 0's weights
         # kernels adamw: the same update, compiled (impl/kernels/adamw.py); the same state, so checkpoints load either way.
         optimizer_cls = AdamW
         if "adamw" in kernel_set(cfg.kernels):
@@ -209,11 +215,6 @@ class Trainer:
                                       resume_from_step=self.step if checkpoint is not None else None)
 
         self.dp.on_rank_0(open_metrics, TrainingError)
-        self.linear_cross_entropy = None
-        if "lm_head" in kernel_set(cfg.kernels):
-            from impl.kernels.linear_cross_entropy import linear_cross_entropy  # as build_model's kernels
-
-            self.linear_cross_entropy = linear_cross_entropy
         # Model and loss compiled together: the fp32 logits of the loss never have to be materialized.
         self.loss = torch.compile(self.model_loss) if cfg.compile else self.model_loss
         self.autocast = (torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
@@ -278,9 +279,7 @@ class Trainer:
         return self.dp.mean(total).item() / self.cfg.eval_batches  # equal rows per rank: the batch mean
 
     def model_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.linear_cross_entropy is not None:  # kernels lm_head: the head applied chunk by chunk in the loss
-            return self.linear_cross_entropy(self.wrapped(x, return_hidden=True), self.model.lm_head.weight, y)
-        return cross_entropy(self.wrapped(x), y)
+        return self.wrapped(x, y) if self.fused_head else cross_entropy(self.wrapped(x), y)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step at the schedule's learning rate; returns (loss, grad norm) on the device."""

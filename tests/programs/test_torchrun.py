@@ -103,7 +103,8 @@ def test_every_mode_trains_as_one_process_and_its_checkpoints_resume_anywhere(da
     """Per mode, under torchrun with 2 ranks: 6 steps equal one process's 6 steps on the global batch; 3 steps
     resumed under torchrun to 6 equal the 6 steps bit for bit; a torchrun checkpoint resumed in one process, and a
     one-process checkpoint resumed under torchrun, continue the same run; the checkpoint is the one-process form;
-    only rank 0 wrote (one set of files, every metrics row once)."""
+    only rank 0 wrote (one set of files, every metrics row once). FSDP with the LM head inside the loss (kernels
+    lm_head) trains as one process too."""
     start = time.monotonic()
     single = tmp_path / "single"
     assert main(run_args(data, single, 6)) == 0
@@ -116,6 +117,8 @@ def test_every_mode_trains_as_one_process_and_its_checkpoints_resume_anywhere(da
                  run_args(data, out / "half", 3, "--parallel", mode),
                  run_args(data, out / "half", 6, "--parallel", mode, "--resume", "--override"),
                  run_args(data, out / "handover", 3, "--parallel", mode)]  # resumed below in one process
+    # The LM head applied inside the loss (kernels lm_head): FSDP gathers its sharded weight for the loss too.
+    runs.append(run_args(data, tmp_path / "fsdp_lm_head", 6, "--parallel", "fsdp", "--kernels", "lm_head"))
     launched = train_many(tmp_path, runs)
     assert launched.returncode == 0, launched.stderr[-5000:]
     for mode in MODES:
@@ -139,6 +142,10 @@ def test_every_mode_trains_as_one_process_and_its_checkpoints_resume_anywhere(da
         assert_close_tensors(checkpoint["model"], reference["model"])
         assert_close_tensors(checkpoint["optimizer"], reference["optimizer"])
         assert checkpoint["sampler_state"] == reference["sampler_state"]
+    assert_same_run(trajectory(tmp_path / "fsdp_lm_head"), expected)
+    fused_head = read_checkpoint(tmp_path / "fsdp_lm_head" / "checkpoint.pt")
+    assert_close_tensors(fused_head["model"], reference["model"])
+    assert_close_tensors(fused_head["optimizer"], reference["optimizer"])
 
 
 @pytest.mark.distributed

@@ -131,12 +131,9 @@ def test_a_sequential_run_longer_than_its_data_is_refused_before_training(data, 
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("kernels, says", [
-    ("lm_head", "kernels 'lm_head' with parallel='fsdp' is not supported"),
-    ("attention,fused_adam", "kernels='attention,fused_adam': unknown 'fused_adam'")])
-def test_kernels_that_cannot_run_are_refused_before_training(data, tmp_path, capsys, kernels, says):
-    err = error_of(args(data, tmp_path / "run", "--kernels", kernels, "--parallel", "fsdp"), capsys)
-    assert says in err, err
+def test_unknown_kernels_are_refused_before_training(data, tmp_path, capsys):
+    err = error_of(args(data, tmp_path / "run", "--kernels", "attention,fused_adam", "--parallel", "fsdp"), capsys)
+    assert "kernels='attention,fused_adam': unknown 'fused_adam'" in err, err
     assert not (tmp_path / "run").exists()
 
 
