@@ -71,9 +71,9 @@ for stage in "$@"; do
         sft)
             python3 -m impl.programs.sft --config impl/programs/configs/sft_gsm8k_gpu.toml --out-dir "$RUNS/sft" \
                 --max-minutes "$MINUTES" $(resume_flag "$RUNS/sft") ;;
-        grpo)
+        grpo)  # no evaluation before step 1: the SFT run's last one evaluated the same weights the same way
             python3 -m impl.programs.grpo --config impl/programs/configs/grpo_gsm8k_gpu.toml --policy "$RUNS/sft" \
-                --out-dir "$RUNS/grpo" --max-minutes "$MINUTES" $(resume_flag "$RUNS/grpo") ;;
+                --out-dir "$RUNS/grpo" --max-minutes "$MINUTES" --no-eval-first $(resume_flag "$RUNS/grpo") ;;
         collect)
             mkdir -p "$OUT"
             cp "$RUNS"/*.md "$OUT"/ 2>/dev/null || true
