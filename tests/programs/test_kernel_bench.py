@@ -33,7 +33,12 @@ def test_tiny_run_writes_the_four_tables(tmp_path):
     assert [r[0] for r in lb_rows] == LEADERBOARD_OURS + PEERS  # the reference once, no "yours" rows
     ours = dict(zip(lb_header, lb_rows[0]))
     assert re.fullmatch(r"\d+\.\d{3}", ours["forward (ms)"]) and ours["row 1's speed-up vs this (fwd+bwd)"] == "1.00x"
-    assert re.fullmatch(r"\d+\.\d{3}", dict(zip(lb_header, lb_rows[2]))["fwd+bwd (ms)"])  # FlashAttentionPyTorch
+    assert re.fullmatch(r"\d+\.\d{3}", ours["fwd+bwd GPU time (ms)"])  # on a CPU: the calls as made
+    assert ours["row 1's speed-up vs this (GPU time)"] == "1.00x"
+    pytorch_tiles = dict(zip(lb_header, lb_rows[2]))
+    assert re.fullmatch(r"\d+\.\d{3}", pytorch_tiles["fwd+bwd (ms)"])  # FlashAttentionPyTorch
+    assert re.fullmatch(r"\d+\.\d+x", pytorch_tiles["row 1's speed-up vs this (GPU time)"])
+    assert "GPU time: the same fwd+bwd calls replayed from a CUDA graph" in text
     assert dict(zip(lb_header, lb_rows[3]))["H100 anchor fwd+bwd (ms)"] == "7.49"  # SDPA FLASH: GPU only, anchor shown
     assert sweep_header == kernels.SWEEP_HEADER
     assert [tuple(r[:4]) for r in sweep_rows] == [("ours: FlashAttentionTriton", "fp32", "16", "16"),
