@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 
 import torch
 import triton
@@ -517,10 +518,17 @@ def output_like(x: Tensor) -> Tensor:
     return empty_in_order_of(x) if x.dim() <= 4 else torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
-def z_chunks(z: int, h: int) -> list[tuple[int, int]]:
-    """Batch ranges whose z · h programs fit the grid's second axis."""
+def z_chunks(tensors: list[Tensor], h: int) -> Iterator[tuple[int, list[Tensor]]]:
+    """The (Z, H, ...) tensors' batch cut into ranges whose z · h programs fit the grid's second axis: (z · h, the
+    tensors' rows of the range) per range; the tensors themselves where one range holds the whole batch, as it
+    nearly always does (slicing them costs the CPU more than a short kernel's launch)."""
+    z = tensors[0].shape[0]
     step = max(1, MAX_GRID_Y // h)
-    return [(start, min(z, start + step)) for start in range(0, z, step)]
+    if z <= step:
+        yield z * h, tensors
+        return
+    for start in range(0, z, step):
+        yield (min(z, start + step) - start) * h, [t[start:start + step] for t in tensors]
 
 
 def kernel_meta(Q: Tensor, is_causal: bool) -> dict:
@@ -547,10 +555,9 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
     o4, l3 = as_4d(O), L.view(z, h, n_q)
     sm_scale = 1 / math.sqrt(d)
     meta = kernel_meta(Q, is_causal)
-    for z0, z1 in z_chunks(z, h):
-        args = (q4[z0:z1], k4[z0:z1], v4[z0:z1], o4[z0:z1], l3[z0:z1], *q4.stride(), *k4.stride(), *v4.stride(),
-                *o4.stride(), h, n_q, n_k, d, sm_scale * LOG2E)
-        launch("fwd", "BLOCK_M", n_q, (z1 - z0) * h, args, meta, Q.element_size())
+    for zh, rows in z_chunks([q4, k4, v4, o4, l3], h):
+        args = (*rows, *q4.stride(), *k4.stride(), *v4.stride(), *o4.stride(), h, n_q, n_k, d, sm_scale * LOG2E)
+        launch("fwd", "BLOCK_M", n_q, zh, args, meta, Q.element_size())
     return O, L
 
 
@@ -569,19 +576,16 @@ def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Te
     delta = torch.empty_like(l3)
     sm_scale = 1 / math.sqrt(d)
     meta = kernel_meta(Q, is_causal)
-    for z0, z1 in z_chunks(z, h):
-        zh = (z1 - z0) * h
-        block = 64 if INTERPRETED else 128
+    strides = (*q4.stride(), *k4.stride(), *v4.stride(), *do4.stride())
+    scalars = (h, n_q, n_k, d, sm_scale * LOG2E, sm_scale)
+    block = 64 if INTERPRETED else 128
+    for zh, (q, k, v, do, lse, dd, o, dk, dv, dq) in z_chunks([q4, k4, v4, do4, l3, delta, o4, dk4, dv4, dq4], h):
         flash_bwd_preprocess_kernel[(triton.cdiv(n_q, block), zh)](
-            o4[z0:z1], do4[z0:z1], delta[z0:z1], *o4.stride(), *do4.stride(), h, n_q, d,
-            HEAD_DIM=meta["HEAD_DIM"], BLOCK_M=block)
-        inputs = (q4[z0:z1], k4[z0:z1], v4[z0:z1], do4[z0:z1], l3[z0:z1], delta[z0:z1])
-        strides = (*q4.stride(), *k4.stride(), *v4.stride(), *do4.stride())
-        scalars = (h, n_q, n_k, d, sm_scale * LOG2E, sm_scale)
-        launch("dkdv", "BLOCK_N", n_k, zh, (*inputs, dk4[z0:z1], dv4[z0:z1], *strides, *dk4.stride(), *dv4.stride(),
-                                            *scalars), meta, Q.element_size())
-        launch("dq", "BLOCK_M", n_q, zh, (*inputs, dq4[z0:z1], *strides, *dq4.stride(), *scalars), meta,
+            o, do, dd, *o4.stride(), *do4.stride(), h, n_q, d, HEAD_DIM=meta["HEAD_DIM"], BLOCK_M=block)
+        inputs = (q, k, v, do, lse, dd)  # dd: D = rowsum(dO ∘ O) of these rows
+        launch("dkdv", "BLOCK_N", n_k, zh, (*inputs, dk, dv, *strides, *dk4.stride(), *dv4.stride(), *scalars), meta,
                Q.element_size())
+        launch("dq", "BLOCK_M", n_q, zh, (*inputs, dq, *strides, *dq4.stride(), *scalars), meta, Q.element_size())
     return dQ, dK, dV
 
 

@@ -191,3 +191,27 @@ def test_cpu_model_without_the_interpreter_is_refused():
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
                           cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_batch_whose_programs_overflow_one_launch_is_split_over_several(monkeypatch):
+    """CUDA's grid holds at most 65,535 batch · head programs on its second axis; past that the kernels run the
+    batch in ranges. With the limit lowered to 4 programs, 3 batches of 2 heads run as batches 0-1 and 2, and give
+    the single launch's output and gradients exactly."""
+    from impl.kernels import flash_triton
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 24, 16, generator=g).to(device()).requires_grad_() for _ in range(3))
+    do = torch.randn(3, 2, 24, 16, generator=g).to(device())
+
+    def output_and_gradients():
+        for t in (q, k, v):
+            t.grad = None
+        o = flash_triton.FlashAttentionTriton.apply(q, k, v, True)
+        o.backward(do)
+        return [o.detach(), q.grad, k.grad, v.grad]
+
+    whole = output_and_gradients()
+    monkeypatch.setattr(flash_triton, "MAX_GRID_Y", 4)
+    assert [zh for zh, _ in flash_triton.z_chunks([q], 2)] == [4, 2]
+    for got, expected in zip(output_and_gradients(), whole):
+        assert torch.equal(got, expected)
