@@ -1,4 +1,5 @@
-"""The reference tokenizer refuses special tokens it cannot match, at each of its entry points, before any work.
+"""The reference tokenizer refuses special tokens it cannot match, at each of its entry points, before any work; and
+vocabularies it cannot encode with.
 
 An empty special token matches between any two characters: encode put an id between every two,
 encode_iterable and train_bpe never ended. A special token that is not a string is refused too.
@@ -13,8 +14,9 @@ from impl.programs.corpora import EOT
 from impl.tokenizer.encoding import split_stream
 from impl.tokenizer.training import chunk_bounds
 
+BYTES = {i: bytes([i]) for i in range(256)}  # the smallest byte-level vocabulary
 ENTRY_POINTS = {
-    "Tokenizer": lambda path, specials: Tokenizer({i: bytes([i]) for i in range(256)}, [], specials),
+    "Tokenizer": lambda path, specials: Tokenizer(BYTES, [], specials),
     "train_bpe": lambda path, specials: train_bpe(path, 300, specials),
     "chunk_bounds": lambda path, specials: chunk_bounds(path, specials, 4),
     "split_stream": lambda path, specials: next(split_stream(["hello world"], specials)),
@@ -28,3 +30,9 @@ def test_special_tokens_must_be_non_empty_strings(tmp_path, entry_point, bad):
     path.write_text(f"hello{EOT} world", encoding="utf-8")
     with pytest.raises(ValueError, match=f"special tokens must be non-empty strings, got {bad!r}"):
         ENTRY_POINTS[entry_point](path, [EOT, bad])
+
+
+
+def test_a_vocabulary_without_every_byte_is_refused():
+    with pytest.raises(ValueError, match=r"lacks 1 single bytes \(e.g. b'A'\): byte-level BPE needs all 256"):
+        Tokenizer({i: b for i, b in BYTES.items() if i != 65}, [], [EOT])
