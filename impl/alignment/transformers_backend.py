@@ -50,8 +50,16 @@ class TransformersBackend:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(sampling.seed)
             per_call = max(1, self.sequences_per_batch // (1 if sampling.temperature == 0 else sampling.n))
-            return [text for start in range(0, len(encoded), per_call)
-                    for text in self.sample(encoded[start:start + per_call], sampling, device)]
+            texts = []
+            for start in range(0, len(encoded), per_call):
+                batch = encoded[start:start + per_call]
+                # generate compiles the static cache's decoding once per batch size: when a call spans several
+                # batches, the last is padded to the others' size with copies of its last prompt, whose
+                # completions are dropped (the 1319 GSM8K problems ran as 512, 512 and 295: two compilations).
+                copies = per_call - len(batch) if self.static_cache and len(encoded) > per_call else 0
+                completions = self.sample(batch + [batch[-1]] * copies, sampling, device)
+                texts += completions[:len(batch) * sampling.n]
+            return texts
 
     def sample(self, prompts: list[list[int]], sampling: Sampling, device: torch.device) -> list[str]:
         """Each prompt's n completions, prompt after prompt."""

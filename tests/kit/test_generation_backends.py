@@ -110,6 +110,18 @@ def test_transformers_backend_with_a_static_cache_gives_the_plain_greedy_loops_t
     assert static.generate(prompts[:1], GREEDY) == static.generate(prompts, GREEDY)[:1]  # another batch size
 
 
+def test_with_a_static_cache_every_batch_of_a_call_has_one_size(monkeypatch):
+    """generate compiles the static cache's decoding per batch size: a call's last, smaller batch is padded."""
+    llama, tokenizer = tiny_llama(seed=0), gpt2_tokenizer()
+    prompts = ["Hi", "The sum of 3 and 4 is", "Once upon a time there was", "One", "Two and three"]
+    static = TransformersBackend(llama, tokenizer, sequences_per_batch=2, static_cache=True)
+    sizes, sample = [], static.sample
+    monkeypatch.setattr(static, "sample", lambda batch, *rest: sizes.append(len(batch)) or sample(batch, *rest))
+    assert static.generate(prompts, GREEDY) == [greedy_without_cache(llama, tokenizer, p, GREEDY.max_tokens)
+                                                for p in prompts]
+    assert sizes == [2, 2, 2]
+
+
 def test_transformers_backend_in_bfloat16_samples_the_bfloat16_policy_and_keeps_its_dtype_on_load():
     llama, tokenizer = tiny_llama(seed=0), gpt2_tokenizer()
     rollouts = TransformersBackend(llama, tokenizer, dtype=torch.bfloat16)
