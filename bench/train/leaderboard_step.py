@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from bench.common import gathered, init, peak_memory_gib, report, reset_peak_memory, sync, timed, write_report
 from bench.train.leaderboard_proxy import LEADERBOARD, TINY, StepShape
+from impl.programs.launch import exit_rank
 
 
 class CheckpointedBlock(nn.Module):
@@ -122,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                       argv if argv is not None else sys.argv[1:], device, notes,
                       ["step (median)", "range", "peak memory (largest rank)", "rank 0's loss, step by step"], rows)
         write_report(text, args.out)
+    dist.barrier()  # no rank tears the group down while rank 0 still writes the report
     dist.destroy_process_group()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_rank(main())
