@@ -202,6 +202,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown config {unknown}: choose from {list(CONFIGS)}")
     if args.profile < 0:
         parser.error(f"--profile must be >= 0, got {args.profile}")
+    if args.kernels and "cudagraphs" in kernel_set(args.kernels) and args.compile != "on":
+        parser.error(f"--kernels cudagraphs replays the compiled step: it needs --compile on, got {args.compile}")
     return args
 
 

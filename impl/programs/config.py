@@ -16,7 +16,8 @@ from impl.programs.settings import ConfigError, check_field_types, check_rules, 
 if TYPE_CHECKING:
     from impl.nn import TransformerLM
 
-KERNELS = ("attention", "rmsnorm", "adamw", "lm_head")  # the `kernels` setting: none, all, or some, comma-separated
+# The `kernels` setting: none, all, or some, comma-separated.
+KERNELS = ("attention", "rmsnorm", "adamw", "lm_head", "cudagraphs")
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
 DATA_ORDERS = ("random", "sequential")
@@ -78,7 +79,9 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the model and the loss")
     kernels: str = setting("none", "fused kernels: none, all, or a comma-separated list of attention (Triton "
                                    "FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the update compiled), "
-                                   "lm_head (the LM head and the loss in chunks, no logits kept)")
+                                   "lm_head (the LM head and the loss in chunks, no logits kept), cudagraphs (the "
+                                   "compiled forward and backward replayed as CUDA graphs; compile, CUDA and "
+                                   "parallel none only)")
     # Data parallel (A2 §5-§7; impl/programs/launch.py). Anything but none runs under torchrun, one process per device.
     parallel: str = setting("none", "data parallelism under torchrun (sharded_optimizer: with bucketed DDP)",
                             PARALLEL_CHOICES)

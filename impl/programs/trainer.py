@@ -47,6 +47,15 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if "rmsnorm" in kernel_set(cfg.kernels) and not device.startswith("cuda"):
         raise TrainingError(f"kernels={cfg.kernels!r} needs a CUDA device (the fused RMSNorm is a Triton kernel), "
                             f"got device={device!r}")
+    if "cudagraphs" in kernel_set(cfg.kernels):
+        # Graphs replay what torch.compile captured: without it there is nothing to replay; under DDP / FSDP the
+        # gradient hooks' collectives run between the graph's kernels, which a replay would skip.
+        needs = [need for need, met in (("compile=true", cfg.compile), ("a CUDA device", device.startswith("cuda")),
+                                        ("parallel='none'", cfg.parallel == "none")) if not met]
+        if needs:
+            raise TrainingError(f"kernels={cfg.kernels!r} needs {' and '.join(needs)} (cudagraphs replays the "
+                                f"compiled step as CUDA graphs), got compile={cfg.compile}, device={device!r}, "
+                                f"parallel={cfg.parallel!r}")
     try:
         device = check_launch(cfg.parallel, batch_sizes(cfg), device)  # under torchrun on CUDA: cuda:LOCAL_RANK
     except LaunchError as error:
@@ -215,8 +224,12 @@ class Trainer:
                                       resume_from_step=self.step if checkpoint is not None else None)
 
         self.dp.on_rank_0(open_metrics, TrainingError)
-        # Model and loss compiled together: the fp32 logits of the loss never have to be materialized.
-        self.loss = torch.compile(self.model_loss) if cfg.compile else self.model_loss
+        # Model and loss compiled together: the fp32 logits of the loss never have to be materialized. kernels
+        # cudagraphs: reduce-overhead replays the compiled forward and backward as CUDA graphs, for a step bound by
+        # the CPU launching its kernels (the 17M model's on an H200: bench/results/h200-lm-step-levers.md).
+        self.cuda_graphs = "cudagraphs" in kernel_set(cfg.kernels)
+        self.loss = (torch.compile(self.model_loss, mode="reduce-overhead" if self.cuda_graphs else "default")
+                     if cfg.compile else self.model_loss)
         self.autocast = (torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
                          if cfg.precision == "bf16" else contextlib.nullcontext())
 
@@ -273,6 +286,8 @@ class Trainer:
         total = torch.zeros((), device=self.cfg.device)
         for index in range(self.cfg.eval_batches):
             x, y = self.batch(self.valid_tokens, batches, index, eval_batch_size(self.cfg))
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with self.autocast:
                 total += self.loss(x, y)
         self.wrapped.train()
@@ -287,6 +302,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
         x, y = self.batch(self.train_tokens, self.sampler, self.step, cfg.batch_size)
+        if self.cuda_graphs:  # the last step's graph outputs (loss, gradients) are consumed: their memory is reused
+            torch.compiler.cudagraph_mark_step_begin()
         with self.autocast:
             loss = self.loss(x, y)  # the mean over this rank's rows
         loss.backward()
@@ -294,7 +311,9 @@ class Trainer:
         grad_norm = self.dp.clip_gradients(self.wrapped.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach(), grad_norm
+        # A copy: the caller sums losses over the logging interval, and a graph's output is overwritten by its next
+        # replay.
+        return loss.detach().clone(), grad_norm
 
     def run(self) -> dict:
         cfg = self.cfg

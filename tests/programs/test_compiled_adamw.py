@@ -73,13 +73,14 @@ def test_the_state_is_the_references_either_way():
     assert_same(params, expected)
 
 
-@pytest.mark.parametrize("setting, expected", [("none", set()), ("all", {"attention", "rmsnorm", "adamw", "lm_head"}),
-                                               ("attention,adamw", {"attention", "adamw"}), ("adamw", {"adamw"})])
+@pytest.mark.parametrize("setting, expected", [
+    ("none", set()), ("all", {"attention", "rmsnorm", "adamw", "lm_head", "cudagraphs"}),
+    ("attention,adamw", {"attention", "adamw"}), ("adamw", {"adamw"})])
 def test_the_kernels_setting_names_any_subset(setting, expected):
     assert kernel_set(setting) == expected
     check_config(TrainConfig(kernels=setting))
 
 
 def test_an_unknown_kernel_is_refused_naming_it():
-    with pytest.raises(ConfigError, match="unknown 'fused_adam'.*attention, rmsnorm, adamw, lm_head"):
+    with pytest.raises(ConfigError, match="unknown 'fused_adam'.*attention, rmsnorm, adamw, lm_head, cudagraphs"):
         check_config(TrainConfig(kernels="attention,fused_adam"))

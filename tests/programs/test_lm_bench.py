@@ -191,6 +191,12 @@ def test_lm_throughput_refuses_an_unknown_kernel(capsys):
     assert "unknown 'flash'" in capsys.readouterr().err
 
 
+def test_lm_throughput_refuses_cuda_graphs_without_compile(capsys):
+    with pytest.raises(SystemExit):
+        lm_throughput.parse_args(["--kernels", "attention,cudagraphs", "--compile", "both"])
+    assert "--kernels cudagraphs replays the compiled step: it needs --compile on, got both" in capsys.readouterr().err
+
+
 def test_ours_with_the_lm_head_in_the_loss_trains_as_the_peer(tmp_path, monkeypatch):
     """--kernels lm_head: the trainer's loss is linear_cross_entropy on the model's hidden states (no logits), the
     loss after the timed steps the peer's."""

@@ -137,6 +137,38 @@ def test_unknown_kernels_are_refused_before_training(data, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("more, needs", [
+    ([], "needs compile=true and a CUDA device"),
+    (["--compile"], "needs a CUDA device"),
+    (["--compile", "--parallel", "ddp"], "needs a CUDA device and parallel='none'"),
+])
+def test_cuda_graphs_are_refused_without_what_they_replay(data, tmp_path, capsys, more, needs):
+    err = error_of(args(data, tmp_path / "run", "--kernels", "attention,cudagraphs", "--device", "cpu", *more), capsys)
+    assert f"kernels='attention,cudagraphs' {needs} (cudagraphs replays the compiled step" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_train_as_the_compiled_step_without_them(data, tmp_path):
+    """kernels cudagraphs (torch.compile's reduce-overhead) replays the same compiled step: the same losses, the
+    validation losses too, as compile alone, in float32 (bf16 autocast would allow other kernel choices); and the
+    graphs were recorded, not skipped (Inductor falls back to plain launches, with a warning, where it cannot)."""
+    from torch._dynamo.utils import counters
+
+    runs = {}
+    for kernels in ("none", "cudagraphs"):
+        counters.clear()
+        out = tmp_path / kernels
+        assert main(args(data, out, "--device", "cuda", "--precision", "fp32", "--compile", "--max-steps", "12",
+                         "--log-interval", "3", "--eval-interval", "6", "--kernels", kernels)) == 0
+        runs[kernels] = trajectory(out)
+    assert counters["inductor"]["cudagraph_skips"] == 0 and counters["inductor"]["cudagraph_recorded_non_static_inputs"]
+    for plain, graphed in zip(runs["none"], runs["cudagraphs"], strict=True):
+        assert plain.keys() == graphed.keys()
+        for key in plain.keys() & {"train_loss", "val_loss"}:
+            assert graphed[key] == pytest.approx(plain[key], rel=1e-5), (key, plain["step"])
+
+
 def test_config_file_then_flags_override_defaults(tmp_path):
     """Precedence: TrainConfig defaults < the TOML file < command-line flags."""
     config = tmp_path / "run.toml"
