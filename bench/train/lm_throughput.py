@@ -187,7 +187,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--context-length", type=int, help="override every config's context length")
     parser.add_argument("--vocab-size", type=int, help="override every config's vocabulary (at most 65536: uint16)")
     parser.add_argument("--kernels", type=kernels_setting,
-                        help=f"ours on fused kernels: none, all, or some of {','.join(KERNELS)} (TrainConfig.kernels)")
+                        help=f"ours on fused kernels: none, all, or some of {','.join(KERNELS)} (TrainConfig.kernels; "
+                             "all is the fused kernels, without cudagraphs)")
     add_impl_argument(parser)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then N steps of each row under torch.profiler: where the step's time goes")

@@ -16,8 +16,10 @@ from impl.programs.settings import ConfigError, check_field_types, check_rules, 
 if TYPE_CHECKING:
     from impl.nn import TransformerLM
 
-# The `kernels` setting: none, all, or some, comma-separated.
-KERNELS = ("attention", "rmsnorm", "adamw", "lm_head", "cudagraphs")
+# The `kernels` setting: none, all (the fused kernels), or some of KERNELS, comma-separated. cudagraphs is named on
+# its own: it needs compile and a single process, which `all` alone does not ask for.
+FUSED_KERNELS = ("attention", "rmsnorm", "adamw", "lm_head")
+KERNELS = (*FUSED_KERNELS, "cudagraphs")
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 PARALLEL_CHOICES = ("none", "ddp", "ddp_bucketed", "sharded_optimizer", "fsdp")
 DATA_ORDERS = ("random", "sequential")
@@ -77,11 +79,11 @@ class TrainConfig:
     precision: str = setting("auto", "fp32 or bf16 autocast with fp32 master weights (auto: bf16 on cuda, fp32 "
                                      "on cpu)", PRECISION_CHOICES)
     compile: bool = setting(False, "torch.compile the model and the loss")
-    kernels: str = setting("none", "fused kernels: none, all, or a comma-separated list of attention (Triton "
-                                   "FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the update compiled), "
-                                   "lm_head (the LM head and the loss in chunks, no logits kept), cudagraphs (the "
-                                   "compiled forward and backward replayed as CUDA graphs; compile, CUDA and "
-                                   "parallel none only)")
+    kernels: str = setting("none", "fused kernels: none, all (the first four), or a comma-separated list of "
+                                   "attention (Triton FlashAttention-2), rmsnorm (Triton, CUDA only), adamw (the "
+                                   "update compiled), lm_head (the LM head and the loss in chunks, no logits kept), "
+                                   "cudagraphs (the compiled forward and backward replayed as CUDA graphs; compile, "
+                                   "CUDA and parallel none only)")
     # Data parallel (A2 §5-§7; impl/programs/launch.py). Anything but none runs under torchrun, one process per device.
     parallel: str = setting("none", "data parallelism under torchrun (sharded_optimizer: with bucketed DDP)",
                             PARALLEL_CHOICES)
@@ -107,7 +109,7 @@ POSITIVE_FIELDS = ("context_length", "d_model", "num_layers", "num_heads", "d_ff
 def kernel_set(kernels: str) -> frozenset[str]:
     """The kernels a ``kernels`` setting names; ValueError for a name not in KERNELS."""
     if kernels in ("none", "all"):
-        return frozenset(KERNELS if kernels == "all" else ())
+        return frozenset(FUSED_KERNELS if kernels == "all" else ())
     names = frozenset(name.strip() for name in kernels.split(","))
     unknown = sorted(names - set(KERNELS))
     if unknown:
