@@ -19,6 +19,22 @@ TOY = ["--budgets", "1e10", "3e10", "--predict", "1e11", "--sizes", "3", "--head
        "--devices", "cpu,cpu", "--loss-law-samples", "3"]  # two experiments at once: the 2 cores
 
 
+@pytest.mark.parametrize("n_opt, expected", [
+    ({"estimate": 100, "low": 50, "high": 200}, (1, 100)),
+    ({"estimate": 100, "low": 400, "high": 800}, (1, 100)),  # an interval that misses its estimate (few resamples)
+    ({"estimate": 1000, "low": 900, "high": 1100}, None),    # no trainable shape near the optimum
+])
+def test_the_predicted_run_is_the_trainable_shape_nearest_n_opt_within_its_interval(n_opt, expected):
+    grid = [(1, 100), (1, 400), (1, 1600)]
+    size_of = lambda shape: shape[1]  # noqa: E731
+    trainable = lambda shape: shape[1] <= 400  # noqa: E731
+    if expected is None:
+        with pytest.raises(isoflop_study.UserError, match=r"no model within N_opt's interval \[900, 1.1e\+03\]"):
+            isoflop_study.predicted_shape(grid, size_of, n_opt, trainable, "the data")
+    else:
+        assert isoflop_study.predicted_shape(grid, size_of, n_opt, trainable, "the data") == expected
+
+
 def test_a_study_stopped_by_its_time_limit_continues_and_predicts_a_loss(prose_tokens, tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["--data-dir", str(prose_tokens), "--out", str(out), *TOY]
