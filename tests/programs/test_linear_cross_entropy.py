@@ -7,18 +7,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impl.kernels.linear_cross_entropy import linear_cross_entropy
+from impl.kernels.linear_cross_entropy import CHUNK_ELEMENTS, VOCAB_ALIGNMENT, default_chunk_rows, \
+    linear_cross_entropy
 from impl.train import cross_entropy
 
 VOCAB, D = 97, 24
 
 
-def inputs(rows: int = 3 * 11, seed: int = 0):
+def inputs(rows: int = 3 * 11, seed: int = 0, vocab: int = VOCAB):
     g = torch.Generator().manual_seed(seed)
     hidden = torch.randn(3, rows // 3, D, generator=g, requires_grad=True)
-    weight = (torch.randn(VOCAB, D, generator=g) / D**0.5).requires_grad_()
-    targets = torch.randint(0, VOCAB, (3, rows // 3), generator=g)
-    targets[0, 0], targets[-1, -1] = 0, VOCAB - 1  # both ends of the vocabulary
+    weight = (torch.randn(vocab, D, generator=g) / D**0.5).requires_grad_()
+    targets = torch.randint(0, vocab, (3, rows // 3), generator=g)
+    targets[0, 0], targets[-1, -1] = 0, vocab - 1  # both ends of the vocabulary
     return hidden, weight, targets
 
 
@@ -40,6 +41,24 @@ def test_loss_and_gradients_are_the_reference_ones_whatever_the_chunks(chunk_row
     got = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, chunk_rows), hidden, weight, targets)
     for name, value, want in zip(("loss", "d hidden", "d weight"), got, expected):
         torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("vocab", [1, 2, VOCAB_ALIGNMENT - 1, VOCAB_ALIGNMENT, VOCAB_ALIGNMENT + 1])
+def test_any_vocabulary_whether_padded_to_the_alignment_or_not(vocab):
+    hidden, weight, targets = inputs(vocab=vocab)
+    expected = loss_and_grads(reference, hidden, weight, targets)
+    got = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, 7), hidden, weight, targets)
+    assert got[2].shape == weight.shape
+    for name, value, want in zip(("loss", "d hidden", "d weight"), got, expected):
+        torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("vocab_size", [1, 256, 10_000, 50_257, 65_536, 151_936, CHUNK_ELEMENTS, 3 * CHUNK_ELEMENTS])
+def test_the_default_chunk_is_the_largest_power_of_two_of_rows_within_the_logit_budget(vocab_size):
+    rows = default_chunk_rows(vocab_size)
+    assert rows & (rows - 1) == 0, f"{rows} rows is not a power of two"
+    assert rows == 1 or rows * vocab_size <= CHUNK_ELEMENTS, f"{rows} rows × {vocab_size} words exceed the budget"
+    assert 2 * rows * vocab_size > CHUNK_ELEMENTS, f"{2 * rows} rows would fit too"
 
 
 def test_under_bfloat16_autocast_as_the_reference_within_its_precision():
