@@ -10,6 +10,7 @@ import inspect
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -39,6 +40,22 @@ def run_without_triton_interpreter(script: str, timeout: float) -> subprocess.Co
         component, message = done.stderr.strip().splitlines()[-2:]
         raise ComponentMissing(component, message.removeprefix(f"{component} is missing: "))
     return done
+
+
+def source_mutant(module: types.ModuleType, original: str, replacement: str) -> types.ModuleType:
+    """A copy of ``module`` run from its source with ``original`` replaced: a mutant of code that is not a spec
+    component (a private kernel of the reference, say), for the tests that must reject it. ``original`` must occur
+    exactly once, so that a mutant does not go stale unnoticed when the source changes. The copy is registered in
+    sys.modules under its own name, since torch.compile looks a traced function's module up there."""
+    source = inspect.getsource(module)
+    if source.count(original) != 1:
+        raise AssertionError(f"{module.__name__}: {original!r} occurs {source.count(original)} times, expected once")
+    name = f"{module.__name__}_mutant_{len([m for m in sys.modules if m.startswith(module.__name__ + '_mutant_')])}"
+    mutant = types.ModuleType(name)
+    mutant.__file__ = module.__file__
+    sys.modules[name] = mutant
+    exec(compile(source.replace(original, replacement), module.__file__, "exec"), mutant.__dict__)
+    return mutant
 
 
 def randn(*shape, seed: int, device, scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:

@@ -1,25 +1,29 @@
 """impl.kernels.linear_cross_entropy against its oracle, the reference loss on the LM head's logits,
 cross_entropy(hidden @ weightᵀ, targets): the loss and both gradients, across chunk boundaries, in float32 and under
-bfloat16 autocast, compiled, and in the trainer (kernels lm_head). Speed and memory are the benchmark's."""
+bfloat16 autocast, compiled, with the vocabulary padded or not and with logits past exp's range; and one-line changes
+of the kernel's source (its mutants) rejected by those checks. Speed and memory are the benchmark's."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import impl.kernels.linear_cross_entropy
 from impl.kernels.linear_cross_entropy import CHUNK_ELEMENTS, VOCAB_ALIGNMENT, default_chunk_rows, \
     linear_cross_entropy
 from impl.train import cross_entropy
+from tests.harness.helpers import source_mutant
 
 VOCAB, D = 97, 24
 
 
-def inputs(rows: int = 3 * 11, seed: int = 0, vocab: int = VOCAB):
+def inputs(rows: int = 3 * 11, seed: int = 0, vocab: int = VOCAB, scale: float = 1.0):
+    """hidden (3, rows/3, D) times ``scale``, the LM head's weight (vocab, D), targets at both vocabulary ends."""
     g = torch.Generator().manual_seed(seed)
-    hidden = torch.randn(3, rows // 3, D, generator=g, requires_grad=True)
+    hidden = (scale * torch.randn(3, rows // 3, D, generator=g)).requires_grad_()
     weight = (torch.randn(vocab, D, generator=g) / D**0.5).requires_grad_()
     targets = torch.randint(0, vocab, (3, rows // 3), generator=g)
-    targets[0, 0], targets[-1, -1] = 0, vocab - 1  # both ends of the vocabulary
+    targets[0, 0], targets[-1, -1] = 0, vocab - 1
     return hidden, weight, targets
 
 
@@ -34,23 +38,57 @@ def reference(hidden, weight, targets):
     return cross_entropy(hidden @ weight.T, targets)
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 1, 7, 33, 40])
-def test_loss_and_gradients_are_the_reference_ones_whatever_the_chunks(chunk_rows):
-    hidden, weight, targets = inputs()
+def assert_matches_reference(loss_fn=linear_cross_entropy, chunk_rows: int | None = 7, **case) -> None:
+    """The loss and both gradients of ``loss_fn(hidden, weight, targets, chunk_rows)`` are the reference's, for the
+    inputs ``case`` describes (see ``inputs``)."""
+    hidden, weight, targets = inputs(**case)
     expected = loss_and_grads(reference, hidden, weight, targets)
-    got = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, chunk_rows), hidden, weight, targets)
-    for name, value, want in zip(("loss", "d hidden", "d weight"), got, expected):
-        torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
-
-
-@pytest.mark.parametrize("vocab", [1, 2, VOCAB_ALIGNMENT - 1, VOCAB_ALIGNMENT, VOCAB_ALIGNMENT + 1])
-def test_any_vocabulary_whether_padded_to_the_alignment_or_not(vocab):
-    hidden, weight, targets = inputs(vocab=vocab)
-    expected = loss_and_grads(reference, hidden, weight, targets)
-    got = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, 7), hidden, weight, targets)
+    got = loss_and_grads(lambda h, w, t: loss_fn(h, w, t, chunk_rows), hidden, weight, targets)
     assert got[2].shape == weight.shape
     for name, value, want in zip(("loss", "d hidden", "d weight"), got, expected):
-        torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} ({case}): {m}")
+
+
+# The cases the mutants below must fail at least one of: chunks that do not divide the rows, a vocabulary the
+# kernel pads (97 words) and one it does not, and logits far past exp's float32 range (about ±88).
+CASES = [dict(), dict(vocab=VOCAB_ALIGNMENT), dict(scale=300.0)]
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 1, 7, 33, 40])
+def test_loss_and_gradients_are_the_reference_ones_whatever_the_chunks(chunk_rows):
+    assert_matches_reference(chunk_rows=chunk_rows)
+
+
+@pytest.mark.parametrize("case", CASES + [dict(vocab=v) for v in (1, 2, VOCAB_ALIGNMENT - 1, VOCAB_ALIGNMENT + 1)],
+                         ids=repr)
+def test_any_vocabulary_padded_or_not_and_large_logits(case):
+    assert_matches_reference(**case)
+
+
+# One change each to impl/kernels/linear_cross_entropy.py's source, (original, replacement): the checks above must
+# reject every one (the kernel's mutants, as tests/kit/mutants holds the spec components').
+MUTANTS = {
+    "padded words take part in the softmax": (".masked_fill(~in_vocabulary, -torch.inf)", ""),
+    "the gradient of the summed loss, not the mean": ("/ rows).to(compute_dtype)", ").to(compute_dtype)"),
+    "no max shift: exp overflows": ("shifted = logits - logits.amax(dim=-1, keepdim=True)", "shifted = logits"),
+    "the last, partial chunk dropped": ("range(0, rows, chunk_rows)", "range(0, rows - chunk_rows + 1, chunk_rows)"),
+    "the one-hot on other rows' targets": ("== t_c[:, None]", "== t_c.flip(0)[:, None]"),
+    "dW of the last chunk only": ("grad_weight += (grad_logits.T @ h_c).float()",
+                                  "grad_weight.copy_((grad_logits.T @ h_c).float())"),
+    "the gradient of the loss's scale ignored": ("(grad_hidden * grad_loss)", "grad_hidden"),
+}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS)
+def test_the_checks_reject_the_kernels_mutant(mutant):
+    broken = source_mutant(impl.kernels.linear_cross_entropy, *MUTANTS[mutant]).linear_cross_entropy
+    failures = []
+    for case in CASES:
+        try:
+            assert_matches_reference(broken, **case)
+        except AssertionError as failure:
+            failures.append(failure)
+    assert failures, f"mutant {mutant!r} passed every check"
 
 
 @pytest.mark.parametrize("vocab_size", [1, 256, 10_000, 50_257, 65_536, 151_936, CHUNK_ELEMENTS, 3 * CHUNK_ELEMENTS])
