@@ -68,7 +68,7 @@ def test_any_vocabulary_padded_or_not_and_large_logits(case):
 # One change each to impl/kernels/linear_cross_entropy.py's source, (original, replacement): the checks above must
 # reject every one (the kernel's mutants, as tests/kit/mutants holds the spec components').
 MUTANTS = {
-    "padded words take part in the softmax": (".masked_fill(~in_vocabulary, -torch.inf)", ""),
+    "padded words take part in the softmax": ("logits.masked_fill(padded_word, -torch.inf)", "logits"),
     "the gradient of the summed loss, not the mean": ("/ rows).to(compute_dtype)", ").to(compute_dtype)"),
     "no max shift: exp overflows": ("shifted = logits - logits.amax(dim=-1, keepdim=True)", "shifted = logits"),
     "the last, partial chunk dropped": ("range(0, rows, chunk_rows)", "range(0, rows - chunk_rows + 1, chunk_rows)"),
