@@ -15,6 +15,8 @@ from pathlib import Path
 
 import regex
 
+from impl.tokenizer.batch_bpe import BatchBPE
+
 # GPT-2's pre-tokenizer (A1 §2.4), as in tiktoken's r50k/gpt2 encoding.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 PRETOKEN = regex.compile(GPT2_PATTERN)
@@ -29,6 +31,8 @@ ASCII_PRETOKEN = re.compile(
 PIECE_CUT = re.compile(rf"(?<=\S)[{_SPACE}]")
 PIECE_CHARS = 1 << 16
 CACHE_ENTRIES = 1 << 16  # memoized pre-tokens per tokenizer
+BATCH_WORDS = 256  # new pre-tokens from which merging them together in numpy is faster than one by one
+GROUP_CHARS = 1 << 20  # encode pre-tokenizes this much text, then merges its new pre-tokens together
 
 
 def special_token_list(special_tokens: Iterable[str] | None) -> list[str]:
@@ -138,6 +142,8 @@ class Tokenizer:
         for special in self.special_tokens:  # a special absent from the vocabulary gets the next free id
             if special.encode() not in set(self.vocab.values()):
                 self.vocab[max(self.vocab, default=-1) + 1] = special.encode()
+        if self.vocab and not 0 <= min(self.vocab) <= max(self.vocab) < 1 << 31:
+            raise ValueError(f"token ids must lie in [0, 2**31), got {min(self.vocab)} to {max(self.vocab)}")
         self.id_of: dict[bytes, int] = {token: i for i, token in self.vocab.items()}
         missing = [bytes([b]) for b in range(256) if bytes([b]) not in self.id_of]
         if missing:
@@ -145,20 +151,21 @@ class Tokenizer:
                              "byte-level BPE needs all 256 to encode any text")
         self.special_ids = {s: self.id_of[s.encode()] for s in self.special_tokens}
         self.byte_ids = [self.id_of[bytes([b])] for b in range(256)]
-        # (left id, right id) -> rank (the position in the merge list; a repeated merge keeps its first), and -> the
-        # merged id: two flat dicts, which the BPE loop reads faster than one of tuples.
+        # (left id, right id) -> rank (the position in the merge list; a repeated merge keeps its first), and rank ->
+        # the merged id: a rank names one pair, so the BPE loop finds the merged token by list index, not by hashing.
         self.rank_of: dict[tuple[int, int], int] = {}
-        self.merged_of: dict[tuple[int, int], int] = {}
+        self.merged_at: list[int] = [-1] * len(merges)  # -1: the rank repeats an earlier merge
         for rank, (left, right) in enumerate(merges):
             try:
                 pair, merged = (self.id_of[left], self.id_of[right]), self.id_of[left + right]
             except KeyError as error:
                 raise ValueError(f"merge {rank} ({left!r}, {right!r}) uses a token missing from the vocabulary") from error
             if pair not in self.rank_of:
-                self.rank_of[pair], self.merged_of[pair] = rank, merged
+                self.rank_of[pair], self.merged_at[rank] = rank, merged
         self.merges = list(merges)
-        # Pre-tokens repeat (Zipf): memoize their BPE in a plain dict (faster than lru_cache),
-        # emptied when full so that streaming stays in bounded memory.
+        self._batch_bpe = BatchBPE(self.rank_of, self.merged_at, self.byte_ids)  # the same merges, as numpy tables
+        # Pre-tokens repeat (Zipf): memoize their BPE in a plain dict (faster than lru_cache), emptied when a
+        # call's new pre-tokens would overfill it, so that streaming stays in bounded memory.
         self._cache: dict[str, tuple[int, ...]] = {}
 
     @classmethod
@@ -171,19 +178,19 @@ class Tokenizer:
     def save(self, vocab_filepath: str | os.PathLike, merges_filepath: str | os.PathLike) -> None:
         write_gpt2_files(self.vocab, self.merges, vocab_filepath, merges_filepath)
 
-    def _bpe(self, pretoken: str) -> tuple[int, ...]:
+    def _bpe(self, data: bytes) -> tuple[int, ...]:
         """Merge the pair of lowest rank, every occurrence left to right, until no pair has a merge. ``ranks[i]`` is
-        the rank of (ids[i], ids[i + 1]) (``no_merge``, past every rank, if none; a rank names one pair): a pair that occurs once,
-        the common case, changes only its two neighbours' ranks."""
-        rank_of, no_merge = self.rank_of.get, len(self.merges)
-        ids = [self.byte_ids[b] for b in pretoken.encode("utf-8")]
+        the rank of (ids[i], ids[i + 1]) (``no_merge``, past every rank, if none; a rank names one pair): a pair
+        that occurs once, the common case, changes only its two neighbours' ranks."""
+        rank_of, no_merge, merged_at = self.rank_of.get, len(self.merges), self.merged_at
+        ids = list(map(self.byte_ids.__getitem__, data))
         ranks = list(map(rank_of, zip(ids, ids[1:]), itertools.repeat(no_merge)))
         while ranks:
             best = min(ranks)
             if best == no_merge:
                 break
             first = ranks.index(best)
-            merged = self.merged_of[ids[first], ids[first + 1]]
+            merged = merged_at[best]
             if ranks.count(best) == 1:
                 ids[first:first + 2] = (merged,)
                 del ranks[first]
@@ -204,35 +211,60 @@ class Tokenizer:
             ranks = list(map(rank_of, zip(ids, ids[1:]), itertools.repeat(no_merge)))
         return tuple(ids)
 
-    def _encode_text(self, text: str, out: list[int]) -> None:
-        """Append the ids of a stretch of text without special tokens."""
+    def _encode_pieces(self, pieces: list[tuple[str, bool]], out: list[int]) -> None:
+        """Append the ids of ``(piece, is_special)`` pieces, each pre-token looked up in the cache. At the first
+        pre-token not there, the new pre-tokens of this piece and all after it are merged together (in numpy
+        where there are many: batch_bpe), and cached."""
+        lookup = self._cache.__getitem__
+        words: list[list[str]] = []  # the pieces' pre-tokens, from the first miss on
+        for index, (piece, is_special) in enumerate(pieces):
+            if is_special:
+                out.append(self.special_ids[piece])
+                continue
+            piece_words = words[index] if words else pretokens(piece)
+            mark = len(out)
+            try:
+                for ids in map(lookup, piece_words):
+                    out.extend(ids)
+            except KeyError:
+                del out[mark:]
+                words = [[]] * index + [piece_words]  # the pieces before are done
+                words += [[] if special else pretokens(text) for text, special in pieces[index + 1:]]
+                self._learn(words[index:])
+                for ids in map(lookup, piece_words):
+                    out.extend(ids)
+
+    def _learn(self, words: list[list[str]]) -> None:
+        """Merge and cache the pre-tokens of ``words`` that are not cached yet; if they would overfill the cache,
+        empty it and cache all of ``words``."""
         cache = self._cache
-        for pretoken in pretokens(text):
-            ids = cache.get(pretoken)
-            if ids is None:
-                if len(cache) >= CACHE_ENTRIES:
-                    cache.clear()
-                ids = cache[pretoken] = self._bpe(pretoken)
-            out.extend(ids)
+        new = set().union(*words).difference(cache)
+        if len(cache) + len(new) > CACHE_ENTRIES:
+            cache.clear()
+            new = set().union(*words)
+        new = list(new)
+        utf8 = [pretoken.encode("utf-8") for pretoken in new]
+        cache.update(zip(new, self._batch_bpe(utf8) if len(new) >= BATCH_WORDS else map(self._bpe, utf8)))
 
     def encode(self, text: str) -> list[int]:
         out: list[int] = []
-        for piece, is_special in _final_split(text, special_token_pattern(self.special_tokens)):
-            if is_special:
-                out.append(self.special_ids[piece])
-            else:
-                self._encode_text(piece, out)
+        group: list[tuple[str, bool]] = []
+        size = 0
+        for piece in _final_split(text, special_token_pattern(self.special_tokens)):
+            group.append(piece)
+            size += len(piece[0])
+            if size >= GROUP_CHARS:
+                self._encode_pieces(group, out)
+                group, size = [], 0
+        self._encode_pieces(group, out)
         return out
 
     def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
-        """Lazily encode a stream of strings (e.g. a file's lines) in bounded memory."""
-        for piece, is_special in split_stream(iterable, self.special_tokens):
-            if is_special:
-                yield self.special_ids[piece]
-            else:
-                ids: list[int] = []
-                self._encode_text(piece, ids)
-                yield from ids
+        """Lazily encode a stream of strings (e.g. a file's lines) in bounded memory: each piece as it comes."""
+        for piece in split_stream(iterable, self.special_tokens):
+            ids: list[int] = []
+            self._encode_pieces([piece], ids)
+            yield from ids
 
     def decode(self, ids: Iterable[int]) -> str:
         try:

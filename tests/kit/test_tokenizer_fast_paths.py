@@ -1,10 +1,17 @@
-"""The reference's pre-tokenizer fast path splits text exactly as GPT-2's pattern in ``regex`` does.
+"""The reference tokenizer's fast paths give exactly what the plain ones give.
 
-``pretokens`` runs ASCII stretches through the standard library's ``re`` (a pattern written for ASCII) and cuts
-the text, every ``PIECE_CHARS`` characters or so, only where a pre-token must start. Any text, cut anywhere it may
-be cut, must give ``PRETOKEN.findall``'s pre-tokens.
+- ``pretokens`` runs ASCII stretches through the standard library's ``re`` (a pattern written for ASCII) and cuts
+  the text, every ``PIECE_CHARS`` characters or so, only where a pre-token must start. Any text, cut anywhere it
+  may be cut, must give ``PRETOKEN.findall``'s pre-tokens.
+- ``BatchBPE`` merges many pre-tokens side by side in numpy; each must come out as ``Tokenizer._bpe`` merges it
+  alone, for any merge list (repeated merges, merges of tokens made later, runs like ``aaaa``). Its mutants must
+  fail that check.
+- ``encode`` groups pieces, merges a group's new pre-tokens together and empties a full cache: none of it may
+  change an id.
 """
 
+import lzma
+import random
 import re
 
 import pytest
@@ -12,7 +19,10 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impl.tokenizer import encoding
+from fixtures import FIXTURES_DIR
+from impl.programs.corpora import EOT
+from impl.tokenizer import batch_bpe, encoding
+from tests.harness.helpers import source_mutant
 
 # Every class of the pattern, in and out of ASCII: letters, digits, contractions, punctuation, ASCII whitespace,
 # \x1c-\x1f (whitespace to re's \s, not to regex's), non-ASCII spaces, letters and digits.
@@ -44,3 +54,116 @@ def test_a_repeated_merge_does_not_hide_the_merges_after_it():
     vocab = {b: bytes([b]) for b in range(256)} | {256: b"ab", 257: b"abc"}
     tokenizer = encoding.Tokenizer(vocab, [(b"a", b"b"), (b"a", b"b"), (b"ab", b"c")])
     assert tokenizer.encode("abc abcab") == [257, ord(" "), 257, 256]
+
+
+# ---------------------------------------------------------------------------------------------
+# BPE of many pre-tokens at once (impl/tokenizer/batch_bpe.py) against the one-by-one loop.
+
+LETTERS = b"abc"
+
+
+def random_merges(rng: random.Random) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
+    """A merge list over a few letters that a trainer would not write: some merges repeated, some moved before
+    the merges that make their tokens, pairs of a token with itself."""
+    made, merges = [bytes([c]) for c in LETTERS], []
+    for _ in range(rng.randrange(1, 25)):
+        left, right = rng.choice(made), rng.choice(made)
+        merges.append((left, right))
+        if left + right not in made:
+            made.append(left + right)
+    for _ in range(rng.randrange(3)):
+        merges.insert(rng.randrange(len(merges) + 1), rng.choice(merges))
+    if rng.random() < 0.5:
+        i, j = rng.randrange(len(merges)), rng.randrange(len(merges))
+        merges[i], merges[j] = merges[j], merges[i]
+    tokens = [bytes([b]) for b in range(256)] + [t for t in made if len(t) > 1]
+    return dict(enumerate(tokens)), merges
+
+
+def random_words(rng: random.Random) -> list[bytes]:
+    return [bytes(rng.choice(LETTERS) for _ in range(rng.randrange(1, 14))) for _ in range(rng.randrange(1, 40))]
+
+
+def assert_batch_is_bpe(batch_class, cases: int = 150) -> None:
+    rng = random.Random(0)
+    for _ in range(cases):
+        vocab, merges = random_merges(rng)
+        tokenizer = encoding.Tokenizer(vocab, merges)
+        words = random_words(rng)
+        batch = batch_class(tokenizer.rank_of, tokenizer.merged_at, tokenizer.byte_ids)
+        assert batch(words) == [tokenizer._bpe(word) for word in words], f"merges {merges}, words {words}"
+
+
+def test_batch_bpe_merges_each_word_as_the_one_by_one_loop_does():
+    assert_batch_is_bpe(batch_bpe.BatchBPE)
+
+
+@given(seed=st.integers(0, 2**32), words=st.lists(st.binary(min_size=1, max_size=16), max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_batch_bpe_on_any_bytes(seed, words):
+    """Bytes outside the merges' letters too, and words that repeat."""
+    vocab, merges = random_merges(random.Random(seed))
+    tokenizer = encoding.Tokenizer(vocab, merges)
+    assert tokenizer._batch_bpe(words) == [tokenizer._bpe(word) for word in words]
+
+
+@pytest.fixture(scope="module")
+def gpt2() -> encoding.Tokenizer:
+    gpt2_dir = FIXTURES_DIR / "data" / "gpt2"
+    return encoding.Tokenizer.from_files(gpt2_dir / "vocab.json", gpt2_dir / "merges.txt", [EOT])
+
+
+@pytest.fixture(scope="module")
+def prose() -> str:
+    with lzma.open(FIXTURES_DIR / "data" / "corpus" / "prose_valid.txt.xz", "rt", encoding="utf-8") as f:
+        return f.read()[:200_000]
+
+
+def test_batch_bpe_with_gpt2_s_merges(gpt2, prose):
+    """50,000 pairs in the hash table: the 4,677 distinct pre-tokens of 200 KB of prose merged as alone."""
+    words = [pretoken.encode() for pretoken in dict.fromkeys(encoding.pretokens(prose))]
+    assert len(words) > 4000
+    assert gpt2._batch_bpe(words) == [gpt2._bpe(word) for word in words]
+
+
+BATCH_MUTANTS = {
+    "runs of a pair merged at every position": ("merge &= (position - run_start) % 2 == 0", "pass"),
+    "the id before a merge keeps its old pair's rank": (
+        "changed = (merge | shifted_left(merge, False))[stay]", "changed = merge[stay]"),
+    "the merged id dropped, the pair's right id kept": ("stay = ~shifted_right(merge, False)", "stay = ~merge"),
+    "pairs across two words": ("paired[paired] = word[at[paired]] == word[at[paired] + 1]", "pass"),
+    "a lookup stops at its home slot": ("todo = todo[~hit & (found != EMPTY)]", "todo = todo[:0]"),
+}
+
+
+@pytest.mark.parametrize("mutant", BATCH_MUTANTS)
+def test_the_check_rejects_the_batch_mutant(mutant):
+    broken = source_mutant(batch_bpe, *BATCH_MUTANTS[mutant]).BatchBPE
+    with pytest.raises(AssertionError):
+        assert_batch_is_bpe(broken)
+
+
+# ---------------------------------------------------------------------------------------------
+# encode's groups, batches and cache.
+
+
+@pytest.mark.parametrize("group_chars", [1, 3000, 1 << 20])
+@pytest.mark.parametrize("batch_words", [1, 1 << 30], ids=["batch", "one-by-one"])
+@pytest.mark.parametrize("cache_entries", [50, 1 << 16], ids=["cache-overfills", "cache-holds-all"])
+def test_encode_s_ids_do_not_depend_on_groups_batches_or_cache_size(gpt2, prose, group_chars, batch_words,
+                                                                     cache_entries):
+    text = EOT.join(prose[i:i + 7000] for i in range(0, 40_000, 7000))
+    expected = []
+    for piece, is_special in encoding._final_split(text, encoding.special_token_pattern([EOT])):
+        expected += [gpt2.special_ids[piece]] if is_special else [
+            i for pretoken in encoding.pretokens(piece) for i in gpt2._bpe(pretoken.encode())]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoding, "GROUP_CHARS", group_chars)
+        patch.setattr(encoding, "BATCH_WORDS", batch_words)
+        patch.setattr(encoding, "CACHE_ENTRIES", cache_entries)
+        tokenizer = encoding.Tokenizer(gpt2.vocab, gpt2.merges, [EOT])
+        assert tokenizer.encode(text) == expected
+        assert tokenizer.encode(text[::-1]) == gpt2.encode(text[::-1])  # another call: part cached, part new
+        assert tokenizer.encode(text) == expected
+        assert list(tokenizer.encode_iterable(text.splitlines(keepends=True))) == expected
+        assert len(tokenizer._cache) <= max(cache_entries, len(set(encoding.pretokens(text))))

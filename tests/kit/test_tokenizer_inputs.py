@@ -36,3 +36,10 @@ def test_special_tokens_must_be_non_empty_strings(tmp_path, entry_point, bad):
 def test_a_vocabulary_without_every_byte_is_refused():
     with pytest.raises(ValueError, match=r"lacks 1 single bytes \(e.g. b'A'\): byte-level BPE needs all 256"):
         Tokenizer({i: b for i, b in BYTES.items() if i != 65}, [], [EOT])
+
+
+@pytest.mark.parametrize("bad_id", [-1, 1 << 31])
+def test_token_ids_outside_what_the_merging_arrays_hold_are_refused(bad_id):
+    """The batch merge packs a pair of ids into one 64-bit key: ids must lie in [0, 2**31)."""
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 2\*\*31\)"):
+        Tokenizer({**BYTES, bad_id: b"ab"}, [(b"a", b"b")])
