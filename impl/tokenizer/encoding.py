@@ -29,6 +29,7 @@ ASCII_PRETOKEN = re.compile(
 # non-space then a space, and none looks behind; so text cut there pre-tokenizes as the whole did. (The lookbehind
 # is re's \S, which excludes every character regex's \s takes: tests/kit/test_tokenizer_fast_paths.py.)
 PIECE_CUT = re.compile(rf"(?<=\S)[{_SPACE}]")
+LAST_PIECE_CUT = re.compile(rf"(?s:.*)(?<=\S)[{_SPACE}]")  # greedy: the match ends just after the last PIECE_CUT
 PIECE_CHARS = 1 << 16
 CACHE_ENTRIES = 1 << 16  # memoized pre-tokens per tokenizer
 BATCH_WORDS = 256  # new pre-tokens from which merging them together in numpy is faster than one by one
@@ -64,6 +65,7 @@ def split_stream(chunks: Iterable[str], special_tokens: Iterable[str]) -> Iterat
     """
     specials = sorted(special_token_list(special_tokens), key=len, reverse=True)
     special_re = special_token_pattern(specials)
+    held_back = special_prefixes(specials)
     buffer = ""
     for chunk in chunks:
         buffer += chunk
@@ -77,32 +79,30 @@ def split_stream(chunks: Iterable[str], special_tokens: Iterable[str]) -> Iterat
             yield match.group(), True
             start = match.end()
         buffer = buffer[start:]
-        cut = _safe_cut(buffer, specials)
+        cut = _safe_cut(buffer, held_back)
         if cut:
             yield buffer[:cut], False
             buffer = buffer[cut:]
     yield from _final_split(buffer, special_re)
 
 
-def _safe_cut(text: str, specials: list[str]) -> int:
+def special_prefixes(specials: Iterable[str]) -> tuple[str, ...]:
+    """Every proper prefix of the special tokens, longest first: the tails a stream's buffer holds back."""
+    return tuple(sorted({s[:k] for s in specials for k in range(1, len(s))}, key=len, reverse=True))
+
+
+def _safe_cut(text: str, held_back: tuple[str, ...]) -> int:
     """How much of ``text`` is final: its pre-tokens cannot change whatever text follows.
 
-    Text that may start a special token is held back; the cut is the last PIECE_CUT before it (0 if none), found in
-    a window from the end that widens until it holds one, so that a long buffer is not scanned from its start.
+    A tail that may start a special token (one of ``held_back``, the specials' proper prefixes, longest first) is held
+    back; the cut is the last PIECE_CUT before it (0 if none). LAST_PIECE_CUT finds it going back from the end, so
+    that neither a long buffer nor a stream of short lines costs more than the text after the cut.
     """
     limit = len(text)
-    for special in specials:
-        for k in range(min(len(special) - 1, len(text)), 0, -1):
-            if text.endswith(special[:k]):
-                limit = min(limit, len(text) - k)
-                break
-    window = 1 << 12
-    while True:
-        start = max(0, limit - window)
-        cuts = [match.start() for match in PIECE_CUT.finditer(text, start, limit)]
-        if cuts or start == 0:
-            return cuts[-1] if cuts else 0
-        window <<= 3
+    if held_back and text.endswith(held_back):
+        limit -= len(next(prefix for prefix in held_back if text.endswith(prefix)))
+    last = LAST_PIECE_CUT.match(text, 0, limit)
+    return last.end() - 1 if last else 0
 
 
 def pretokens(text: str) -> list[str]:

@@ -2,7 +2,8 @@
 
 - ``pretokens`` runs ASCII stretches through the standard library's ``re`` (a pattern written for ASCII) and cuts
   the text, every ``PIECE_CHARS`` characters or so, only where a pre-token must start. Any text, cut anywhere it
-  may be cut, must give ``PRETOKEN.findall``'s pre-tokens.
+  may be cut, must give ``PRETOKEN.findall``'s pre-tokens. A stream's buffer is cut at the last such place, found
+  from the end.
 - ``BatchBPE`` merges many pre-tokens side by side in numpy; each must come out as ``Tokenizer._bpe`` merges it
   alone, for any merge list (repeated merges, merges of tokens made later, runs like ``aaaa``). Its mutants must
   fail that check.
@@ -16,7 +17,7 @@ import re
 
 import pytest
 import regex
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fixtures import FIXTURES_DIR
@@ -39,6 +40,30 @@ def test_pretokens_are_the_regex_pattern_s_whatever_the_cuts(piece_chars, text):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(encoding, "PIECE_CHARS", piece_chars)
         assert encoding.pretokens(text) == encoding.PRETOKEN.findall(text)
+
+
+def plain_safe_cut(text: str, specials: list[str]) -> int:
+    """The last PIECE_CUT before any tail that starts a special token, found by scanning the text from its start."""
+    limit = len(text)
+    for special in specials:
+        for k in range(len(special) - 1, 0, -1):
+            if text.endswith(special[:k]):
+                limit = min(limit, len(text) - k)
+                break
+    cuts = [match.start() for match in encoding.PIECE_CUT.finditer(text, 0, limit)]
+    return cuts[-1] if cuts else 0
+
+
+@given(text=texts, specials=st.lists(st.text(alphabet="a <\n", min_size=1, max_size=5), max_size=3),
+       tail=st.integers(0, 4), which=st.integers(0, 2))
+@example(text="x", specials=["a a<"], tail=3, which=0)  # ends in "a a" and in "a": the longer one is held back
+@settings(max_examples=500, deadline=None)
+def test_a_stream_s_buffer_is_cut_at_the_last_piece_cut_before_a_special_s_start(text, specials, tail, which):
+    """split_stream's cut, found by going back from the end (LAST_PIECE_CUT), is the plain scan's; the text often
+    ends in the start of a special token."""
+    if specials:
+        text += specials[which % len(specials)][:tail]
+    assert encoding._safe_cut(text, encoding.special_prefixes(specials)) == plain_safe_cut(text, specials)
 
 
 def test_the_cut_s_non_space_is_a_non_space_to_regex_too():
