@@ -8,7 +8,7 @@ Training: 10K vocabulary with <|endoftext|> on the embedded prose corpus (7.9 MB
 of Linux source text (bench/tokenizer/corpora.py builds it with apt-get), one round each; peak RSS of each
 trainer is measured in a fresh process. Encoding: GPT-2's vocabulary on
 the same text; "warm" rounds run after a first call has filled our pre-token cache (tiktoken
-and HF keep no such cache and need none). All cores: ours in a process pool over document
+and HF keep no such cache and need none), and the text as a file's lines through encode_iterable, warm. All cores: ours in a process pool over document
 batches (caches warmed the same way), tiktoken's and HF's own thread pools. Each "ours" test runs for the
 implementation under test too (``--impl``, conftest.py), with its train_bpe and Tokenizer; a component it
 lacks is a "missing" row in the table and a skipped test, never a failure.
@@ -146,6 +146,18 @@ def test_encode(benchmark, contender, tiktoken_gpt2, gpt2_text):
     benchmark.extra_info.update(**contender.info, bytes=len(gpt2_text.encode()))
     if not same:
         benchmark.extra_info["ids"] = "differ from tiktoken's"
+
+
+def test_encode_iterable_lines(benchmark, contender, gpt2_text):
+    """The same text as a file's lines through encode_iterable (cache warmed): how a corpus is streamed."""
+    benchmark.group = ENCODE
+    tokenizer = gpt2_tokenizer(contender, ENCODE)
+    lines = gpt2_text.splitlines(keepends=True)
+    with contender.missing_as_row(ENCODE):
+        tokenizer.encode(gpt2_text)
+        benchmark.pedantic(lambda: sum(1 for _ in tokenizer.encode_iterable(lines)), rounds=5)
+    benchmark.extra_info.update(**contender.info, bytes=len(gpt2_text.encode()))
+    benchmark.extra_info["impl"] += " (encode_iterable, line by line)"
 
 
 def test_encode_tiktoken(benchmark, tiktoken_gpt2, gpt2_text):
