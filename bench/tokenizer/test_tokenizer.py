@@ -8,8 +8,9 @@ Training: 10K vocabulary with <|endoftext|> on the embedded prose corpus (7.9 MB
 of Linux source text (bench/tokenizer/corpora.py builds it with apt-get), one round each; peak RSS of each
 trainer is measured in a fresh process. Encoding: GPT-2's vocabulary on
 the same text; "warm" rounds run after a first call has filled our pre-token cache (tiktoken
-and HF keep no such cache and need none), and the text as a file's lines through encode_iterable, warm. All cores: ours in a process pool over document
-batches (caches warmed the same way), tiktoken's and HF's own thread pools. Each "ours" test runs for the
+and HF keep no such cache and need none), and so does the text as a file's lines through encode_iterable.
+All cores: ours in a process pool over document batches (caches warmed the same way), tiktoken's and HF's own
+thread pools. Each "ours" test runs for the
 implementation under test too (``--impl``, conftest.py), with its train_bpe and Tokenizer; a component it
 lacks is a "missing" row in the table and a skipped test, never a failure.
 """
