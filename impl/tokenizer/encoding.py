@@ -32,7 +32,9 @@ PIECE_CUT = re.compile(rf"(?<=\S)[{_SPACE}]")
 LAST_PIECE_CUT = re.compile(rf"(?s:.*)(?<=\S)[{_SPACE}]")  # greedy: the match ends just after the last PIECE_CUT
 PIECE_CHARS = 1 << 16
 CACHE_ENTRIES = 1 << 16  # memoized pre-tokens per tokenizer
-BATCH_WORDS = 256  # new pre-tokens from which merging them together in numpy is faster than one by one
+# New pre-tokens from which merging them together in numpy (BatchBPE) is faster than one by one: even at 256 with
+# GPT-2's merges on the 2-core machine (1.10 against 1.08 ms), 1.4x at 512, 2.0x at 1024.
+BATCH_WORDS = 256
 GROUP_CHARS = 1 << 20  # encode pre-tokenizes this much text, then merges its new pre-tokens together
 
 
