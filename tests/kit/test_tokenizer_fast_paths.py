@@ -154,8 +154,8 @@ def test_batch_bpe_with_gpt2_s_merges(gpt2, prose):
 BATCH_MUTANTS = {
     "runs of a pair merged at every position": ("merge &= (position - run_start) % 2 == 0", "pass"),
     "the id before a merge keeps its old pair's rank": (
-        "changed = (merge | shifted_left(merge, False))[stay]", "changed = merge[stay]"),
-    "the merged id dropped, the pair's right id kept": ("stay = ~shifted_right(merge, False)", "stay = ~merge"),
+        "changed = (merge | shifted_left(merge))[stay]", "changed = merge[stay]"),
+    "the merged id dropped, the pair's right id kept": ("stay = ~shifted_right(merge)", "stay = ~merge"),
     "pairs across two words": ("paired[paired] = word[at[paired]] == word[at[paired] + 1]", "pass"),
     "a lookup stops at its home slot": ("todo = todo[~hit & (found != EMPTY)]", "todo = todo[:0]"),
 }
