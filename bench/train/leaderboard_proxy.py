@@ -18,8 +18,8 @@ weight as a float32 master with its gradient and AdamW's two moments. So one GPU
 What one GPU cannot measure is assumed and named in the report: the link (NVLink, GB/s each way per GPU), over which
 FSDP gathers each layer's weights twice (forward, and backward's re-gather) and reduce-scatters its gradient, hidden
 behind the layer's compute as far as the compute lasts (prefetch); the data-parallel sum of the replicated gains is
-negligible. Activation checkpointing (recompute each block's forward in backward) is counted only if the
-activations would not fit otherwise.
+negligible. Activation checkpointing (recompute a block's forward in backward) is counted for the fewest blocks
+that make the activations fit: each block left out keeps its activations and saves its forward's time.
 """
 
 from __future__ import annotations
@@ -166,14 +166,15 @@ def predict(shape: StepShape, block: dict, head: dict, optimizer: dict, link_gb_
     gib = 2 ** 30
     shards = 16 * optimizer["shard_numel"]  # float32 master, gradient, m, v
     gathered = 3 * layer_bytes  # the layer in use and PREFETCH = 2 gathers in flight
-    plain = shape.num_layers * (block["saved"] + block["input"]) + block["peak"]
-    checkpointed = shape.num_layers * block["input"] + block["peak"]
     fixed = shards + gathered + head["head_peak"]
-    checkpoint = memory_gib is not None and (fixed + plain) / gib > 0.95 * memory_gib
-    layer_compute = block["forward_backward"].seconds + (block["forward"].seconds if checkpoint else 0.0)
-    layers = shape.num_layers * max(layer_compute, comm)
+    checkpointed = checkpointed_layers(shape.num_layers, fixed, block, memory_gib)
+    kept = shape.num_layers - checkpointed  # blocks whose activations stay until backward
+    activations = shape.num_layers * block["input"] + kept * block["saved"] + block["peak"]
+    plain_compute = block["forward_backward"].seconds
+    recomputed_compute = plain_compute + block["forward"].seconds
+    layers = kept * max(plain_compute, comm) + checkpointed * max(recomputed_compute, comm)
     step = head["embedding"].seconds + layers + head["head"].seconds + optimizer["optimizer"].seconds
-    memory = fixed + (checkpointed if checkpoint else plain)
+    memory = fixed + activations
     ms = lambda t: f"{t * 1e3:,.1f} ms"  # noqa: E731
     gib_or_na = lambda b: f"{b / gib:.2f} GiB" if memory_gib else "n/a"  # noqa: E731  CPUs keep no allocator stats
     rows = [
@@ -184,10 +185,11 @@ def predict(shape: StepShape, block: dict, head: dict, optimizer: dict, link_gb_
         ["block activations saved for backward", gib_or_na(block["saved"]), "measured (allocated after forward)"],
         ["FSDP traffic per layer", ms(comm),
          f"3 × ({GPUS}−1)/{GPUS} × {layer_bytes / gib:.3f} GiB ÷ {link_gb_s:g} GB/s (assumed link)"],
-        ["activation checkpointing", "yes" if checkpoint else "no",
-         "needed: without it the activations do not fit" if checkpoint else "not needed to fit"],
-        [f"{shape.num_layers} layers", ms(layers), f"{shape.num_layers} × max(compute {ms(layer_compute)}, traffic "
-                                                  f"{ms(comm)}): the gathers prefetched behind the compute"],
+        ["activation checkpointing", f"{checkpointed} of {shape.num_layers} layers",
+         "the fewest that make the activations fit in 95% of the memory" if checkpointed else "not needed to fit"],
+        [f"{shape.num_layers} layers", ms(layers),
+         f"{kept} × max(compute {ms(plain_compute)}, traffic {ms(comm)}) + {checkpointed} × max(compute "
+         f"{ms(recomputed_compute)} with the forward recomputed, traffic): the gathers prefetched behind the compute"],
         ["embedding forward + backward", ms(head['embedding'].seconds), "measured"],
         ["final norm + LM head + loss, forward + backward", ms(head['head'].seconds), "measured (logits never stored)"],
         ["AdamW on this GPU's shards", ms(optimizer['optimizer'].seconds),
@@ -195,8 +197,8 @@ def predict(shape: StepShape, block: dict, head: dict, optimizer: dict, link_gb_
         ["**predicted step**", f"**{ms(step)}**", "embedding + layers + head + AdamW"],
         ["memory: shards (master, gradient, m, v)", f"{shards / gib:.1f} GiB", "16 bytes × this GPU's parameters"],
         ["memory: gathered weights", f"{gathered / gib:.1f} GiB", "3 layers in bfloat16"],
-        ["memory: activations", gib_or_na(checkpointed if checkpoint else plain),
-         f"{shape.num_layers} × {'input' if checkpoint else 'saved + input'} + one block's peak"],
+        ["memory: activations", gib_or_na(activations),
+         f"{shape.num_layers} × input + {kept} × saved + one block's peak"],
         ["memory: head peak", gib_or_na(head["head_peak"]), "measured"],
         ["**predicted peak memory per GPU**", f"**{gib_or_na(memory)}**",
          f"of {memory_gib:.1f} GiB" if memory_gib else "activations not measured on a CPU"],
@@ -204,8 +206,20 @@ def predict(shape: StepShape, block: dict, head: dict, optimizer: dict, link_gb_
     notes = [f"model: {shape.params():,} parameters, {shape.num_layers} layers, d_model {shape.d_model}, "
              f"d_ff {shape.d_ff}, {shape.num_heads} heads, vocab {shape.vocab_size}, context {shape.context_length}, "
              f"batch {shape.batch_size} on {GPUS} GPUs (one sequence each)",
-             "pieces measured on this one device; the link is assumed; times are medians of the repeats"]
+             "pieces measured on this one device; the link is assumed; times are medians of the repeats",
+             f"the step predicted, on {GPUS} GPUs: `torchrun --standalone --nproc-per-node {GPUS} -m "
+             f"bench.train.leaderboard_step --checkpoint-layers {checkpointed}`"]
     return rows, notes
+
+
+def checkpointed_layers(num_layers: int, fixed: int, block: dict, memory_gib: float | None) -> int:
+    """The fewest blocks whose forward must be recomputed in backward for the step's memory to fit in 95% of the
+    device's (all of them if even that does not fit; none where the memory is unknown, on a CPU)."""
+    if memory_gib is None:
+        return 0
+    room = 0.95 * memory_gib * 2 ** 30 - fixed - block["peak"] - num_layers * block["input"]
+    kept = max(0, min(num_layers, int(room // block["saved"]))) if block["saved"] > 0 else num_layers
+    return num_layers - kept
 
 
 def device_memory_gib(device: torch.device) -> float | None:

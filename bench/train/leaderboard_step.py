@@ -7,10 +7,10 @@ backward + AdamW, each rank one sequence, timed as the handout's test times it.
 What runs: impl.nn.TransformerLM under the reference FSDP (impl/distributed/fsdp.py: float32 master shards, weights
 gathered and gradients reduce-scattered in bfloat16), FlashAttention-2 and the fused RMSNorm, the LM head applied
 inside the loss chunk by chunk (impl/kernels/linear_cross_entropy.py, run inside the wrapper so that the head's
-weight is gathered like any other), AdamW's update compiled (impl/kernels/adamw.py), and each block's activations
-recomputed in backward (``--checkpoint``; 34 blocks' activations at 32768 tokens do not fit otherwise:
-``python -m bench.train.leaderboard_proxy`` counts them). ``bench.train.leaderboard_proxy`` predicts this step from
-one GPU.
+weight is gathered like any other), AdamW's update compiled (impl/kernels/adamw.py), and the first
+``--checkpoint-layers`` blocks' activations recomputed in backward (all by default: 34 blocks' activations at 32768
+tokens do not fit; ``python -m bench.train.leaderboard_proxy`` counts the fewest that make them fit, and predicts this
+step from one GPU).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ class CheckpointedBlock(nn.Module):
         return self.wrappers[0].checkpointed(self.block, x)
 
 
-def build(shape: StepShape, device: torch.device, checkpoint: bool, lr: float = 1e-4):
-    """The wrapped model and its optimizer; every rank builds the same weights (seed 0) before FSDP shards them."""
+def build(shape: StepShape, device: torch.device, checkpoint_layers: int, lr: float = 1e-4):
+    """The wrapped model and its optimizer, the first ``checkpoint_layers`` blocks recomputed in backward; every rank
+    builds the same weights (seed 0) before FSDP shards them."""
     from impl.distributed.fsdp import FSDP
     from impl.kernels.adamw import CompiledAdamW
     from impl.kernels.fast_lm import use_kernels
@@ -55,10 +56,10 @@ def build(shape: StepShape, device: torch.device, checkpoint: bool, lr: float = 
     model = TransformerLM(shape.vocab_size, shape.context_length, shape.d_model, shape.num_layers, shape.num_heads,
                           shape.d_ff, shape.rope_theta, device=device)
     use_kernels(model, attention=True, rmsnorm=device.type == "cuda")
-    if checkpoint:
-        model.layers = nn.ModuleList(CheckpointedBlock(block) for block in model.layers)
+    checkpointed = [CheckpointedBlock(block) for block in model.layers[:checkpoint_layers]]
+    model.layers = nn.ModuleList([*checkpointed, *model.layers[checkpoint_layers:]])
     wrapper = FSDP(LanguageModelLoss(model), compute_dtype=torch.bfloat16)  # gathers the head for the loss
-    for block in model.layers if checkpoint else ():
+    for block in checkpointed:
         block.wrappers.append(wrapper)
     backend = "inductor" if device.type == "cuda" else "aot_eager"  # aot_eager: no C++ compiler needed on a CPU
     return wrapper, CompiledAdamW(wrapper.parameters(), lr=lr, backend=backend)
@@ -86,19 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      prog="torchrun --nproc-per-node N -m bench.train.leaderboard_step")
     parser.add_argument("--tiny", action="store_true", help="a tiny model: the code path on CPUs (gloo)")
-    parser.add_argument("--checkpoint", action=argparse.BooleanOptionalAction, default=True,
-                        help="recompute each block's activations in backward")
+    parser.add_argument("--checkpoint-layers", type=int, metavar="N",
+                        help="recompute the first N blocks' activations in backward (default: every block; 0: none)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("reports/leaderboard-step.md"))
     args = parser.parse_args(argv)
     if args.warmup < 0 or args.steps < 1:
         parser.error("--warmup must be >= 0 and --steps >= 1")
-    device = init()
     shape = TINY if args.tiny else LEADERBOARD
+    checkpoint_layers = shape.num_layers if args.checkpoint_layers is None else args.checkpoint_layers
+    if not 0 <= checkpoint_layers <= shape.num_layers:
+        parser.error(f"--checkpoint-layers must be between 0 and the model's {shape.num_layers} layers")
+    device = init()
     if shape.batch_size % dist.get_world_size():
         parser.error(f"the batch of {shape.batch_size} sequences does not split over {dist.get_world_size()} ranks")
-    wrapper, optimizer = build(shape, device, args.checkpoint)
+    wrapper, optimizer = build(shape, device, checkpoint_layers)
     tokens, targets = batch(shape, device)
     losses = [train_step(wrapper, optimizer, tokens, targets) for _ in range(args.warmup)]
     reset_peak_memory(device)
@@ -117,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         notes = [f"model: {shape.params():,} parameters, {shape.num_layers} layers, d_model {shape.d_model}, "
                  f"context {shape.context_length}, batch {shape.batch_size} on {dist.get_world_size()} ranks",
                  f"FSDP in bfloat16, FlashAttention-2, fused RMSNorm (CUDA), LM head in the loss, compiled AdamW, "
-                 f"activation checkpointing {'on' if args.checkpoint else 'off'}; {args.warmup} warm-up steps, "
-                 f"{args.steps} timed (each the slowest rank's, between barriers)"]
+                 f"activation checkpointing in {checkpoint_layers} of {shape.num_layers} blocks; "
+                 f"{args.warmup} warm-up steps, {args.steps} timed (each the slowest rank's, between barriers)"]
         text = report("The A2 leaderboard step", "torchrun -m bench.train.leaderboard_step",
                       argv if argv is not None else sys.argv[1:], device, notes,
                       ["step (median)", "range", "peak memory (largest rank)", "rank 0's loss, step by step"], rows)

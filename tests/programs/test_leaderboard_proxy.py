@@ -27,7 +27,7 @@ def test_the_step_adds_the_pieces_with_the_traffic_hidden_behind_compute():
     shape = proxy.LEADERBOARD
     rows, _ = proxy.predict(shape, *pieces(0.05, 0.15, 0.5), link_gb_s=450, memory_gib=139.8)
     # 34 layers x 0.15 s (the traffic, 3 x 1/2 x 405 MB / 450 GB/s = 1.35 ms, hides) + 0.01 + 0.2 + 0.05
-    assert value(rows, "activation checkpointing") == "no"  # 60 GiB of shards + 34 x 0.75 GiB + 10 + 4 fit in 139.8
+    assert value(rows, "activation checkpointing") == "0 of 34 layers"  # 60 GiB of shards + 34 x 0.75 + 14 fit
     assert value(rows, "**predicted step**") == f"**{(34 * 0.15 + 0.26) * 1e3:,.1f} ms**"
     assert value(rows, "FSDP traffic per layer") == f"{3 * 0.5 * 2 * shape.layer_params() / 450e9 * 1e3:,.1f} ms"
 
@@ -38,12 +38,21 @@ def test_a_slow_link_bounds_each_layer():
     assert value(rows, "**predicted step**") == f"**{(34 * traffic + 0.26) * 1e3:,.1f} ms**"
 
 
-def test_checkpointing_is_counted_only_when_the_activations_do_not_fit():
+def test_checkpointing_is_counted_for_the_fewest_layers_that_make_the_activations_fit():
     rows, _ = proxy.predict(proxy.LEADERBOARD, *pieces(0.05, 0.15, 8.0), link_gb_s=450, memory_gib=139.8)
-    assert value(rows, "activation checkpointing") == "yes"  # 34 x 8.25 GiB do not fit
-    assert value(rows, "**predicted step**") == f"**{(34 * 0.20 + 0.26) * 1e3:,.1f} ms**"  # forward recomputed
-    expected_gib = (16 * 4 * 10 ** 9 + 3 * 2 * proxy.LEADERBOARD.layer_params()) / GIB + 4 + 34 * 0.25 + 10
-    assert value(rows, "**predicted peak memory per GPU**") == f"**{expected_gib:.2f} GiB**"
+    fixed_gib = (16 * 4 * 10 ** 9 + 3 * 2 * proxy.LEADERBOARD.layer_params()) / GIB + 4 + 34 * 0.25 + 10
+    kept = int((0.95 * 139.8 - fixed_gib) // 8.0)  # 34 x 8.25 GiB do not fit; this many blocks' 8 GiB do
+    assert kept == 6
+    assert value(rows, "activation checkpointing") == "28 of 34 layers"
+    # the checkpointed blocks' forward recomputed in backward
+    assert value(rows, "**predicted step**") == f"**{(28 * 0.20 + 6 * 0.15 + 0.26) * 1e3:,.1f} ms**"
+    assert value(rows, "**predicted peak memory per GPU**") == f"**{fixed_gib + 6 * 8.0:.2f} GiB**"
+
+
+def test_every_layer_is_checkpointed_when_even_that_does_not_fit():
+    rows, _ = proxy.predict(proxy.LEADERBOARD, *pieces(0.05, 0.15, 8.0), link_gb_s=450, memory_gib=80.0)
+    assert value(rows, "activation checkpointing") == "34 of 34 layers"
+    assert value(rows, "**predicted step**") == f"**{(34 * 0.20 + 0.26) * 1e3:,.1f} ms**"
 
 
 def test_the_leaderboard_model_has_the_handouts_size():

@@ -15,7 +15,7 @@ from tests.harness.helpers import REPO
 from tests.harness.multiprocess import run_ranks
 
 
-def two_steps(rank: int, world_size: int, checkpoint: bool) -> dict:
+def two_steps(rank: int, world_size: int, checkpoint_layers: int) -> dict:
     import torch.distributed as dist
 
     from bench.train import leaderboard_step as step
@@ -24,7 +24,7 @@ def two_steps(rank: int, world_size: int, checkpoint: bool) -> dict:
     from impl.train import cross_entropy
 
     device = torch.device("cpu")
-    wrapper, optimizer = step.build(TINY, device, checkpoint)
+    wrapper, optimizer = step.build(TINY, device, checkpoint_layers)
     tokens, targets = step.batch(TINY, device)
     torch.manual_seed(0)
     reference = TransformerLM(TINY.vocab_size, TINY.context_length, TINY.d_model, TINY.num_layers, TINY.num_heads,
@@ -41,8 +41,14 @@ def two_steps(rank: int, world_size: int, checkpoint: bool) -> dict:
 
 
 def test_checkpointed_blocks_train_as_the_plain_ones_and_the_loss_is_the_models():
-    checkpointed = run_ranks(two_steps, 2, True, timeout_s=300)
-    plain = run_ranks(two_steps, 2, False, timeout_s=300)
+    from bench.train.leaderboard_proxy import TINY
+
+    checkpointed = run_ranks(two_steps, 2, TINY.num_layers, timeout_s=300)
+    some = run_ranks(two_steps, 2, 1, timeout_s=300)  # the first block only
+    plain = run_ranks(two_steps, 2, 0, timeout_s=300)
+    for ours, theirs in zip(some, plain):
+        assert ours["losses"] == theirs["losses"]
+        assert checkpointed[0]["saved"] < ours["saved"] < theirs["saved"]
     for rank, (ours, theirs) in enumerate(zip(checkpointed, plain)):
         assert ours["losses"] == theirs["losses"], rank  # the recomputed forward is the forward
         assert [name for name, _ in ours["shards"]] == [name for name, _ in theirs["shards"]]
