@@ -164,7 +164,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask: Tensor |
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Causal multi-head self-attention, d_k = d_v = d_model / h, one fused QKV matmul (A1 §3.5.5).
+    """Causal multi-head self-attention, d_k = d_v = d_model / h (A1 §3.5.5).
 
     Options of the A3 training API's models (Llama's): ``num_kv_heads`` < ``num_heads`` is grouped-query attention,
     each key/value head serving ``num_heads / num_kv_heads`` consecutive query heads; ``head_dim`` sets the head
@@ -191,13 +191,12 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, token_positions: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:
         seq = x.shape[-2]
-        # Separate q/k/v parameters keep the course's state-dict keys; one matmul does all three.
-        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (h + 2 h_kv) d_head rows
-        q, k, v = (x @ w_qkv.T).split((self.q_proj.out_features, self.k_proj.out_features,
-                                       self.v_proj.out_features), dim=-1)
-        q = q.unflatten(-1, (self.num_heads, self.d_head))  # (..., seq, h, d_head)
-        k = k.unflatten(-1, (self.num_kv_heads, self.d_head))  # (..., seq, h_kv, d_head)
-        v = v.unflatten(-1, (self.num_kv_heads, self.d_head))
+        # Three projections, not one matmul on the concatenated weights split three ways: the backward of such a
+        # split concatenates dq, dk and dv, which torch.compile fused with RoPE's backward into one kernel slowed by
+        # per-element index arithmetic (0.46 ms a layer at GPT-2 small on an H200; bench/results/h200-lm-step-rope.md).
+        q = self.q_proj(x).unflatten(-1, (self.num_heads, self.d_head))  # (..., seq, h, d_head)
+        k = self.k_proj(x).unflatten(-1, (self.num_kv_heads, self.d_head))  # (..., seq, h_kv, d_head)
+        v = self.v_proj(x).unflatten(-1, (self.num_kv_heads, self.d_head))
         if cache is not None:
             q, k, v = (t.transpose(-3, -2) for t in (q, k, v))
             return self.output_proj(self.attend_with_cache(q, k, v, cache).transpose(-3, -2).flatten(-2))

@@ -12,8 +12,8 @@ optimizer see the shards. Everything else (norm gains, biases) stays replicated.
 How a layer gets its full weight. A sharded layer's class becomes a subclass whose ``weight`` is a
 property: inside the wrapper's forward it returns the all-gathered full weight, elsewhere the shard. A
 property, not a forward hook on the layer, because modules may read a child's weight without calling
-the child (the reference attention concatenates ``q_proj.weight``, ``k_proj.weight`` and ``v_proj.weight``
-into one matmul); torch's own FSDP2 (``fully_shard``) swaps module classes the same way.
+the child (an attention that concatenates ``q_proj.weight``, ``k_proj.weight`` and ``v_proj.weight`` into
+one matmul, as course models often do); torch's own FSDP2 (``fully_shard``) swaps module classes the same way.
 
 - Forward: the first read of a weight waits for its all-gather and starts the next ones in module order,
   so that at most ``PREFETCH`` gathers are outstanding (started and not yet read). The wrapper keeps no
