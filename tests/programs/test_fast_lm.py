@@ -310,10 +310,11 @@ def test_the_packed_operator_refuses_what_it_cannot_take(shape, num_heads, angle
 
 
 ROTARY_MUTANTS = {  # impl/kernels/rotary.py, one line each
-    "pairs split in halves (rotate-half RoPE)": ("first, second = 2 * k, 2 * k + 1", "first, second = k, k + half"),
+    "pairs split in halves (rotate-half RoPE)": ("pair = (2 * k)[None, :, None] + two[None, None, :]",
+                                                 "pair = k[None, :, None] + (two * HALF)[None, None, :]"),
     "the inverse rotates forward again": ("        sin = -sin\n", "        sin = sin\n"),
-    "the first value head rotated too": ("rotate = valid & (head < rotated_heads)",
-                                         "rotate = valid & (head <= rotated_heads)"),
+    "the first value head rotated too": ("rotate = mask & (head < rotated_heads)[:, None]",
+                                         "rotate = mask & (head <= rotated_heads)[:, None]"),
     "the first sequence's angles for all": ("stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0", "stride_cz = 0"),
 }
 
