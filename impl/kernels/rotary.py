@@ -21,38 +21,37 @@ from torch import Tensor
 from impl.kernels.rmsnorm import INTERPRETED
 from impl.nn import RotaryEmbedding
 
-TILE_ELEMENTS = 4096  # a program's (rows × d) tile; 256 in the interpreter, so that the CPU tests see partial tiles
+TILE_ELEMENTS = 4096  # a program's (tokens × elements) tile; 256 in the interpreter, so the CPU tests see partial tiles
 INTERPRETED_TILE_ELEMENTS = 256
 
 
 @triton.jit
-def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, n_heads, rotated_heads, stride_xt, stride_xh, stride_yt,
-                        stride_yh, stride_cz, stride_cn, INVERSE: tl.constexpr, HALF: tl.constexpr,
-                        BLOCK_HALF: tl.constexpr, BLOCK_ROWS: tl.constexpr):
-    """Rows r = token · n_heads + head (token = z · n_tokens + n), BLOCK_ROWS of them per program, each a head's
-    d = 2 · HALF elements loaded as one contiguous (pairs, 2) tile and split into the pairs' two halves. The angles
-    are a row's token's; heads from rotated_heads on get cos 1, sin 0 (a copy). In float32, stored in Y's dtype."""
+def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, row_elements, rotated_elements, stride_xt, stride_yt,
+                        stride_cz, stride_cn, INVERSE: tl.constexpr, D: tl.constexpr, BLOCK_ROWS: tl.constexpr,
+                        BLOCK_COLS: tl.constexpr):
+    """A row is a token's heads, row_elements = heads · D contiguous elements (row = z · n_tokens + n); a program
+    takes a (BLOCK_ROWS × BLOCK_COLS) tile of them. Element c's pair partner is c xor 1 (pairs are adjacent,
+    x₂ₖ and x₂ₖ₊₁, A1's RoPE), loaded a second time from the same cache lines rather than shuffled in registers:
+    both loads are plain coalesced vectors. Elements from rotated_elements on get cos 1, sin 0 (a copy). In
+    float32, stored in Y's dtype; a tile holds whole pairs, so Y may be X."""
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    token, head = rows // n_heads, rows % n_heads
-    z, n = token // n_tokens, token % n_tokens
-    k = tl.arange(0, BLOCK_HALF)
-    two = tl.arange(0, 2)
+    cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
     row_ok = rows < n_rows
-    mask = row_ok[:, None] & (k < HALF)[None, :]  # (rows, pairs)
-    # pair k of a head: adjacent elements 2k and 2k + 1 (A1's RoPE), not k and k + d/2
-    pair = (2 * k)[None, :, None] + two[None, None, :]  # (1, pairs, 2)
-    x_row = token.to(tl.int64) * stride_xt + head * stride_xh
-    y_row = token.to(tl.int64) * stride_yt + head * stride_yh
-    x = tl.load(X + x_row[:, None, None] + pair, mask=mask[:, :, None], other=0.0).to(tl.float32)
-    even, odd = tl.split(x)  # (rows, pairs) each
-    rotate = mask & (head < rotated_heads)[:, None]
-    angle = z.to(tl.int64)[:, None] * stride_cz + n.to(tl.int64)[:, None] * stride_cn + k[None, :]
+    mask = row_ok[:, None] & (cols < row_elements)[None, :]
+    x_row = (rows.to(tl.int64) * stride_xt)[:, None]
+    x = tl.load(X + x_row + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    partner = tl.load(X + x_row + (cols ^ 1)[None, :], mask=mask, other=0.0).to(tl.float32)
+    rotate = mask & (cols < rotated_elements)[None, :]
+    z, n = rows // n_tokens, rows % n_tokens
+    angle = (z.to(tl.int64) * stride_cz + n.to(tl.int64) * stride_cn)[:, None] + ((cols % D) // 2)[None, :]
     cos = tl.load(COS + angle, mask=rotate, other=1.0)
     sin = tl.load(SIN + angle, mask=rotate, other=0.0)
+    # (x₂ₖ, x₂ₖ₊₁) -> (x₂ₖ cos − x₂ₖ₊₁ sin, x₂ₖ sin + x₂ₖ₊₁ cos): the partner's sine term is − for even elements
+    sign = tl.where(cols % 2 == 0, -1.0, 1.0)
     if INVERSE:
-        sin = -sin
-    y = tl.join(even * cos - odd * sin, even * sin + odd * cos)  # (rows, pairs, 2)
-    tl.store(Y + y_row[:, None, None] + pair, y.to(Y.dtype.element_ty), mask=mask[:, :, None])
+        sign = -sign
+    y = x * cos + sign[None, :] * partner * sin
+    tl.store(Y + (rows.to(tl.int64) * stride_yt)[:, None] + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
 
 
 def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor, inverse: bool = False
@@ -69,18 +68,24 @@ def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: T
         return out
     z, n, heads, d = x.shape
     for t in (x, out):
-        if z > 1 and t.stride(0) != n * t.stride(1):
-            raise ValueError("rotate_heads needs the sequences of x and out laid out one after another (token stride "
-                             "× N = sequence stride), as in the packed projection and its head slices")
+        if t.stride(2) != d or (z > 1 and t.stride(0) != n * t.stride(1)):
+            raise ValueError("rotate_heads needs each token's heads one after another (head stride = d) and the "
+                             "sequences of x and out one after another (token stride × N = sequence stride), as in "
+                             "the packed projection and its head slices")
     cos3, sin3 = (t if t.dim() == 3 else t[None] for t in (cos, sin))  # (Z or 1, N, d/2)
     if cos3.stride(-1) != 1 or sin3.stride() != cos3.stride():
         cos3, sin3 = cos3.contiguous(), sin3.contiguous()
     stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0
-    block_half = triton.next_power_of_2(d // 2)
+    row_elements = heads * d
     tile = INTERPRETED_TILE_ELEMENTS if INTERPRETED else TILE_ELEMENTS
-    block_rows = max(1, tile // (2 * block_half))
-    n_rows = z * n * heads
-    rotate_heads_kernel[(triton.cdiv(n_rows, block_rows),)](
-        x, out, cos3, sin3, n_rows, n, heads, rotated_heads, x.stride(1), x.stride(2), out.stride(1), out.stride(2),
-        stride_cz, cos3.stride(1), INVERSE=inverse, HALF=d // 2, BLOCK_HALF=block_half, BLOCK_ROWS=block_rows)
+    # columns: the largest power of two that divides a row (no masked-off tail), unless that is too narrow
+    block_cols = min(tile, row_elements & -row_elements)
+    if block_cols < 64:
+        block_cols = min(tile, triton.next_power_of_2(row_elements))
+    block_rows = max(1, tile // block_cols)
+    n_rows = z * n
+    grid = (triton.cdiv(n_rows, block_rows), triton.cdiv(row_elements, block_cols))
+    rotate_heads_kernel[grid](
+        x, out, cos3, sin3, n_rows, n, row_elements, rotated_heads * d, x.stride(1), out.stride(1), stride_cz,
+        cos3.stride(1), INVERSE=inverse, D=d, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols, num_warps=8)
     return out

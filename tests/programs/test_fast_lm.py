@@ -310,11 +310,11 @@ def test_the_packed_operator_refuses_what_it_cannot_take(shape, num_heads, angle
 
 
 ROTARY_MUTANTS = {  # impl/kernels/rotary.py, one line each
-    "pairs split in halves (rotate-half RoPE)": ("pair = (2 * k)[None, :, None] + two[None, None, :]",
-                                                 "pair = k[None, :, None] + (two * HALF)[None, None, :]"),
-    "the inverse rotates forward again": ("        sin = -sin\n", "        sin = sin\n"),
-    "the first value head rotated too": ("rotate = mask & (head < rotated_heads)[:, None]",
-                                         "rotate = mask & (head <= rotated_heads)[:, None]"),
+    "the partner half a head away (rotate-half RoPE)": ("(cols ^ 1)", "(cols ^ (D // 2))"),
+    "rotated by the opposite angle": ("tl.where(cols % 2 == 0, -1.0, 1.0)", "tl.where(cols % 2 == 0, 1.0, -1.0)"),
+    "the inverse rotates forward again": ("        sign = -sign\n", "        sign = sign\n"),
+    "the first value head rotated too": ("rotate = mask & (cols < rotated_elements)[None, :]",
+                                         "rotate = mask & (cols < rotated_elements + D)[None, :]"),
     "the first sequence's angles for all": ("stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0", "stride_cz = 0"),
 }
 
