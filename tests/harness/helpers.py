@@ -7,6 +7,7 @@ tests only, in a helper module of that folder).
 from __future__ import annotations
 
 import inspect
+import linecache
 import os
 import subprocess
 import sys
@@ -52,9 +53,15 @@ def source_mutant(module: types.ModuleType, original: str, replacement: str) -> 
         raise AssertionError(f"{module.__name__}: {original!r} occurs {source.count(original)} times, expected once")
     name = f"{module.__name__}_mutant_{len([m for m in sys.modules if m.startswith(module.__name__ + '_mutant_')])}"
     mutant = types.ModuleType(name)
-    mutant.__file__ = module.__file__
+    # The mutated source under a name of its own in linecache: inspect.getsource, and so triton.jit, which compiles a
+    # kernel from its source, read the mutant rather than the file.
+    mutant.__file__ = f"{module.__file__}:{name}"
+    # Its custom operators under a namespace of its own: registered as cs336::…, they would replace the original
+    # module's, whose callers would then run the mutant.
+    mutated = source.replace(original, replacement).replace('"cs336::', f'"{name.replace(".", "_")}::')
+    linecache.cache[mutant.__file__] = (len(mutated), None, mutated.splitlines(keepends=True), mutant.__file__)
     sys.modules[name] = mutant
-    exec(compile(source.replace(original, replacement), module.__file__, "exec"), mutant.__dict__)
+    exec(compile(mutated, mutant.__file__, "exec"), mutant.__dict__)
     return mutant
 
 
