@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from impl.programs.files import atomic_write_text
+
 # The suite's loader (the same --impl forms); the other benchmark modules import these names from here.
 from spec import ComponentMissing
 from spec.loading import ENV_VAR, REFERENCE, load_implementation
@@ -115,7 +117,7 @@ def report(title: str, command: str, argv: Sequence[str], device: torch.device, 
 def write_report(text: str, out: Path) -> None:
     print(text, end="")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    atomic_write_text(out, text)  # a report is whole or absent, never half of one
     print(f"\nwritten to {out}")
 
 

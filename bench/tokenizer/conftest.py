@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from bench.common import ENV_VAR, REFERENCE, ComponentMissing, load_implementation, yours
+from impl.programs.files import atomic_write_text
 
 REPORT = Path("reports") / "bench.json"
 MISSING = pytest.StashKey[list[dict]]()
@@ -125,5 +126,5 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             rows.append({"group": group, "impl": bench.extra_info.get("impl", bench.name), "mean_s": mean,
                          "tested_speed_over_its_speed": ratio, **bench.extra_info})
     REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
+    atomic_write_text(REPORT, json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
     terminalreporter.write_line(f"\nwritten to {REPORT}")

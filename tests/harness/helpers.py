@@ -56,7 +56,9 @@ def source_mutant(module: types.ModuleType, original: str, replacement: str) -> 
     # The mutated source under a name of its own in linecache: inspect.getsource, and so triton.jit, which compiles a
     # kernel from its source, read the mutant rather than the file.
     mutant.__file__ = f"{module.__file__}:{name}"
-    mutated = source.replace(original, replacement)
+    # Its custom operators under a namespace of its own: registered as cs336::…, they would replace the original
+    # module's, whose callers would then run the mutant.
+    mutated = source.replace(original, replacement).replace('"cs336::', f'"{name.replace(".", "_")}::')
     linecache.cache[mutant.__file__] = (len(mutated), None, mutated.splitlines(keepends=True), mutant.__file__)
     sys.modules[name] = mutant
     exec(compile(mutated, mutant.__file__, "exec"), mutant.__dict__)

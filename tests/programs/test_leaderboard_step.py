@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.harness.helpers import REPO
@@ -69,3 +70,14 @@ def test_the_command_runs_on_two_cpu_ranks(tmp_path):
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| step (median) |" in out.read_text()
+
+
+@pytest.mark.parametrize("layers", ["-1", "4"])
+def test_a_checkpoint_count_outside_the_model_is_refused_before_any_work(capsys, layers):
+    """TINY has 3 layers: -1 and 4 are refused with a usage error, before the process group is joined."""
+    from bench.train import leaderboard_step as step
+
+    with pytest.raises(SystemExit) as exit_info:
+        step.main(["--tiny", "--checkpoint-layers", layers])
+    assert exit_info.value.code == 2
+    assert "--checkpoint-layers must be between 0 and the model's 3 layers" in capsys.readouterr().err
