@@ -8,12 +8,18 @@ writing every element once; with ``inverse`` it rotates by the opposite angles, 
 attention backward wrote them, in one buffer, is the point: torch.compile's backward of the split projection
 otherwise concatenates dQ, dK and dV in one slow pass (bench/results/h200-lm-step-graphs-head.md).
 
+The kernel reads and writes a pair as one machine word (two bfloat16 in an int32, two float32 in an int64): every
+load and store is then a plain contiguous vector. Two earlier layouts, each element loaded with its partner by a
+gather or split out of a (pairs, 2) tile, ran at a third to a fifth of a copy's speed on an H200
+(bench/results/h200-lm-step-rope.md).
+
 On CUDA (or under TRITON_INTERPRET=1, for the CPU tests) the kernel runs; elsewhere the same arithmetic in
 PyTorch (impl.nn.RotaryEmbedding.rotate), as the PyTorch FlashAttention-2 stands in for the Triton one.
 """
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 from torch import Tensor
@@ -21,37 +27,66 @@ from torch import Tensor
 from impl.kernels.rmsnorm import INTERPRETED
 from impl.nn import RotaryEmbedding
 
-TILE_ELEMENTS = 4096  # a program's (tokens × elements) tile; 256 in the interpreter, so the CPU tests see partial tiles
-INTERPRETED_TILE_ELEMENTS = 256
+TILE_WORDS = 4096  # a program's (tokens × heads × pairs) tile; 128 in the interpreter: the CPU tests see partial tiles
+INTERPRETED_TILE_WORDS = 128
+# By element type: the integer type of a pair's word, and the kernel's name of the element type
+WORDS = {torch.bfloat16: (torch.int32, "bf16"), torch.float16: (torch.int32, "fp16"),
+         torch.float32: (torch.int64, "fp32")}
 
 
 @triton.jit
-def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, row_elements, rotated_elements, stride_xt, stride_yt,
-                        stride_cz, stride_cn, INVERSE: tl.constexpr, D: tl.constexpr, BLOCK_ROWS: tl.constexpr,
-                        BLOCK_COLS: tl.constexpr):
-    """A row is a token's heads, row_elements = heads · D contiguous elements (row = z · n_tokens + n); a program
-    takes a (BLOCK_ROWS × BLOCK_COLS) tile of them. Element c's pair partner is c xor 1 (pairs are adjacent,
-    x₂ₖ and x₂ₖ₊₁, A1's RoPE), loaded a second time from the same cache lines rather than shuffled in registers:
-    both loads are plain coalesced vectors. Elements from rotated_elements on get cos 1, sin 0 (a copy). In
-    float32, stored in Y's dtype; a tile holds whole pairs, so Y may be X."""
+def unpack_pair(word, ELEMENT: tl.constexpr):
+    """The word's two elements in float32: the even one is its low half (little-endian memory)."""
+    if ELEMENT == "fp32":
+        even = word.to(tl.int32).to(tl.float32, bitcast=True)
+        odd = (word >> 32).to(tl.int32).to(tl.float32, bitcast=True)
+    else:
+        dtype: tl.constexpr = tl.bfloat16 if ELEMENT == "bf16" else tl.float16
+        even = word.to(tl.int16).to(dtype, bitcast=True).to(tl.float32)
+        odd = (word >> 16).to(tl.int16).to(dtype, bitcast=True).to(tl.float32)
+    return even, odd
+
+
+@triton.jit
+def pack_pair(even, odd, ELEMENT: tl.constexpr):
+    """The word of two float32 values rounded to the element type (round to nearest even, as Tensor.to)."""
+    if ELEMENT == "fp32":
+        low = even.to(tl.uint32, bitcast=True).to(tl.int64)  # zero-extended
+        word = low | (odd.to(tl.int32, bitcast=True).to(tl.int64) << 32)
+    else:
+        dtype: tl.constexpr = tl.bfloat16 if ELEMENT == "bf16" else tl.float16
+        low = even.to(dtype).to(tl.uint16, bitcast=True).to(tl.int32)  # zero-extended
+        word = low | (odd.to(dtype).to(tl.int16, bitcast=True).to(tl.int32) << 16)
+    return word
+
+
+@triton.jit
+def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, n_heads, rotated_heads, stride_xt, stride_yt, stride_cz,
+                        stride_cn, INVERSE: tl.constexpr, ELEMENT: tl.constexpr, HALF_D: tl.constexpr,
+                        PAIRS: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_HEADS: tl.constexpr):
+    """X and Y are words, a pair each: a row is a token's heads, n_heads · HALF_D words one after another (row =
+    z · n_tokens + n); a program takes a (BLOCK_ROWS × BLOCK_HEADS × PAIRS) tile of them, PAIRS = HALF_D rounded up
+    to a power of two. The angles of a (token, pair) are loaded once for the tile's heads. Heads from rotated_heads
+    on get cos 1, sin 0 (a copy). In float32, stored in the element type; Y may be X."""
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    cols = tl.program_id(1) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
-    row_ok = rows < n_rows
-    mask = row_ok[:, None] & (cols < row_elements)[None, :]
-    x_row = (rows.to(tl.int64) * stride_xt)[:, None]
-    x = tl.load(X + x_row + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-    partner = tl.load(X + x_row + (cols ^ 1)[None, :], mask=mask, other=0.0).to(tl.float32)
-    rotate = mask & (cols < rotated_elements)[None, :]
+    heads = tl.program_id(1) * BLOCK_HEADS + tl.arange(0, BLOCK_HEADS)
+    pairs = tl.arange(0, PAIRS)
+    angle_mask = (rows < n_rows)[:, None] & (pairs < HALF_D)[None, :]
+    mask = angle_mask[:, None, :] & (heads < n_heads)[None, :, None]
+    words = (heads * HALF_D)[None, :, None] + pairs[None, None, :]
+    x = tl.load(X + (rows.to(tl.int64) * stride_xt)[:, None, None] + words, mask=mask, other=0)
     z, n = rows // n_tokens, rows % n_tokens
-    angle = (z.to(tl.int64) * stride_cz + n.to(tl.int64) * stride_cn)[:, None] + ((cols % D) // 2)[None, :]
-    cos = tl.load(COS + angle, mask=rotate, other=1.0)
-    sin = tl.load(SIN + angle, mask=rotate, other=0.0)
-    # (x₂ₖ, x₂ₖ₊₁) -> (x₂ₖ cos − x₂ₖ₊₁ sin, x₂ₖ sin + x₂ₖ₊₁ cos): the partner's sine term is − for even elements
-    sign = tl.where(cols % 2 == 0, -1.0, 1.0)
+    angle = (z.to(tl.int64) * stride_cz + n.to(tl.int64) * stride_cn)[:, None] + pairs[None, :]
+    cos = tl.load(COS + angle, mask=angle_mask, other=1.0)[:, None, :]
+    sin = tl.load(SIN + angle, mask=angle_mask, other=0.0)[:, None, :]
     if INVERSE:
-        sign = -sign
-    y = x * cos + sign[None, :] * partner * sin
-    tl.store(Y + (rows.to(tl.int64) * stride_yt)[:, None] + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+        sin = -sin
+    rotate = (heads < rotated_heads)[None, :, None]
+    cos = tl.where(rotate, cos, 1.0)
+    sin = tl.where(rotate, sin, 0.0)
+    even, odd = unpack_pair(x, ELEMENT)
+    y = pack_pair(even * cos - odd * sin, even * sin + odd * cos, ELEMENT)
+    tl.store(Y + (rows.to(tl.int64) * stride_yt)[:, None, None] + words, y, mask=mask)
 
 
 def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor, inverse: bool = False
@@ -66,6 +101,8 @@ def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: T
         if out is not x:
             out[..., rotated_heads:, :] = x[..., rotated_heads:, :]
         return out
+    if x.dtype not in WORDS:
+        raise ValueError(f"rotate_heads' kernel takes bfloat16, float16 or float32 tensors, got {x.dtype}")
     z, n, heads, d = x.shape
     for t in (x, out):
         if t.stride(2) != d or (z > 1 and t.stride(0) != n * t.stride(1)):
@@ -76,16 +113,19 @@ def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: T
     if cos3.stride(-1) != 1 or sin3.stride() != cos3.stride():
         cos3, sin3 = cos3.contiguous(), sin3.contiguous()
     stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0
-    row_elements = heads * d
-    tile = INTERPRETED_TILE_ELEMENTS if INTERPRETED else TILE_ELEMENTS
-    # columns: the largest power of two that divides a row (no masked-off tail), unless that is too narrow
-    block_cols = min(tile, row_elements & -row_elements)
-    if block_cols < 64:
-        block_cols = min(tile, triton.next_power_of_2(row_elements))
-    block_rows = max(1, tile // block_cols)
+    word, element = WORDS[x.dtype]
+    x_words, out_words = x.view(word), out.view(word)  # (Z, N, heads, d/2): a pair a word
+    # In place, the copied heads are already where they belong: the programs take the rotated heads only.
+    launched_heads = rotated_heads if out is x else heads
+    half_d, pairs = d // 2, triton.next_power_of_2(d // 2)
+    tile = INTERPRETED_TILE_WORDS if INTERPRETED else TILE_WORDS
+    # heads: the largest power of two that divides them (no masked-off heads) and fits the tile
+    block_heads = min(launched_heads & -launched_heads, max(1, tile // pairs))
+    block_rows = max(1, tile // (pairs * block_heads))
     n_rows = z * n
-    grid = (triton.cdiv(n_rows, block_rows), triton.cdiv(row_elements, block_cols))
+    grid = (triton.cdiv(n_rows, block_rows), triton.cdiv(launched_heads, block_heads))
     rotate_heads_kernel[grid](
-        x, out, cos3, sin3, n_rows, n, row_elements, rotated_heads * d, x.stride(1), out.stride(1), stride_cz,
-        cos3.stride(1), INVERSE=inverse, D=d, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols, num_warps=8)
+        x_words, out_words, cos3, sin3, n_rows, n, launched_heads, rotated_heads, x_words.stride(1),
+        out_words.stride(1), stride_cz, cos3.stride(1), INVERSE=inverse, ELEMENT=element, HALF_D=half_d, PAIRS=pairs,
+        BLOCK_ROWS=block_rows, BLOCK_HEADS=block_heads, num_warps=8)
     return out
