@@ -103,6 +103,13 @@ def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: T
         return out
     if x.dtype not in WORDS:
         raise ValueError(f"rotate_heads' kernel takes bfloat16, float16 or float32 tensors, got {x.dtype}")
+    return launch_rotation(x, cos, sin, rotated_heads, out, inverse, INTERPRETED_TILE_WORDS if INTERPRETED else
+                           TILE_WORDS)
+
+
+def launch_rotation(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor, inverse: bool, tile: int
+                    ) -> Tensor:
+    """rotate_heads' kernel, its programs' tiles of about ``tile`` words."""
     z, n, heads, d = x.shape
     for t in (x, out):
         if t.stride(2) != d or (z > 1 and t.stride(0) != n * t.stride(1)):
@@ -118,7 +125,6 @@ def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: T
     # In place, the copied heads are already where they belong: the programs take the rotated heads only.
     launched_heads = rotated_heads if out is x else heads
     half_d, pairs = d // 2, triton.next_power_of_2(d // 2)
-    tile = INTERPRETED_TILE_WORDS if INTERPRETED else TILE_WORDS
     # heads: the largest power of two that divides them (no masked-off heads) and fits the tile
     block_heads = min(launched_heads & -launched_heads, max(1, tile // pairs))
     block_rows = max(1, tile // (pairs * block_heads))
