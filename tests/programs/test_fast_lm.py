@@ -281,8 +281,8 @@ def check_attention_at_token_positions(num_kv_heads: int | None = None) -> None:
     from impl.nn import MultiHeadSelfAttention, RotaryEmbedding
 
     torch.manual_seed(0)
-    reference = MultiHeadSelfAttention(64, 4, RotaryEmbedding(500.0, 16, 64), num_kv_heads=num_kv_heads,
-                                       device=device())
+    reference = MultiHeadSelfAttention(64, 4, RotaryEmbedding(500.0, 16, 64, device=device()),
+                                       num_kv_heads=num_kv_heads, device=device())
     fused = copy.deepcopy(reference)
     fused.fused_attention = rotary_flash_attention
     x = torch.randn(3, 29, 64, device=device(), requires_grad=True)
