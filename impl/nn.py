@@ -172,8 +172,12 @@ class MultiHeadSelfAttention(nn.Module):
     """
 
     # A fused causal kernel (q, k, v) (..., h, seq, d_head) -> (..., h, seq, d_head) used instead of the mask and
-    # the (seq, seq) scores; None is the reference path. impl.kernels.fast_lm.use_kernels sets FlashAttention-2.
+    # the (seq, seq) scores; None is the reference path.
     attention_kernel = None
+    # A fused kernel from the packed projection to the heads, RoPE included: (qkv (Z, seq, h + 2 h_kv, d_head),
+    # cos, sin (None without RoPE), h) -> (Z, seq, h, d_head); it takes precedence over attention_kernel.
+    # impl.kernels.fast_lm.use_kernels sets impl.kernels.multihead.rotary_flash_attention.
+    fused_attention = None
 
     def __init__(self, d_model: int, num_heads: int, rope: RotaryEmbedding | None = None, device=None, dtype=None,
                  *, num_kv_heads: int | None = None, head_dim: int | None = None):
@@ -191,6 +195,11 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, token_positions: Tensor | None = None, cache: LayerCache | None = None) -> Tensor:
         seq = x.shape[-2]
+        if cache is None and self.fused_attention is not None:
+            # One matmul on the concatenated weights: the fused operator's backward writes dq, dk and dv into one
+            # gradient, so the split costs no concatenation there.
+            w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (h + 2 h_kv) d_head rows
+            return self.output_proj(self.fused_forward(x @ w_qkv.T, token_positions))
         # Three projections, not one matmul on the concatenated weights split three ways: the backward of such a
         # split concatenates dq, dk and dv, which torch.compile fused with RoPE's backward into one kernel slowed by
         # per-element index arithmetic (0.46 ms a layer at GPT-2 small on an H200; bench/results/h200-lm-step-rope.md).
@@ -214,6 +223,18 @@ class MultiHeadSelfAttention(nn.Module):
             causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()  # key j ≤ query i
             heads = scaled_dot_product_attention(q, k, v, causal)  # (..., h, seq, d_head)
         return self.output_proj(heads.transpose(-3, -2).flatten(-2))  # (..., seq, h · d_head) -> (..., seq, d_model)
+
+    def fused_forward(self, qkv: Tensor, token_positions: Tensor | None) -> Tensor:
+        """(..., seq, (h + 2 h_kv) d_head) -> (..., seq, h · d_head) through ``fused_attention``."""
+        *lead, seq, _ = qkv.shape
+        packed = qkv.reshape(-1, seq, self.num_heads + 2 * self.num_kv_heads, self.d_head)
+        cos = sin = None
+        if self.rope is not None:
+            # (seq, d_head/2), or (..., seq, d_head/2) at token_positions: one row of angles per packed sequence
+            cos, sin = (t if t.dim() == 2 else t.expand(*lead, seq, t.shape[-1]).reshape(-1, seq, t.shape[-1])
+                        for t in self.rope.angles(seq, token_positions))
+        heads = self.fused_attention(packed, cos, sin, self.num_heads)  # (Z, seq, h, d_head)
+        return heads.reshape(*lead, seq, self.num_heads * self.d_head)
 
     def share_kv_heads(self, kv: Tensor) -> Tensor:
         """(..., h_kv, seq, d_head) -> (..., h, seq, d_head): key/value head g serves query heads g·r … g·r + r − 1,

@@ -18,7 +18,7 @@ from impl.programs.files import atomic_write_text
 # they fuse (triton_per_fused__log_softmax_...), cuBLAS and CUTLASS after the GEMM (nvjet_, sm90_xmma_gemm_, ...).
 CATEGORIES = (
     ("attention", ("flash", "attn", "attention", "fmha", "sdpa", "sdp_")),
-    ("rotary embedding", ("rope", "rotary", "neg_select")),  # Inductor's rotate-half: ..._mul_neg_select_...
+    ("rotary embedding", ("rope", "rotary", "rotate_heads", "neg_select")),  # Inductor's: ..._mul_neg_select_...
     ("optimizer", ("adam", "multi_tensor", "foreach")),
     # Our cross-entropy compiled: max-subtracted logits (amax), their exponentials (_exp_: the model has no other exp).
     ("cross-entropy", ("log_softmax", "cross_entropy", "nll_loss", "logsumexp", "softmax", "amax", "_exp_")),

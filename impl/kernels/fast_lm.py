@@ -7,18 +7,19 @@ checkpoints load either way, and an optimizer built before the swap still holds 
 parameters:
 
 - each impl.nn.RMSNorm becomes an RMSNormTriton holding the *same* ``weight`` Parameter;
-- each MultiHeadSelfAttention gets ``attention_kernel = impl.flash_attention``, which its forward
-  calls (causal) instead of building the mask and the (seq, seq) scores.
+- each MultiHeadSelfAttention gets ``fused_attention = rotary_flash_attention``, which its forward calls
+  on the packed q|k|v projection (RoPE and causal FlashAttention-2 in custom operators) instead of rotating,
+  building the mask and the (seq, seq) scores.
 
 RMSNormTriton needs CUDA tensors (or TRITON_INTERPRET=1 before impl is imported, as the CPU tests
-do); impl.flash_attention runs FlashAttentionTriton on CUDA and the PyTorch FlashAttention-2 elsewhere.
+do); rotary_flash_attention runs the Triton kernels on CUDA and the PyTorch FlashAttention-2 elsewhere.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from impl.kernels.multihead import flash_attention
+from impl.kernels.multihead import rotary_flash_attention
 from impl.nn import MultiHeadSelfAttention, RMSNorm, TransformerLM
 from impl.kernels.rmsnorm import INTERPRETED, RMSNormTriton
 
@@ -37,7 +38,7 @@ def use_kernels(model: TransformerLM, attention: bool = True, rmsnorm: bool = Tr
     if attention:
         for module in model.modules():
             if isinstance(module, MultiHeadSelfAttention):
-                module.attention_kernel = flash_attention
+                module.fused_attention = rotary_flash_attention
     return model
 
 
@@ -51,5 +52,5 @@ def fused_rmsnorm(norm: RMSNorm) -> RMSNormTriton:
 def uses_kernels(model: nn.Module) -> dict[str, int]:
     """How many modules of ``model`` run on each kernel: {"rmsnorm": n, "attention": m}."""
     return {"rmsnorm": sum(isinstance(m, RMSNormTriton) for m in model.modules()),
-            "attention": sum(getattr(m, "attention_kernel", None) is not None for m in model.modules()
+            "attention": sum(m.fused_attention is not None for m in model.modules()
                              if isinstance(m, MultiHeadSelfAttention))}

@@ -103,9 +103,10 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
     return O, L
 
 
-def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool
-                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """A2 eqs. 13–19, tiled as Algorithm 2: key tiles outside, query tiles inside; dQ accumulates over key tiles."""
+def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool,
+                   out: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """A2 eqs. 13–19, tiled as Algorithm 2: key tiles outside, query tiles inside; dQ accumulates over key tiles.
+    Copied into ``out`` (tensors of Q's, K's and V's shapes) when given, as the Triton backward writes there."""
     acc = L.dtype
     n_q, n_k, d = Q.shape[-2], K.shape[-2], Q.shape[-1]
     scale = 1 / math.sqrt(d)
@@ -136,7 +137,11 @@ def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Te
             dk += ds.transpose(-1, -2) @ q * scale
         dK[..., k0:k0 + b_k, :] = dk
         dV[..., k0:k0 + b_k, :] = dv
-    return dQ.to(Q.dtype), dK.to(K.dtype), dV.to(V.dtype)
+    if out is None:
+        return dQ.to(Q.dtype), dK.to(K.dtype), dV.to(V.dtype)
+    for gradient, into in zip((dQ, dK, dV), out):
+        into.copy_(gradient)
+    return out
 
 
 class FlashAttentionPyTorch(torch.autograd.Function):

@@ -561,16 +561,17 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
     return O, L
 
 
-def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool
-                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """dQ, dK, dV: the preprocess kernel (D), then the dK/dV kernel and the dQ kernel."""
+def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool,
+                   out: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """dQ, dK, dV: the preprocess kernel (D), then the dK/dV kernel and the dQ kernel; written into ``out`` (tensors
+    of Q's, K's and V's shapes, any strides) when given."""
     if any(stride == 0 and size > 1 for stride, size in zip(dO.stride(), dO.shape)):
         dO = dO.contiguous()  # autograd may hand an expanded (stride-0) gradient, e.g. from o.sum(); views are read
                               # through their strides
     q4, k4, v4, o4, do4 = as_4d(Q), as_4d(K), as_4d(V), as_4d(O), as_4d(dO)
     z, h, n_q, d = q4.shape
     n_k = k4.shape[2]
-    dQ, dK, dV = output_like(Q), output_like(K), output_like(V)
+    dQ, dK, dV = out if out is not None else (output_like(Q), output_like(K), output_like(V))
     dq4, dk4, dv4 = as_4d(dQ), as_4d(dK), as_4d(dV)
     l3 = L.view(z, h, n_q)
     delta = torch.empty_like(l3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ from impl.nn import TransformerLM
 from impl.kernels.rmsnorm import INTERPRETED, RMSNormTriton
 from impl.train import cross_entropy
 from tests.harness.compare import assert_close
-from tests.harness.helpers import REPO
+from tests.harness.helpers import REPO, source_mutant
 
 # Odd vocabulary, a non-default θ; d_head = 16, the smallest FlashAttention tile.
 SHAPE = dict(vocab_size=61, context_length=32, d_model=64, num_layers=2, num_heads=4, d_ff=96, rope_theta=500.0)
@@ -58,9 +59,9 @@ def batch(seq: int = 29, batch_size: int = 3, seed: int = 1):
 def check_same_training_signal(attention: bool, rmsnorm: bool, attention_kernel=None, **options) -> None:
     reference = reference_model(**options)
     fast = use_kernels(copy.deepcopy(reference), attention=attention, rmsnorm=rmsnorm)
-    if attention_kernel is not None:
+    if attention_kernel is not None:  # instead of the packed operator: the (q, k, v) hook
         for layer in fast.layers:
-            layer.attn.attention_kernel = attention_kernel
+            layer.attn.fused_attention, layer.attn.attention_kernel = None, attention_kernel
     ids, targets = batch()
     expected_loss, expected_grads = loss_and_grads(reference, ids, targets)
     loss, grads = loss_and_grads(fast, ids, targets)
@@ -215,3 +216,137 @@ def test_a_batch_whose_programs_overflow_one_launch_is_split_over_several(monkey
     assert [zh for zh, _ in flash_triton.z_chunks([q], 2)] == [4, 2]
     for got, expected in zip(output_and_gradients(), whole):
         assert torch.equal(got, expected)
+
+
+# The packed operator (impl/kernels/multihead.py, rotary_flash_attention) and its RoPE kernel (impl/kernels/rotary.py).
+
+def packed_projection(z=2, n=29, heads=(4, 2), d=16, dtype=torch.float32, seed=3) -> torch.Tensor:
+    """A (Z, N, h + 2 h_kv, d) projection output of normal values, drawn on the CPU."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(z, n, heads[0] + 2 * heads[1], d, generator=g).to(device=device(), dtype=dtype)
+
+
+def check_rotate_heads(rotary, dtype: torch.dtype, per_sequence: bool) -> None:
+    """Heads 0 … r−1 rotated as impl.nn.RotaryEmbedding rotates them (its pairs, its angles), the others copied;
+    ``inverse`` in place takes the result back. 5 heads of 16 (40 pairs) and 9 of 32 (144): partial tiles."""
+    from impl.nn import RotaryEmbedding
+
+    for heads, d in (((3, 1), 16), ((3, 3), 32)):
+        x = packed_projection(heads=heads, d=d, dtype=dtype)
+        z, n, _, _ = x.shape
+        rope = RotaryEmbedding(500.0, d, 64, device=device())
+        positions = torch.randint(0, 64, (z, n), generator=torch.Generator().manual_seed(4)).to(device())
+        cos, sin = (rope.cos[positions], rope.sin[positions]) if per_sequence else (rope.cos[:n], rope.sin[:n])
+        rotated = sum(heads) - heads[1]
+        out = rotary.rotate_heads(x, cos, sin, rotated, out=torch.empty_like(x))
+        by_head = rope(x[:, :, :rotated].transpose(1, 2), positions[:, None] if per_sequence else None).transpose(1, 2)
+        # The PyTorch arithmetic is RotaryEmbedding's own; the kernel's may differ in the last bit: a GPU may fuse a
+        # multiply-add, and Triton 3.6's interpreter rounds float32 to bfloat16 toward zero.
+        in_pytorch = x.device.type != "cuda" and not rotary.INTERPRETED
+        torch.testing.assert_close(out[:, :, :rotated], by_head,
+                                   **(dict(rtol=0, atol=0) if dtype == torch.float32 and in_pytorch else {}))
+        assert torch.equal(out[:, :, rotated:], x[:, :, rotated:])
+        back = rotary.rotate_heads(out, cos, sin, rotated, out=out, inverse=True)
+        assert back is out
+        torch.testing.assert_close(back, x, **({} if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("per_sequence", [False, True], ids=["shared angles", "angles per sequence"])
+@pytest.mark.parametrize("in_triton", [True, False], ids=["kernel", "pytorch"])
+def test_rotate_heads_rotates_the_first_heads_copies_the_rest_and_inverts(dtype, per_sequence, in_triton, monkeypatch):
+    from impl.kernels import rotary
+
+    monkeypatch.setattr(rotary, "INTERPRETED", in_triton)
+    check_rotate_heads(rotary, dtype, per_sequence)
+
+
+def use_triton_attention(monkeypatch) -> None:
+    """The packed operator on the Triton FlashAttention-2 kernels (interpreted on a CPU), not the PyTorch one."""
+    from impl.kernels import flash_triton, multihead
+
+    monkeypatch.setattr(multihead, "functions_for", lambda _: (flash_triton.flash_forward, flash_triton.flash_backward))
+
+
+@pytest.mark.parametrize("options", [{}, dict(num_kv_heads=2)], ids=["multi-head", "grouped-query"])
+def test_the_packed_operator_on_the_triton_kernels_gives_the_reference_loss_and_gradients(options, monkeypatch):
+    """What the LM runs on a GPU: RoPE in its kernel, dQ, dK and dV written into one packed gradient."""
+    use_triton_attention(monkeypatch)
+    check_same_training_signal(attention=True, rmsnorm=False, **options)
+
+
+def check_attention_at_token_positions(num_kv_heads: int | None = None) -> None:
+    """The fused attention of one layer at per-sequence token positions: the reference layer's output and gradients."""
+    from impl.kernels.multihead import rotary_flash_attention
+    from impl.nn import MultiHeadSelfAttention, RotaryEmbedding
+
+    torch.manual_seed(0)
+    reference = MultiHeadSelfAttention(64, 4, RotaryEmbedding(500.0, 16, 64, device=device()),
+                                       num_kv_heads=num_kv_heads, device=device())
+    fused = copy.deepcopy(reference)
+    fused.fused_attention = rotary_flash_attention
+    x = torch.randn(3, 29, 64, device=device(), requires_grad=True)
+    positions = torch.randint(0, 64, (3, 29), generator=torch.Generator().manual_seed(5)).to(device())
+    dy = torch.randn(3, 29, 64, device=device())
+    results = []
+    for layer in (reference, fused):
+        y = layer(x, token_positions=positions)
+        results.append((y, *torch.autograd.grad(y, (x, *layer.parameters()), dy)))
+    for name, got, want in zip(["output", "dx", *dict(reference.named_parameters())], results[1], results[0]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=2e-5, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("num_kv_heads", [None, 1])
+def test_the_packed_operator_at_token_positions_gives_the_reference_output_and_gradients(num_kv_heads, monkeypatch):
+    use_triton_attention(monkeypatch)
+    check_attention_at_token_positions(num_kv_heads)
+
+
+@pytest.mark.parametrize("shape, num_heads, angles, message", [
+    ((2, 8, 10, 16), 4, (8, 8), "twice a number of key/value heads"),
+    ((2, 8, 7, 16), 4, (8, 8), "twice a number of key/value heads"),
+    ((8, 12, 16), 4, (8, 8), "(Z, N, h + 2 h_kv, d)"),
+    ((2, 8, 12, 16), 4, (7, 8), "(N, d/2) or (Z, N, d/2)"),
+    ((2, 8, 12, 16), 4, (3, 8, 8), "(N, d/2) or (Z, N, d/2)"),
+])
+def test_the_packed_operator_refuses_what_it_cannot_take(shape, num_heads, angles, message):
+    from impl.kernels.multihead import rotary_flash_attention
+
+    angle = torch.zeros(angles, device=device())
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rotary_flash_attention(torch.zeros(shape, device=device()), angle, angle, num_heads)
+
+
+ROTARY_MUTANTS = {  # impl/kernels/rotary.py, one line each
+    "a pair's elements swapped (its odd element first)": (
+        "y = pack_pair(even * cos - odd * sin, even * sin + odd * cos, ELEMENT)",
+        "y = pack_pair(even * sin + odd * cos, even * cos - odd * sin, ELEMENT)"),
+    "rotated by the opposite angle": ("sin = tl.load(SIN + angle, mask=angle_mask, other=0.0)[:, None, :]",
+                                      "sin = -tl.load(SIN + angle, mask=angle_mask, other=0.0)[:, None, :]"),
+    "the inverse rotates forward again": ("        sin = -sin\n", "        sin = sin\n"),
+    "the first value head rotated too": ("rotate = (heads < rotated_heads)[None, :, None]",
+                                         "rotate = (heads < rotated_heads + 1)[None, :, None]"),
+    "the first sequence's angles for all": ("stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0", "stride_cz = 0"),
+    "a 16-bit word's low half sign-extended over the high half": (
+        "low = even.to(dtype).to(tl.uint16, bitcast=True).to(tl.int32)",
+        "low = even.to(dtype).to(tl.int16, bitcast=True).to(tl.int32)"),
+    "a float32 pair's odd element read from the even one's bits": ("odd = (word >> 32).to(tl.int32)",
+                                                                    "odd = (word >> 0).to(tl.int32)"),
+    "the in-place inverse skips the last rotated head": ("launched_heads = rotated_heads if out is x else heads",
+                                                         "launched_heads = rotated_heads - 1 if out is x else heads"),
+}
+
+
+@pytest.mark.parametrize("mutant", ROTARY_MUTANTS)
+def test_each_rotary_kernel_mutant_is_rejected(mutant, monkeypatch):
+    from impl.kernels import multihead, rotary
+
+    mutated = source_mutant(rotary, *ROTARY_MUTANTS[mutant])
+    monkeypatch.setattr(multihead, "rotate_heads", mutated.rotate_heads)
+    use_triton_attention(monkeypatch)
+    with pytest.raises(AssertionError):
+        for dtype in (torch.float32, torch.bfloat16):
+            for per_sequence in (False, True):
+                check_rotate_heads(mutated, dtype, per_sequence)
+        check_same_training_signal(attention=True, rmsnorm=False)
+        check_attention_at_token_positions()

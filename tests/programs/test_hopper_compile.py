@@ -48,7 +48,7 @@ def compile_kernels() -> list[dict]:
     """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload, the PTX's global
     accesses and tensor-core instructions. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner would
     time its candidates. Then the probes, which break the rules."""
-    from impl.kernels import flash_triton
+    from impl.kernels import flash_triton, rotary
     from impl.kernels.rmsnorm import RMSNormFunction
     from tests.harness.hopper import compile_only, global_accesses, matrix_instructions
 
@@ -72,6 +72,14 @@ def compile_kernels() -> list[dict]:
             with compile_only() as launches:
                 RMSNormFunction.apply(x, gain, 1e-5).backward(torch.zeros_like(x))
             results += described(launches, f"rmsnorm {width} {dtype_name}")
+    for shape, (d, heads) in ATTENTION_SHAPES.items():  # RoPE over the packed q|k|v projection, and back in place
+        for dtype in (torch.bfloat16, torch.float32):
+            x = torch.zeros(1, 256, 3 * heads, d, dtype=dtype)
+            cos = torch.zeros(256, d // 2)
+            with compile_only() as launches:
+                rotary.launch_rotation(x, cos, cos, 2 * heads, torch.empty_like(x), False, rotary.TILE_WORDS)
+                rotary.launch_rotation(x, cos, cos, 2 * heads, x, True, rotary.TILE_WORDS)
+            results += described(launches, f"rope {shape} {str(dtype).removeprefix('torch.')}")
     with compile_only() as launches:
         strided_copy_probe[(1,)](torch.zeros(2048, dtype=torch.bfloat16), torch.zeros(1024, dtype=torch.bfloat16),
                                  1000, BLOCK=1024)
@@ -96,8 +104,11 @@ def test_every_kernel_compiles_for_hopper(compiled):
     launched = {(c["kernel"], c["workload"].split()[0]) for c in kernels(compiled)}
     assert launched == {(kernel, "attention") for kernel in ("flash_fwd_kernel", "flash_bwd_preprocess_kernel",
                                                              "flash_bwd_dkdv_kernel", "flash_bwd_dq_kernel")} | {
-        (kernel, "rmsnorm") for kernel in ("rmsnorm_fwd_kernel", "rmsnorm_bwd_kernel")}
-    assert len(kernels(compiled)) == 2 * (4 * len(ATTENTION_SHAPES) + 2 * len(RMSNORM_WIDTHS))
+        (kernel, "rmsnorm") for kernel in ("rmsnorm_fwd_kernel", "rmsnorm_bwd_kernel")} | {
+        ("rotate_heads_kernel", "rope")}
+    # two dtypes; RoPE forward and inverse
+    assert len(kernels(compiled)) == 2 * (4 * len(ATTENTION_SHAPES) + 2 * len(RMSNORM_WIDTHS) + 2 * len(
+        ATTENTION_SHAPES))
 
 
 def scalar_tile_accesses(accesses: dict[str, int]) -> str | None:
@@ -106,7 +117,7 @@ def scalar_tile_accesses(accesses: dict[str, int]) -> str | None:
     scalar_16_bit = {kind: n for kind, n in accesses.items() if kind.endswith(".b16")}
     if scalar_16_bit:
         return f"16-bit accesses {scalar_16_bit} in {accesses}"
-    if not any(".v4." in kind for kind in accesses):
+    if not any(kind.endswith((".v4.b32", ".v2.b64")) for kind in accesses):
         return f"no 16-byte vector in {accesses}"
     return None
 

@@ -98,6 +98,7 @@ def test_profile_adds_where_each_rows_step_goes_and_the_profilers_tables(tmp_pat
     ("triton_per_fused__log_softmax_backward_data_1", "cross-entropy"),
     ("triton_red_fused__to_copy__unsafe_view_amax_exp_mm_sub_sum_12", "cross-entropy"),
     ("triton_poi_fused__to_copy_add_mul_neg_select_select_backward_stack_view_10", "rotary embedding"),
+    ("rotate_heads_kernel", "rotary embedding"),
     ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>", "optimizer"),
     ("rmsnorm_bwd_kernel", "norm"), ("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "norm"),
     ("Memcpy HtoD (Pageable -> Device)", "copy, fill"), ("aten::copy_", "copy, fill"),
