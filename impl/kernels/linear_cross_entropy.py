@@ -47,7 +47,10 @@ def softmax_gradient_kernel(LOGITS, TARGETS, LOSSES, n_words, width, row_stride,
     s = tl.zeros([BLOCK], dtype=tl.float32)
     for i in range(N_BLOCKS):
         offs = i * BLOCK + cols
-        x = tl.load(logits + offs, mask=offs < n_words, other=float("-inf")).to(tl.float32)
+        # Masked to the row's width, a multiple of 16 words, and only then to its words: a mask at n_words (GPT-2's
+        # 50,257) makes every load a single 16-bit one, the width's are 16-byte vectors (in the PTX for sm90).
+        x = tl.load(logits + offs, mask=offs < width, other=float("-inf")).to(tl.float32)
+        x = tl.where(offs < n_words, x, float("-inf"))
         m_new = tl.maximum(m, x)
         m_finite = tl.where(m_new == float("-inf"), 0.0, m_new)
         s = s * tl.exp(m - m_finite) + tl.exp(x - m_finite)

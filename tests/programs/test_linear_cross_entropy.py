@@ -113,8 +113,8 @@ AUTOCAST_CASES = [dict(), dict(vocab=VOCAB_ALIGNMENT, rows=3 * 40)]
 # checks above must reject every one (the kernel's mutants, as tests/kit/mutants holds the spec components').
 MUTANTS = {
     # the Triton kernel
-    "padded words take part in the kernel's softmax": ("mask=offs < n_words, other=float(\"-inf\")",
-                                                       "mask=offs < width, other=float(\"-inf\")", "triton"),
+    "padded words take part in the kernel's softmax": ("x = tl.where(offs < n_words, x, float(\"-inf\"))", "",
+                                                       "triton"),
     "the online sum not rescaled to a new max": ("s = s * tl.exp(m - m_finite) + tl.exp(x - m_finite)",
                                                  "s = s + tl.exp(x - m_finite)", "triton"),
     "the kernel's softmax not max-shifted": ("tl.exp((x - row_max) - log_normalizer)", "tl.exp(x - log_normalizer)",
