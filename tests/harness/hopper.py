@@ -1,0 +1,60 @@
+"""Compile Triton kernels for Hopper (sm90, the H100 and H200) on a machine without a GPU.
+
+Triton's JIT asks the active driver for the device, its stream and the target architecture, specializes on the
+arguments (a pointer 16-byte aligned, an integer divisible by 16), compiles, then launches. ``compile_only``
+stands in for the driver with an sm90 target and turns every launch into a compile (``warmup``): a kernel wrapper
+called on CPU tensors then compiles each of its kernels exactly as its launch on a GPU would, specialization
+included, down to the PTX and the cubin (Triton ships ptxas), and runs none of them. It needs the kernels compiled,
+not interpreted: a process without TRITON_INTERPRET=1.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+from collections.abc import Iterator
+
+from triton.backends.compiler import GPUTarget
+from triton.runtime.driver import driver
+from triton.runtime.jit import JITFunction
+
+HOPPER = GPUTarget("cuda", 90, 64)
+
+
+class HopperStandIn:
+    """What the JIT asks the active driver before a launch, answered for device 0 of sm90."""
+
+    def get_current_device(self) -> int:
+        return 0
+
+    def get_current_stream(self, device: int | None = None) -> int:
+        return 0
+
+    def get_current_target(self) -> GPUTarget:
+        return HOPPER
+
+
+@contextlib.contextmanager
+def compile_only() -> Iterator[list]:
+    """Within it every Triton launch compiles its kernel for sm90 and returns without running it; yields the list of
+    (kernel name, CompiledKernel) that the launches compiled, in launch order."""
+    launches, launch = [], JITFunction.run
+
+    def compile_instead(self, *args, grid, warmup, **kwargs):
+        kernel = launch(self, *args, grid=grid, warmup=True, **kwargs)
+        launches.append((self.__name__, kernel))
+        return kernel
+
+    JITFunction.run = compile_instead
+    driver.set_active(HopperStandIn())
+    try:
+        yield launches
+    finally:
+        JITFunction.run = launch
+        driver._active = None  # as before: chosen on first use. reset_active() would look for a GPU driver now
+
+
+def global_accesses(ptx: str) -> dict[str, int]:
+    """The kernel's global-memory load and store instructions by kind and width, e.g. {"ld.global.v4.b32": 8}."""
+    return dict(collections.Counter(re.findall(r"\b((?:ld|st)\.global(?:\.[a-z0-9]+)*)", ptx)))

@@ -1,0 +1,114 @@
+"""The Triton kernels compile for Hopper (sm90) at the LM's shapes, and read and write their tiles in 16-byte vectors.
+
+The CPU tests run the kernels in Triton's interpreter, which neither compiles them nor says how they would run. Here
+each kernel wrapper is called on CPU tensors of the LM's shapes with every launch turned into a compile for sm90
+(tests/harness/hopper.py), in a process of its own without the interpreter: a kernel that does not compile for the
+GPU fails here, and so does one whose tile loads or stores come out as single 16-bit accesses, which run at a
+fraction of the memory's bandwidth (on an H200 a RoPE kernel whose pairs were gathered that way ran at a fifth of a
+copy's speed: bench/results/h200-lm-step-rope.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+from tests.harness.helpers import REPO
+
+# (head dim, heads): TinyStories 17M, GPT-2 small, the A2 leaderboard's 8B model
+ATTENTION_SHAPES = {"d32": (32, 16), "d64": (64, 12), "d128": (128, 32)}
+RMSNORM_WIDTHS = (512, 768, 1280, 2560, 4096)
+
+
+@triton.jit
+def strided_copy_probe(X, Y, n, BLOCK: tl.constexpr):
+    """Every second element of X: a gather, which compiles to one 16-bit load an element (what the rule must see)."""
+    i = tl.arange(0, BLOCK)
+    tl.store(Y + i, tl.load(X + 2 * i, mask=i < n), mask=i < n)
+
+
+def compile_kernels() -> list[dict]:
+    """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload and the PTX's
+    global accesses. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner would time its candidates."""
+    from impl.kernels import flash_triton
+    from impl.kernels.rmsnorm import RMSNormFunction
+    from tests.harness.hopper import compile_only, global_accesses
+
+    results = []
+    for dtype in (torch.bfloat16, torch.float32):
+        dtype_name = str(dtype).removeprefix("torch.")
+        for shape, (d, heads) in ATTENTION_SHAPES.items():
+            # the LM's layout: q, k, v as (B, H, N, d) views of token-major (B, N, 3, H, d) memory
+            q, k, v = torch.zeros(1, 256, 3, heads, d, dtype=dtype).transpose(1, 3).unbind(2)
+            with compile_only() as launches:
+                o, lse = flash_triton.flash_forward(q, k, v, True)
+                flash_triton.flash_backward(q, k, v, o, lse, torch.zeros_like(o), True)
+            results += [dict(kernel=name, workload=f"attention {shape} {dtype_name}",
+                             accesses=global_accesses(kernel.asm["ptx"])) for name, kernel in launches]
+        for width in RMSNORM_WIDTHS:
+            x = torch.zeros(64, width, dtype=dtype, requires_grad=True)
+            gain = torch.ones(width, dtype=dtype, requires_grad=True)
+            with compile_only() as launches:
+                RMSNormFunction.apply(x, gain, 1e-5).backward(torch.zeros_like(x))
+            results += [dict(kernel=name, workload=f"rmsnorm {width} {dtype_name}",
+                             accesses=global_accesses(kernel.asm["ptx"])) for name, kernel in launches]
+    with compile_only() as launches:
+        strided_copy_probe[(1,)](torch.zeros(2048, dtype=torch.bfloat16), torch.zeros(1024, dtype=torch.bfloat16),
+                                 1000, BLOCK=1024)
+    return results + [dict(kernel="strided_copy_probe", workload="probe", accesses=global_accesses(launches[0][1].asm[
+        "ptx"]))]
+
+
+@pytest.fixture(scope="module")
+def compiled() -> list[dict]:
+    env = os.environ | {"TRITON_INTERPRET": "0", "CS336_FLASH_AUTOTUNE": "0"}
+    done = subprocess.run([sys.executable, "-m", "tests.programs.test_hopper_compile"], env=env, capture_output=True,
+                          text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout)
+
+
+def kernels(compiled: list[dict]) -> list[dict]:
+    return [c for c in compiled if c["workload"] != "probe"]
+
+
+def test_every_kernel_compiles_for_hopper(compiled):
+    launched = {(c["kernel"], c["workload"].split()[0]) for c in kernels(compiled)}
+    assert launched == {(kernel, "attention") for kernel in ("flash_fwd_kernel", "flash_bwd_preprocess_kernel",
+                                                             "flash_bwd_dkdv_kernel", "flash_bwd_dq_kernel")} | {
+        (kernel, "rmsnorm") for kernel in ("rmsnorm_fwd_kernel", "rmsnorm_bwd_kernel")}
+    assert len(kernels(compiled)) == 2 * (4 * len(ATTENTION_SHAPES) + 2 * len(RMSNORM_WIDTHS))
+
+
+def scalar_tile_accesses(accesses: dict[str, int]) -> str | None:
+    """What breaks the rule: single 16-bit accesses (a tile element at a time), or no 16-byte vector at all. A row's
+    scalars (the log-sum-exp, 1/rms) are 32-bit accesses and allowed."""
+    scalar_16_bit = {kind: n for kind, n in accesses.items() if kind.endswith(".b16")}
+    if scalar_16_bit:
+        return f"16-bit accesses {scalar_16_bit} in {accesses}"
+    if not any(".v4." in kind for kind in accesses):
+        return f"no 16-byte vector in {accesses}"
+    return None
+
+
+def test_tiles_are_read_and_written_in_16_byte_vectors(compiled):
+    for c in kernels(compiled):
+        assert scalar_tile_accesses(c["accesses"]) is None, f"{c['kernel']} ({c['workload']}): " + \
+            scalar_tile_accesses(c["accesses"])
+
+
+def test_the_rule_sees_a_gather(compiled):
+    """The probe, compiled in the same process, breaks the rule: the check can fail."""
+    probe = next(c for c in compiled if c["workload"] == "probe")
+    assert scalar_tile_accesses(probe["accesses"]) is not None, probe
+
+
+if __name__ == "__main__":  # the compiling process (see compiled)
+    print(json.dumps(compile_kernels()))
