@@ -48,7 +48,7 @@ def softmax_gradient_kernel(LOGITS, TARGETS, LOSSES, n_words, width, row_stride,
     for i in range(N_BLOCKS):
         offs = i * BLOCK + cols
         # Masked to the row's width, a multiple of 16 words, and only then to its words: a mask at n_words (GPT-2's
-        # 50,257) makes every load a single 16-bit one, the width's are 16-byte vectors (in the PTX for sm90).
+        # 50,257) makes every load a single 16-bit one (tests/programs/test_hopper_compile.py).
         x = tl.load(logits + offs, mask=offs < width, other=float("-inf")).to(tl.float32)
         x = tl.where(offs < n_words, x, float("-inf"))
         m_new = tl.maximum(m, x)
