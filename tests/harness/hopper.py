@@ -58,3 +58,9 @@ def compile_only() -> Iterator[list]:
 def global_accesses(ptx: str) -> dict[str, int]:
     """The kernel's global-memory load and store instructions by kind and width, e.g. {"ld.global.v4.b32": 8}."""
     return dict(collections.Counter(re.findall(r"\b((?:ld|st)\.global(?:\.[a-z0-9]+)*)", ptx)))
+
+
+def matrix_instructions(ptx: str) -> dict[str, int]:
+    """The kernel's tensor-core instructions: Hopper's warpgroup MMA (wgmma.mma_async) and the older warp-level
+    mma.sync, which a Hopper kernel falls back to where its dot does not fit a warpgroup (fewer than 4 warps, say)."""
+    return {"wgmma": len(re.findall(r"\bwgmma\.mma_async", ptx)), "mma.sync": len(re.findall(r"\bmma\.sync", ptx))}
