@@ -7,12 +7,17 @@ does: each chunk's logits (h_c Wᵀ), their log-sum-exp and loss, and at once th
 respect to them, (softmax − one-hot) / N, which gives the chunk's dh and its share of dW; then the chunk's logits
 are gone. The backward only scales the gradients the forward computed. The arithmetic is cross_entropy's
 (impl.train: a max-shifted log-sum-exp in float32) and, under autocast, the matmuls' precision is the LM head's.
-Under torch.compile each chunk's softmax and gradient fuse into a few passes over the chunk.
+On a GPU (or under TRITON_INTERPRET=1, for the CPU tests) a Triton kernel takes each chunk's logits row by row:
+one pass for the log-sum-exp (online, a block at a time, as FlashAttention's softmax) and one that writes the
+gradient over the logits in place, two reads and one write of the chunk in its compute dtype. Elsewhere the same
+arithmetic in PyTorch, which torch.compile fuses into a few passes over the chunk.
 """
 
 from __future__ import annotations
 
 import torch
+import triton
+import triton.language as tl
 from torch import Tensor, nn
 
 CHUNK_ELEMENTS = 2**28  # logits per chunk at most: 1 GiB in float32, whatever the vocabulary
@@ -24,6 +29,67 @@ def default_chunk_rows(vocab_size: int) -> int:
     at GPT-2's vocabulary the quotient, 5341 rows, sent each chunk's product to a slower sm80 GEMM on an H200 (0.90
     ms against 0.62 for 4096 rows), and a power of two divides the usual token counts into equal chunks."""
     return 1 << max(0, (CHUNK_ELEMENTS // vocab_size).bit_length() - 1)
+
+
+@triton.jit
+def softmax_gradient_kernel(LOGITS, TARGETS, LOSSES, n_words, width, row_stride, scale, WRITE_GRADIENT: tl.constexpr,
+                            BLOCK: tl.constexpr, N_BLOCKS: tl.constexpr):
+    """Row r of LOGITS, its first n_words entries (the rest, to width, are padding words outside the softmax):
+    LOSSES[r] = logsumexp − logit of the target, in float32; with WRITE_GRADIENT the row overwritten by
+    (softmax − one-hot) · scale, 0 at the padding. N_BLOCKS (width / BLOCK, rounded up) is a compile-time constant:
+    Triton 3.6's interpreter cannot loop to a runtime bound under numpy ≥ 2.4."""
+    row = tl.program_id(0)
+    logits = LOGITS + row.to(tl.int64) * row_stride
+    cols = tl.arange(0, BLOCK)
+    # Pass 1: per lane, the running max m and the sum s of exp(x − m) over the blocks (online softmax). A lane that
+    # has seen only padding has m = −inf and s = 0; it rescales by a finite stand-in, since −inf − (−inf) is nan.
+    m = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
+    s = tl.zeros([BLOCK], dtype=tl.float32)
+    for i in range(N_BLOCKS):
+        offs = i * BLOCK + cols
+        # Masked to the row's width, a multiple of 16 words, and only then to its words: a mask at n_words (GPT-2's
+        # 50,257) makes every load a single 16-bit one (tests/programs/test_hopper_compile.py).
+        x = tl.load(logits + offs, mask=offs < width, other=float("-inf")).to(tl.float32)
+        x = tl.where(offs < n_words, x, float("-inf"))
+        m_new = tl.maximum(m, x)
+        m_finite = tl.where(m_new == float("-inf"), 0.0, m_new)
+        s = s * tl.exp(m - m_finite) + tl.exp(x - m_finite)
+        m = m_new
+    row_max = tl.max(m, axis=0)  # finite: word 0 is a real word
+    # log Σ exp(x − max), kept apart from the max: x − max is exact where x − (max + log Σ) would round at |x| ≫ 1
+    log_normalizer = tl.log(tl.sum(s * tl.exp(m - row_max), axis=0))
+    target = tl.load(TARGETS + row)
+    tl.store(LOSSES + row, log_normalizer - (tl.load(logits + target).to(tl.float32) - row_max))
+    if WRITE_GRADIENT:  # pass 2, after the target's logit is read
+        for i in range(N_BLOCKS):
+            offs = i * BLOCK + cols
+            x = tl.load(logits + offs, mask=offs < width, other=0.0).to(tl.float32)
+            softmax = tl.where(offs < n_words, tl.exp((x - row_max) - log_normalizer), 0.0)
+            grad = (softmax - tl.where(offs == target, 1.0, 0.0)) * scale
+            tl.store(logits + offs, grad.to(LOGITS.dtype.element_ty), mask=offs < width)
+
+
+INTERPRETED = not isinstance(softmax_gradient_kernel, triton.runtime.JITFunction)  # TRITON_INTERPRET=1 at import
+BLOCK_WORDS = 2048  # a program's block of a row; 128 in the interpreter, so the CPU tests see 1-3 blocks
+INTERPRETED_BLOCK_WORDS = 128
+
+
+@torch.library.custom_op("cs336::softmax_cross_entropy_gradient_", mutates_args=("logits",))
+def softmax_gradient_(logits: Tensor, targets: Tensor, n_words: int, scale: float, write_gradient: bool) -> Tensor:
+    """Each row's loss (float32, (rows,)); with write_gradient, ``logits`` (rows, width ≥ n_words) overwritten by
+    the gradient of scale × the summed loss with respect to them. One Triton program a row (softmax_gradient_kernel)."""
+    rows, width = logits.shape
+    losses = torch.empty(rows, dtype=torch.float32, device=logits.device)
+    block = INTERPRETED_BLOCK_WORDS if INTERPRETED else BLOCK_WORDS
+    softmax_gradient_kernel[(rows,)](logits, targets, losses, n_words, width, logits.stride(0), scale,
+                                     WRITE_GRADIENT=write_gradient, BLOCK=block, N_BLOCKS=triton.cdiv(width, block),
+                                     num_warps=8)
+    return losses
+
+
+@softmax_gradient_.register_fake
+def _(logits, targets, n_words, scale, write_gradient):
+    return logits.new_empty(logits.shape[0], dtype=torch.float32)
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -45,25 +111,33 @@ class LinearCrossEntropy(torch.autograd.Function):
             h, w = hidden.to(compute_dtype), weight.to(compute_dtype)
             if padding:
                 w = nn.functional.pad(w, (0, 0, 0, padding))
-                padded_word = torch.arange(w.shape[0], device=w.device) >= vocab
+                padded_word = torch.arange(w.shape[0], device=w.device) >= vocab  # the PyTorch path masks them
             grad_hidden = torch.empty_like(h)
             grad_weight = torch.zeros(w.shape, dtype=torch.float32, device=weight.device)
             loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            in_triton = h.device.type == "cuda" or INTERPRETED
             for start in range(0, rows, chunk_rows):
                 h_c, t_c = h[start:start + chunk_rows], targets[start:start + chunk_rows]
-                logits = (h_c @ w.T).float()  # (chunk, padded vocab)
-                if padding:
-                    logits = logits.masked_fill(padded_word, -torch.inf)
-                shifted = logits - logits.amax(dim=-1, keepdim=True)
-                log_normalizer = torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
-                loss += (log_normalizer.squeeze(-1) - shifted.gather(-1, t_c[:, None]).squeeze(-1)).sum()
+                if in_triton:  # the chunk's logits become their gradient in place
+                    grad_logits = h_c @ w.T
+                    loss += softmax_gradient_(grad_logits, t_c, vocab, 1 / rows, wants_gradients).sum()
+                else:
+                    logits = (h_c @ w.T).float()  # (chunk, padded vocab)
+                    if padding:
+                        logits = logits.masked_fill(padded_word, -torch.inf)
+                    shifted = logits - logits.amax(dim=-1, keepdim=True)
+                    log_normalizer = torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
+                    loss += (log_normalizer.squeeze(-1) - shifted.gather(-1, t_c[:, None]).squeeze(-1)).sum()
+                    if wants_gradients:
+                        # d(mean loss)/d logits = (softmax − one-hot) / N. The one-hot as a comparison, not an
+                        # in-place scatter: the whole expression is then elementwise, and torch.compile computes it
+                        # in one pass from the chunk's logits in the compute dtype without storing any float32
+                        # (chunk, vocab) tensor.
+                        one_hot = torch.arange(logits.shape[-1], device=logits.device) == t_c[:, None]
+                        grad_logits = ((torch.exp(shifted - log_normalizer) - one_hot.float()) / rows).to(
+                            compute_dtype)
                 if not wants_gradients:
                     continue
-                # d(mean loss)/d logits = (softmax − one-hot) / N. The one-hot as a comparison, not an in-place
-                # scatter: the whole expression is then elementwise, and torch.compile computes it in one pass from
-                # the chunk's logits in the compute dtype without storing any float32 (chunk, vocab) tensor.
-                one_hot = torch.arange(logits.shape[-1], device=logits.device) == t_c[:, None]
-                grad_logits = ((torch.exp(shifted - log_normalizer) - one_hot.float()) / rows).to(compute_dtype)
                 grad_hidden[start:start + chunk_rows] = grad_logits @ w
                 grad_weight += (grad_logits.T @ h_c).float()
         ctx.save_for_backward(grad_hidden, grad_weight[:vocab])

@@ -27,6 +27,7 @@ from tests.harness.helpers import REPO
 # (head dim, heads): TinyStories 17M, GPT-2 small, the A2 leaderboard's 8B model
 ATTENTION_SHAPES = {"d32": (32, 16), "d64": (64, 12), "d128": (128, 32)}
 RMSNORM_WIDTHS = (512, 768, 1280, 2560, 4096)
+VOCABULARIES = {"GPT-2": 50257, "Qwen (the leaderboard's)": 151936}
 
 
 @triton.jit
@@ -48,7 +49,7 @@ def compile_kernels() -> list[dict]:
     """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload, the PTX's global
     accesses and tensor-core instructions. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner would
     time its candidates. Then the probes, which break the rules."""
-    from impl.kernels import flash_triton, rotary
+    from impl.kernels import flash_triton, linear_cross_entropy, rotary
     from impl.kernels.rmsnorm import RMSNormFunction
     from tests.harness.hopper import compile_only, global_accesses, matrix_instructions
 
@@ -72,6 +73,13 @@ def compile_kernels() -> list[dict]:
             with compile_only() as launches:
                 RMSNormFunction.apply(x, gain, 1e-5).backward(torch.zeros_like(x))
             results += described(launches, f"rmsnorm {width} {dtype_name}")
+    for vocabulary, words in VOCABULARIES.items():  # the LM head's logits, padded as linear_cross_entropy pads them
+        logits = torch.zeros(16, words + -words % linear_cross_entropy.VOCAB_ALIGNMENT, dtype=torch.bfloat16)
+        with compile_only() as launches:
+            for write_gradient in (True, False):
+                linear_cross_entropy.softmax_gradient_(logits, torch.zeros(16, dtype=torch.long), words, 1 / 16,
+                                                       write_gradient)
+        results += described(launches, f"lm head {vocabulary} bfloat16")
     for shape, (d, heads) in ATTENTION_SHAPES.items():  # RoPE over the packed q|k|v projection, and back in place
         for dtype in (torch.bfloat16, torch.float32):
             x = torch.zeros(1, 256, 3 * heads, d, dtype=dtype)
@@ -105,16 +113,18 @@ def test_every_kernel_compiles_for_hopper(compiled):
     assert launched == {(kernel, "attention") for kernel in ("flash_fwd_kernel", "flash_bwd_preprocess_kernel",
                                                              "flash_bwd_dkdv_kernel", "flash_bwd_dq_kernel")} | {
         (kernel, "rmsnorm") for kernel in ("rmsnorm_fwd_kernel", "rmsnorm_bwd_kernel")} | {
-        ("rotate_heads_kernel", "rope")}
-    # two dtypes; RoPE forward and inverse
+        ("softmax_gradient_kernel", "lm"), ("rotate_heads_kernel", "rope")}
+    # two dtypes; the LM head in bfloat16, with its gradient and without; RoPE forward and inverse
     assert len(kernels(compiled)) == 2 * (4 * len(ATTENTION_SHAPES) + 2 * len(RMSNORM_WIDTHS) + 2 * len(
-        ATTENTION_SHAPES))
+        ATTENTION_SHAPES)) + 2 * len(VOCABULARIES)
 
 
 def scalar_tile_accesses(accesses: dict[str, int]) -> str | None:
     """What breaks the rule: single 16-bit accesses (a tile element at a time), or no 16-byte vector at all. A row's
-    scalars (the log-sum-exp, 1/rms) are 32-bit accesses and allowed."""
-    scalar_16_bit = {kind: n for kind, n in accesses.items() if kind.endswith(".b16")}
+    scalars (the log-sum-exp, 1/rms) are 32-bit accesses and allowed, and so is one 16-bit load: the LM head's
+    kernel reads the target's logit alone."""
+    scalar_16_bit = {kind: n for kind, n in accesses.items() if kind.endswith(".b16") and (kind, n) != (
+        "ld.global.b16", 1)}
     if scalar_16_bit:
         return f"16-bit accesses {scalar_16_bit} in {accesses}"
     if not any(kind.endswith((".v4.b32", ".v2.b64")) for kind in accesses):

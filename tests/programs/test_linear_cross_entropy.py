@@ -1,8 +1,9 @@
 """impl.kernels.linear_cross_entropy against its oracle, the reference loss on the LM head's logits,
 cross_entropy(hidden @ weightᵀ, targets): the loss and both gradients, across chunk boundaries, in float32, under
 bfloat16 autocast by the kernels' rule against float64, compiled, with the vocabulary padded or not and with logits
-past exp's range; and one-line changes of the kernel's source (its mutants) rejected by those checks. Speed and
-memory are the benchmark's."""
+past exp's range; and one-line changes of the kernel's source (its mutants) rejected by those checks. Each check runs
+on both ways a chunk's softmax and gradient are computed: the Triton kernel (interpreted here) and the PyTorch
+arithmetic used off the GPU without the interpreter. Speed and memory are the benchmark's."""
 
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ from tests.harness.compare import assert_within_rule
 from tests.harness.helpers import source_mutant
 
 VOCAB, D = 97, 24
+CPU = torch.device("cpu")
 
 
-def inputs(rows: int = 3 * 11, seed: int = 0, vocab: int = VOCAB, scale: float = 1.0):
+def inputs(rows: int = 3 * 11, seed: int = 0, vocab: int = VOCAB, scale: float = 1.0, device: torch.device = CPU):
     """hidden (3, rows/3, D) times ``scale``, the LM head's weight (vocab, D), targets at both vocabulary ends."""
     g = torch.Generator().manual_seed(seed)
-    hidden = (scale * torch.randn(3, rows // 3, D, generator=g)).requires_grad_()
-    weight = (torch.randn(vocab, D, generator=g) / D**0.5).requires_grad_()
+    hidden = (scale * torch.randn(3, rows // 3, D, generator=g)).to(device).requires_grad_()
+    weight = (torch.randn(vocab, D, generator=g) / D**0.5).to(device).requires_grad_()
     targets = torch.randint(0, vocab, (3, rows // 3), generator=g)
     targets[0, 0], targets[-1, -1] = 0, vocab - 1
-    return hidden, weight, targets
+    return hidden, weight, targets.to(device)
 
 
 def loss_and_grads(loss_fn, hidden, weight, targets):
@@ -42,10 +44,11 @@ def reference(hidden, weight, targets):
     return cross_entropy(hidden @ weight.T, targets)
 
 
-def assert_matches_reference(loss_fn=linear_cross_entropy, chunk_rows: int | None = 7, **case) -> None:
+def assert_matches_reference(loss_fn=linear_cross_entropy, chunk_rows: int | None = 7, device: torch.device = CPU,
+                             **case) -> None:
     """The loss and both gradients of ``loss_fn(hidden, weight, targets, chunk_rows)`` are the reference's, for the
     inputs ``case`` describes (see ``inputs``)."""
-    hidden, weight, targets = inputs(**case)
+    hidden, weight, targets = inputs(**case, device=device)
     expected = loss_and_grads(reference, hidden, weight, targets)
     got = loss_and_grads(lambda h, w, t: loss_fn(h, w, t, chunk_rows), hidden, weight, targets)
     assert got[2].shape == weight.shape
@@ -54,26 +57,45 @@ def assert_matches_reference(loss_fn=linear_cross_entropy, chunk_rows: int | Non
 
 
 # The cases the mutants below must fail at least one of: chunks that do not divide the rows, a vocabulary the
-# kernel pads (97 words) and one it does not, and logits far past exp's float32 range (about ±88).
-CASES = [dict(), dict(vocab=VOCAB_ALIGNMENT), dict(scale=300.0)]
+# kernel pads (97 words) and one it does not, one the Triton kernel takes in several blocks, the last partial (300
+# words), and logits far past exp's float32 range (about ±88).
+CASES = [dict(), dict(vocab=VOCAB_ALIGNMENT), dict(vocab=300), dict(scale=300.0)]
+PATHS = ["triton", "pytorch"]
+
+
+@pytest.fixture(params=PATHS, ids=["Triton kernel", "PyTorch"])
+def path(request, monkeypatch) -> torch.device:
+    """The device of a way a chunk's softmax and gradient are computed, for the test's duration."""
+    return on_path(impl.kernels.linear_cross_entropy, request.param, monkeypatch)
+
+
+def on_path(module, path: str, monkeypatch) -> torch.device:
+    """Where ``module`` computes the chunks ``path``'s way: the Triton kernel compiled on CUDA tensors in a GPU run of
+    the suite (TRITON_INTERPRET unset), else interpreted on CPU tensors; PyTorch on CPU tensors, uninterpreted."""
+    if path == "triton" and not module.INTERPRETED:
+        if not torch.cuda.is_available():  # as tests/programs/test_fast_lm.py
+            pytest.skip("the Triton kernel needs a GPU or TRITON_INTERPRET=1 before impl is imported")
+        return torch.device("cuda")
+    monkeypatch.setattr(module, "INTERPRETED", path == "triton")
+    return CPU
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 1, 7, 33, 40])
-def test_loss_and_gradients_are_the_reference_ones_whatever_the_chunks(chunk_rows):
-    assert_matches_reference(chunk_rows=chunk_rows)
+def test_loss_and_gradients_are_the_reference_ones_whatever_the_chunks(chunk_rows, path):
+    assert_matches_reference(chunk_rows=chunk_rows, device=path)
 
 
 @pytest.mark.parametrize("case", CASES + [dict(vocab=v) for v in (1, 2, VOCAB_ALIGNMENT - 1, VOCAB_ALIGNMENT + 1)],
                          ids=repr)
-def test_any_vocabulary_padded_or_not_and_large_logits(case):
-    assert_matches_reference(**case)
+def test_any_vocabulary_padded_or_not_and_large_logits(case, path):
+    assert_matches_reference(**case, device=path)
 
 
-def assert_within_rule_under_autocast(loss_fn=linear_cross_entropy, **case) -> None:
+def assert_within_rule_under_autocast(loss_fn=linear_cross_entropy, device: torch.device = CPU, **case) -> None:
     """Under bfloat16 autocast, the kernels' rule (tests/harness/compare.py): the error against float64 at most 2x
     (the loss) and 3x (the gradients) PyTorch's own, the reference loss under the same autocast."""
-    hidden, weight, targets = inputs(**case)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    hidden, weight, targets = inputs(**case, device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
         baseline = loss_and_grads(reference, hidden, weight, targets)
         got = loss_and_grads(lambda h, w, t: loss_fn(h, w, t, 7), hidden, weight, targets)
     assert got[1].dtype == hidden.dtype and got[2].dtype == weight.dtype
@@ -87,27 +109,48 @@ def assert_within_rule_under_autocast(loss_fn=linear_cross_entropy, **case) -> N
 AUTOCAST_CASES = [dict(), dict(vocab=VOCAB_ALIGNMENT, rows=3 * 40)]
 
 
-# One change each to impl/kernels/linear_cross_entropy.py's source, (original, replacement): the checks above must
-# reject every one (the kernel's mutants, as tests/kit/mutants holds the spec components').
+# One change each to impl/kernels/linear_cross_entropy.py's source, (original, replacement, the path it is on): the
+# checks above must reject every one (the kernel's mutants, as tests/kit/mutants holds the spec components').
 MUTANTS = {
-    "padded words take part in the softmax": ("logits.masked_fill(padded_word, -torch.inf)", "logits"),
-    "the gradient of the summed loss, not the mean": ("/ rows).to(compute_dtype)", ").to(compute_dtype)"),
-    "no max shift: exp overflows": ("shifted = logits - logits.amax(dim=-1, keepdim=True)", "shifted = logits"),
-    "the last, partial chunk dropped": ("range(0, rows, chunk_rows)", "range(0, rows - chunk_rows + 1, chunk_rows)"),
-    "the one-hot on other rows' targets": ("== t_c[:, None]", "== t_c.flip(0)[:, None]"),
+    # the Triton kernel
+    "padded words take part in the kernel's softmax": ("x = tl.where(offs < n_words, x, float(\"-inf\"))", "",
+                                                       "triton"),
+    "the online sum not rescaled to a new max": ("s = s * tl.exp(m - m_finite) + tl.exp(x - m_finite)",
+                                                 "s = s + tl.exp(x - m_finite)", "triton"),
+    "the kernel's softmax not max-shifted": ("tl.exp((x - row_max) - log_normalizer)", "tl.exp(x - log_normalizer)",
+                                             "triton"),
+    "every row given the first row's target": ("target = tl.load(TARGETS + row)", "target = tl.load(TARGETS)",
+                                               "triton"),
+    "the kernel's gradient of the summed loss": ("grad = (softmax - tl.where(offs == target, 1.0, 0.0)) * scale",
+                                                 "grad = softmax - tl.where(offs == target, 1.0, 0.0)", "triton"),
+    "the last, partial block of words left out": ("N_BLOCKS=triton.cdiv(width, block)", "N_BLOCKS=width // block",
+                                                  "triton"),
+    # the chunk loop both paths share
+    "the last, partial chunk dropped": ("range(0, rows, chunk_rows)", "range(0, rows - chunk_rows + 1, chunk_rows)",
+                                       "triton"),
     "dW of the last chunk only": ("grad_weight += (grad_logits.T @ h_c).float()",
-                                  "grad_weight.copy_((grad_logits.T @ h_c).float())"),
-    "the gradient of the loss's scale ignored": ("(grad_hidden * grad_loss)", "grad_hidden"),
+                                  "grad_weight.copy_((grad_logits.T @ h_c).float())", "triton"),
+    "the gradient of the loss's scale ignored": ("(grad_hidden * grad_loss)", "grad_hidden", "triton"),
+    # the PyTorch arithmetic
+    "padded words take part in the softmax": ("logits.masked_fill(padded_word, -torch.inf)", "logits", "pytorch"),
+    "the gradient of the summed loss, not the mean": ("/ rows).to(", ").to(", "pytorch"),
+    "no max shift: exp overflows": ("shifted = logits - logits.amax(dim=-1, keepdim=True)", "shifted = logits",
+                                    "pytorch"),
+    "the one-hot on other rows' targets": ("== t_c[:, None]", "== t_c.flip(0)[:, None]", "pytorch"),
     "the softmax in the compute dtype (bfloat16 under autocast)": ("logits = (h_c @ w.T).float()",
-                                                                   "logits = h_c @ w.T"),
+                                                                   "logits = h_c @ w.T", "pytorch"),
 }
 
 
 @pytest.mark.parametrize("mutant", MUTANTS)
-def test_the_checks_reject_the_kernels_mutant(mutant):
-    broken = source_mutant(impl.kernels.linear_cross_entropy, *MUTANTS[mutant]).linear_cross_entropy
-    checks = [functools.partial(assert_matches_reference, broken, **case) for case in CASES]
-    checks += [functools.partial(assert_within_rule_under_autocast, broken, **case) for case in AUTOCAST_CASES]
+def test_the_checks_reject_the_kernels_mutant(mutant, monkeypatch):
+    *change, path = MUTANTS[mutant]
+    module = source_mutant(impl.kernels.linear_cross_entropy, *change)
+    device = on_path(module, path, monkeypatch)
+    broken = module.linear_cross_entropy
+    checks = [functools.partial(assert_matches_reference, broken, device=device, **case) for case in CASES]
+    checks += [functools.partial(assert_within_rule_under_autocast, broken, device=device, **case)
+               for case in AUTOCAST_CASES]
     failures = []
     for check in checks:
         try:
@@ -126,12 +169,12 @@ def test_the_default_chunk_is_the_largest_power_of_two_of_rows_within_the_logit_
 
 
 @pytest.mark.parametrize("case", AUTOCAST_CASES, ids=repr)
-def test_under_bfloat16_autocast_within_the_kernels_rule(case):
-    assert_within_rule_under_autocast(**case)
+def test_under_bfloat16_autocast_within_the_kernels_rule(case, path):
+    assert_within_rule_under_autocast(**case, device=path)
 
 
-def test_compiled_as_eager():
-    hidden, weight, targets = inputs()
+def test_compiled_as_eager(path):
+    hidden, weight, targets = inputs(device=path)
     expected = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, 7), hidden, weight, targets)
     compiled = torch.compile(lambda h, w, t: linear_cross_entropy(h, w, t, 7), backend="aot_eager", fullgraph=True)
     for value, want in zip(loss_and_grads(compiled, hidden, weight, targets), expected):
@@ -144,9 +187,9 @@ def test_mismatched_shapes_are_refused_naming_them():
         linear_cross_entropy(hidden, weight, targets[:, :10])
 
 
-def test_without_gradients_the_loss_alone():
+def test_without_gradients_the_loss_alone(path):
     """Under no_grad (the trainer's evaluation) the same loss, and no gradient work is kept."""
-    hidden, weight, targets = inputs()
+    hidden, weight, targets = inputs(device=path)
     with torch.no_grad():
         loss = linear_cross_entropy(hidden, weight, targets, 7)
         torch.testing.assert_close(loss, reference(hidden, weight, targets), rtol=1e-6, atol=1e-7)
