@@ -35,11 +35,16 @@ def strided_copy_probe(X, Y, n, BLOCK: tl.constexpr):
 
 
 def compile_kernels() -> list[dict]:
-    """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload and the PTX's
-    global accesses. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner would time its candidates."""
+    """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload, the PTX's global
+    accesses and the bytes a thread spills. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner
+    would time its candidates. Then the probes, which break the rules."""
     from impl.kernels import flash_triton
-    from impl.kernels.rmsnorm import RMSNormFunction
-    from tests.harness.hopper import compile_only, global_accesses
+    from impl.kernels.rmsnorm import RMSNormFunction, rmsnorm_bwd_kernel
+    from tests.harness.hopper import compile_only, global_accesses, spilled_bytes
+
+    def described(launches: list, workload: str) -> list[dict]:
+        return [dict(kernel=name, workload=workload, accesses=global_accesses(kernel.asm["ptx"]),
+                     spilled=spilled_bytes(kernel)) for name, kernel in launches]
 
     results = []
     for dtype in (torch.bfloat16, torch.float32):
@@ -50,20 +55,21 @@ def compile_kernels() -> list[dict]:
             with compile_only() as launches:
                 o, lse = flash_triton.flash_forward(q, k, v, True)
                 flash_triton.flash_backward(q, k, v, o, lse, torch.zeros_like(o), True)
-            results += [dict(kernel=name, workload=f"attention {shape} {dtype_name}",
-                             accesses=global_accesses(kernel.asm["ptx"])) for name, kernel in launches]
+            results += described(launches, f"attention {shape} {dtype_name}")
         for width in RMSNORM_WIDTHS:
             x = torch.zeros(64, width, dtype=dtype, requires_grad=True)
             gain = torch.ones(width, dtype=dtype, requires_grad=True)
             with compile_only() as launches:
                 RMSNormFunction.apply(x, gain, 1e-5).backward(torch.zeros_like(x))
-            results += [dict(kernel=name, workload=f"rmsnorm {width} {dtype_name}",
-                             accesses=global_accesses(kernel.asm["ptx"])) for name, kernel in launches]
+            results += described(launches, f"rmsnorm {width} {dtype_name}")
     with compile_only() as launches:
         strided_copy_probe[(1,)](torch.zeros(2048, dtype=torch.bfloat16), torch.zeros(1024, dtype=torch.bfloat16),
                                  1000, BLOCK=1024)
-    return results + [dict(kernel="strided_copy_probe", workload="probe", accesses=global_accesses(launches[0][1].asm[
-        "ptx"]))]
+        # the float32 RMSNorm backward as launched until 2026-12-05: 4 rows of 4096 columns on 16 warps
+        x = torch.zeros(64, 4096)
+        rmsnorm_bwd_kernel[(1,)](x, x[0], x, x[:, 0], x, x, 64, 4096, BLOCK_M=4, BLOCK_N=4096, BLOCKS_PER_PROGRAM=4,
+                                 num_warps=16)
+    return results + described(launches, "probe")
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +112,23 @@ def test_tiles_are_read_and_written_in_16_byte_vectors(compiled):
 
 def test_the_rule_sees_a_gather(compiled):
     """The probe, compiled in the same process, breaks the rule: the check can fail."""
-    probe = next(c for c in compiled if c["workload"] == "probe")
+    probe = next(c for c in compiled if c["kernel"] == "strided_copy_probe")
     assert scalar_tile_accesses(probe["accesses"]) is not None, probe
+
+
+def test_no_kernel_spills_registers(compiled):
+    """A thread's values all in registers: a spill goes to the stack in local memory and back, in the inner loop.
+    Except FlashAttention-2 in float32, the accuracy path (IEEE dots on the CUDA cores, fixed tiles, no speed goal),
+    whose forward spills 4 bytes a thread at d = 32."""
+    spilling = {(c["kernel"], c["workload"]): c["spilled"] for c in kernels(compiled)
+                if c["spilled"] and not (c["workload"].startswith("attention") and c["workload"].endswith("float32"))}
+    assert not spilling, f"bytes spilled a thread: {spilling}"
+
+
+def test_the_spill_check_sees_a_spill(compiled):
+    """The float32 RMSNorm backward's former block (4 x 4096 on 16 warps: 128 registers a thread) spills."""
+    probe = next(c for c in compiled if c["kernel"] == "rmsnorm_bwd_kernel" and c["workload"] == "probe")
+    assert probe["spilled"] > 0, probe
 
 
 if __name__ == "__main__":  # the compiling process (see compiled)
