@@ -79,3 +79,9 @@ def spilled_bytes(kernel) -> int:
     if done.returncode or not report:
         raise RuntimeError(f"ptxas -v on {kernel.name}: {(done.stdout + done.stderr)[-2000:]}")
     return int(report.group(1))
+
+
+def matrix_instructions(ptx: str) -> dict[str, int]:
+    """The kernel's tensor-core instructions: Hopper's warpgroup MMA (wgmma.mma_async) and the older warp-level
+    mma.sync, which a Hopper kernel falls back to where its dot does not fit a warpgroup (fewer than 4 warps, say)."""
+    return {"wgmma": len(re.findall(r"\bwgmma\.mma_async", ptx)), "mma.sync": len(re.findall(r"\bmma\.sync", ptx))}

@@ -1,11 +1,13 @@
-"""The Triton kernels compile for Hopper (sm90) at the LM's shapes, and read and write their tiles in 16-byte vectors.
+"""The Triton kernels compile for Hopper (sm90) at the LM's shapes, read and write their tiles in 16-byte vectors, and
+multiply on Hopper's warpgroup tensor cores.
 
 The CPU tests run the kernels in Triton's interpreter, which neither compiles them nor says how they would run. Here
 each kernel wrapper is called on CPU tensors of the LM's shapes with every launch turned into a compile for sm90
 (tests/harness/hopper.py), in a process of its own without the interpreter: a kernel that does not compile for the
 GPU fails here, and so does one whose tile loads or stores come out as single 16-bit accesses, which run at a
 fraction of the memory's bandwidth (on an H200 a RoPE kernel whose pairs were gathered that way ran at a fifth of a
-copy's speed: bench/results/h200-lm-step-rope.md).
+copy's speed: bench/results/h200-lm-step-rope.md), and so does a FlashAttention kernel whose matmuls come out as the
+warp-level mma.sync of earlier GPUs rather than Hopper's wgmma.
 """
 
 from __future__ import annotations
@@ -34,17 +36,26 @@ def strided_copy_probe(X, Y, n, BLOCK: tl.constexpr):
     tl.store(Y + i, tl.load(X + 2 * i, mask=i < n), mask=i < n)
 
 
+@triton.jit
+def small_dot_probe(A, C, BLOCK: tl.constexpr):
+    """A (BLOCK × BLOCK) tile times itself: launched on 2 warps, less than a warpgroup, it compiles to mma.sync."""
+    i = tl.arange(0, BLOCK)
+    a = tl.load(A + i[:, None] * BLOCK + i[None, :])
+    tl.store(C + i[:, None] * BLOCK + i[None, :], tl.dot(a, a))
+
+
 def compile_kernels() -> list[dict]:
     """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload, the PTX's global
-    accesses and the bytes a thread spills. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner
-    would time its candidates. Then the probes, which break the rules."""
+    accesses and tensor-core instructions, and the bytes a thread spills. FlashAttention's fixed tiles
+    (CS336_FLASH_AUTOTUNE=0): the autotuner would time its candidates. Then the probes, which break the rules."""
     from impl.kernels import flash_triton
     from impl.kernels.rmsnorm import RMSNormFunction, rmsnorm_bwd_kernel
-    from tests.harness.hopper import compile_only, global_accesses, spilled_bytes
+    from tests.harness.hopper import compile_only, global_accesses, matrix_instructions, spilled_bytes
 
     def described(launches: list, workload: str) -> list[dict]:
         return [dict(kernel=name, workload=workload, accesses=global_accesses(kernel.asm["ptx"]),
-                     spilled=spilled_bytes(kernel)) for name, kernel in launches]
+                     mma=matrix_instructions(kernel.asm["ptx"]), spilled=spilled_bytes(kernel))
+                for name, kernel in launches]
 
     results = []
     for dtype in (torch.bfloat16, torch.float32):
@@ -65,6 +76,7 @@ def compile_kernels() -> list[dict]:
     with compile_only() as launches:
         strided_copy_probe[(1,)](torch.zeros(2048, dtype=torch.bfloat16), torch.zeros(1024, dtype=torch.bfloat16),
                                  1000, BLOCK=1024)
+        small_dot_probe[(1,)](torch.zeros(64, 64, dtype=torch.bfloat16), torch.zeros(64, 64), BLOCK=64, num_warps=2)
         # the float32 RMSNorm backward as launched until 2026-12-05: 4 rows of 4096 columns on 16 warps
         x = torch.zeros(64, 4096)
         rmsnorm_bwd_kernel[(1,)](x, x[0], x, x[:, 0], x, x, 64, 4096, BLOCK_M=4, BLOCK_N=4096, BLOCKS_PER_PROGRAM=4,
@@ -114,6 +126,24 @@ def test_the_rule_sees_a_gather(compiled):
     """The probe, compiled in the same process, breaks the rule: the check can fail."""
     probe = next(c for c in compiled if c["kernel"] == "strided_copy_probe")
     assert scalar_tile_accesses(probe["accesses"]) is not None, probe
+
+
+def test_attention_multiplies_on_warpgroup_tensor_cores(compiled):
+    """Every matmul of the bf16 FlashAttention kernels is a wgmma (the preprocess kernel has none); float32 takes IEEE
+    dots on the CUDA cores, no tensor cores at all."""
+    for c in kernels(compiled):
+        if not c["workload"].startswith("attention") or c["kernel"] == "flash_bwd_preprocess_kernel":
+            continue
+        wanted = (c["mma"]["wgmma"] > 0) if c["workload"].endswith("bfloat16") else (c["mma"]["wgmma"] == 0)
+        assert wanted and c["mma"]["mma.sync"] == 0, f"{c['kernel']} ({c['workload']}): {c['mma']}"
+
+
+def test_the_tensor_core_check_sees_mma_sync(compiled):
+    """The small-dot probe, on 2 warps, compiles to mma.sync: the check can fail."""
+    probe = next(c for c in compiled if c["kernel"] == "small_dot_probe")
+    assert probe["mma"]["wgmma"] == 0 and probe["mma"]["mma.sync"] > 0, probe
+
+
 
 
 def test_no_kernel_spills_registers(compiled):
