@@ -44,7 +44,7 @@ class HopperStandIn:
 def compile_only() -> Iterator[list]:
     """Within it every Triton launch compiles its kernel for sm90 and returns without running it; yields the list of
     (kernel name, CompiledKernel) that the launches compiled, in launch order."""
-    launches, launch = [], JITFunction.run
+    launches, launch, active = [], JITFunction.run, driver._active  # None until a launch first picks a driver
 
     def compile_instead(self, *args, grid, warmup, **kwargs):
         kernel = launch(self, *args, grid=grid, warmup=True, **kwargs)
@@ -57,7 +57,7 @@ def compile_only() -> Iterator[list]:
         yield launches
     finally:
         JITFunction.run = launch
-        driver._active = None  # as before: chosen on first use. reset_active() would look for a GPU driver now
+        driver._active = active  # as it was: reset_active() would look for a GPU driver, which may not exist
 
 
 def global_accesses(ptx: str) -> dict[str, int]:
