@@ -88,13 +88,17 @@ def launch_config(n_cols: int) -> tuple[int, int, int]:
     return block_m, block_n, num_warps
 
 
-def backward_config(n_cols: int) -> tuple[int, int, int]:
-    """Backward (BLOCK_M, BLOCK_N, num_warps): 8K elements a block (16K from 4096 columns), at most 64 rows, a warp
-    per 256 columns, 4 to 16. Chosen on an H100 from CUDA-graph timings of the backward over 27–144 launch
-    settings per shape (16384 rows, d_model 768 … 4096, bf16 and fp32): at the bf16 shapes within 4% of the best
-    setting found, where the forward's rule took up to 1.9x as long."""
+def backward_config(n_cols: int, element_size: int) -> tuple[int, int, int]:
+    """Backward (BLOCK_M, BLOCK_N, num_warps): 8K elements a block (16K from 4096 columns in 16-bit types), at most
+    64 rows, a warp per 256 columns, 4 to 16. Chosen on an H100 from CUDA-graph timings of the backward over 27–144
+    launch settings per shape (16384 rows, d_model 768 … 4096, bf16 and fp32): at the bf16 shapes within 4% of the
+    best setting found, where the forward's rule took up to 1.9x as long. float32 keeps 8K: a 16K block needs more
+    than the 128 registers a thread has at 16 warps, and ptxas spilled 184 bytes a thread to the stack
+    (tests/programs/test_hopper_compile.py); the best settings an H200 sweep found at 2560 and 4096 float32 columns
+    were blocks of 4K and 8K elements."""
     block_n = triton.next_power_of_2(n_cols)
-    block_m = max(1, min(64, (16_384 if block_n >= 4096 else 8192) // block_n))
+    block_elements = 16_384 if block_n >= 4096 and element_size < 4 else 8192
+    block_m = max(1, min(64, block_elements // block_n))
     return block_m, block_n, min(max(block_n // 256, 4), 16)
 
 
@@ -129,7 +133,7 @@ class RMSNormFunction(torch.autograd.Function):
         n_rows, n_cols = x_2d.shape
         dy_2d = dy.reshape(n_rows, n_cols).contiguous()  # autograd may hand an expanded (stride-0) tensor
         dx = torch.empty_like(x_2d)
-        block_m, block_n, num_warps = backward_config(n_cols)
+        block_m, block_n, num_warps = backward_config(n_cols, x_2d.element_size())
         n_blocks = triton.cdiv(n_rows, block_m)
         per_program = triton.cdiv(n_blocks, backward_programs_per_device(x_2d.device))
         blocks_per_program = triton.next_power_of_2(max(1, per_program))

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import re
+import subprocess
+import tempfile
 from collections.abc import Iterator
+
+import triton
 
 from triton.backends.compiler import GPUTarget
 from triton.runtime.driver import driver
@@ -58,6 +63,22 @@ def compile_only() -> Iterator[list]:
 def global_accesses(ptx: str) -> dict[str, int]:
     """The kernel's global-memory load and store instructions by kind and width, e.g. {"ld.global.v4.b32": 8}."""
     return dict(collections.Counter(re.findall(r"\b((?:ld|st)\.global(?:\.[a-z0-9]+)*)", ptx)))
+
+
+def spilled_bytes(kernel) -> int:
+    """Bytes a thread spills to the stack (ptxas's spill stores), from Triton's own ptxas run again with -v on the
+    kernel's PTX: registers a kernel needs beyond what its warps leave each thread (65,536 an SM, 255 at most)."""
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "kernel.ptx")
+        with open(source, "w") as f:
+            f.write(kernel.asm["ptx"])
+        done = subprocess.run([ptxas, "-v", f"--gpu-name=sm_{HOPPER.arch}a", source, "-o", os.devnull],
+                              capture_output=True, text=True, timeout=300)
+    report = re.search(r"(\d+) bytes spill stores", done.stdout + done.stderr)
+    if done.returncode or not report:
+        raise RuntimeError(f"ptxas -v on {kernel.name}: {(done.stdout + done.stderr)[-2000:]}")
+    return int(report.group(1))
 
 
 def matrix_instructions(ptx: str) -> dict[str, int]:

@@ -47,15 +47,16 @@ def small_dot_probe(A, C, BLOCK: tl.constexpr):
 
 def compile_kernels() -> list[dict]:
     """Every launch of the kernel wrappers at the shapes above, compiled for sm90: kernel, workload, the PTX's global
-    accesses and tensor-core instructions. FlashAttention's fixed tiles (CS336_FLASH_AUTOTUNE=0): the autotuner would
-    time its candidates. Then the probes, which break the rules."""
+    accesses and tensor-core instructions, and the bytes a thread spills. FlashAttention's fixed tiles
+    (CS336_FLASH_AUTOTUNE=0): the autotuner would time its candidates. Then the probes, which break the rules."""
     from impl.kernels import flash_triton, linear_cross_entropy, rotary
-    from impl.kernels.rmsnorm import RMSNormFunction
-    from tests.harness.hopper import compile_only, global_accesses, matrix_instructions
+    from impl.kernels.rmsnorm import RMSNormFunction, rmsnorm_bwd_kernel
+    from tests.harness.hopper import compile_only, global_accesses, matrix_instructions, spilled_bytes
 
     def described(launches: list, workload: str) -> list[dict]:
         return [dict(kernel=name, workload=workload, accesses=global_accesses(kernel.asm["ptx"]),
-                     mma=matrix_instructions(kernel.asm["ptx"])) for name, kernel in launches]
+                     mma=matrix_instructions(kernel.asm["ptx"]), spilled=spilled_bytes(kernel))
+                for name, kernel in launches]
 
     results = []
     for dtype in (torch.bfloat16, torch.float32):
@@ -92,6 +93,10 @@ def compile_kernels() -> list[dict]:
         strided_copy_probe[(1,)](torch.zeros(2048, dtype=torch.bfloat16), torch.zeros(1024, dtype=torch.bfloat16),
                                  1000, BLOCK=1024)
         small_dot_probe[(1,)](torch.zeros(64, 64, dtype=torch.bfloat16), torch.zeros(64, 64), BLOCK=64, num_warps=2)
+        # the float32 RMSNorm backward as launched until 2026-12-05: 4 rows of 4096 columns on 16 warps
+        x = torch.zeros(64, 4096)
+        rmsnorm_bwd_kernel[(1,)](x, x[0], x, x[:, 0], x, x, 64, 4096, BLOCK_M=4, BLOCK_N=4096, BLOCKS_PER_PROGRAM=4,
+                                 num_warps=16)
     return results + described(launches, "probe")
 
 
@@ -157,6 +162,21 @@ def test_the_tensor_core_check_sees_mma_sync(compiled):
     """The small-dot probe, on 2 warps, compiles to mma.sync: the check can fail."""
     probe = next(c for c in compiled if c["kernel"] == "small_dot_probe")
     assert probe["mma"]["wgmma"] == 0 and probe["mma"]["mma.sync"] > 0, probe
+
+
+def test_no_kernel_spills_registers(compiled):
+    """A thread's values all in registers: a spill goes to the stack in local memory and back, in the inner loop.
+    Except FlashAttention-2 in float32, the accuracy path (IEEE dots on the CUDA cores, fixed tiles, no speed goal),
+    whose forward spills 4 bytes a thread at d = 32."""
+    spilling = {(c["kernel"], c["workload"]): c["spilled"] for c in kernels(compiled)
+                if c["spilled"] and not (c["workload"].startswith("attention") and c["workload"].endswith("float32"))}
+    assert not spilling, f"bytes spilled a thread: {spilling}"
+
+
+def test_the_spill_check_sees_a_spill(compiled):
+    """The float32 RMSNorm backward's former block (4 x 4096 on 16 warps: 128 registers a thread) spills."""
+    probe = next(c for c in compiled if c["kernel"] == "rmsnorm_bwd_kernel" and c["workload"] == "probe")
+    assert probe["spilled"] > 0, probe
 
 
 if __name__ == "__main__":  # the compiling process (see compiled)
