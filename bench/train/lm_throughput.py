@@ -254,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n" + report(f"Where a step's time goes: ms per step over {args.profile} profiled steps",
                               "python -m bench.train.lm_throughput", argv, device, [
                                   "step: the timed steps' mean (above); device busy: the kernels' summed time per "
-                                  "profiled step (leaf operators' on a CPU); device idle: step minus busy, time the "
-                                  "device waits for the host (launches, Python, syncs)",
+                                  "profiled step (leaf operators' on a CPU); device idle: the gaps between them on the "
+                                  "profiler's timeline per profiled step, time the device waits for the host "
+                                  "(launches, Python, syncs); step − busy − idle: the timed steps against the "
+                                  "profiled ones",
                                   "categories by kernel name (bench/train/step_profile.py); each row's profiler "
                                   f"table in {profiling.directory}/"], PROFILE_HEADER, profile_rows)
     write_report(text, args.out)

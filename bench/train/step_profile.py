@@ -1,7 +1,8 @@
 """Where a training step's time goes: a few steps under torch.profiler, the kernels' time (operators' on a CPU)
-summed into categories per step, beside the step's wall-clock. The gap between the two is time the GPU waits for
-the host (launches, Python, synchronisation): a launch-bound step has a large one. The categories go by kernel
-name: a fused kernel counts once, in the first category its name matches.
+summed into categories per step, beside the step's wall-clock, and the device's idle time: the gaps between its
+kernels on the profiler's timeline, where it waits for the host (launches, Python, synchronisation). A launch-bound
+step has large gaps. The categories go by kernel name: a fused kernel counts once, in the first category its name
+matches.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ def category(name: str) -> str:
 
 
 def profile_steps(train_step, device: torch.device, steps: int, table_path: Path) -> dict[str, float]:
-    """Milliseconds per step the device is busy ("busy") and each category's share; the profiler's own table (top
-    entries by self time) goes to ``table_path``. The step's wall-clock is the caller's, timed without the profiler,
-    which slows the host."""
+    """Milliseconds per step the device is busy ("busy"), each category's share, and the device's gaps ("idle");
+    the profiler's own table (top entries by self time) goes to ``table_path``. The step's wall-clock is the
+    caller's, timed without the profiler, which slows the host: so idle is measured here, on the timeline, and not
+    taken as the wall-clock minus busy, which mixes two sets of steps."""
     on_gpu = device.type == "cuda"
     activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_gpu else [])
     sync(device)
@@ -46,6 +48,8 @@ def profile_steps(train_step, device: torch.device, steps: int, table_path: Path
         for _ in range(steps):
             train_step()
         sync(device)
+    work = [event.time_range for event in profiler.events() if counted(event, on_gpu)]
+    idle = uncovered_time([(span.start, span.end) for span in work]) / 1000 / steps
     per_step = defaultdict(float)
     for event in profiler.key_averages():
         if counted(event, on_gpu):
@@ -55,7 +59,18 @@ def profile_steps(train_step, device: torch.device, steps: int, table_path: Path
     sort_key = "self_device_time_total" if on_gpu else "self_cpu_time_total"
     atomic_write_text(table_path, profiler.key_averages().table(sort_by=sort_key, row_limit=30,
                                                                 max_name_column_width=80))
-    return {"busy": sum(per_step.values()), **{column: per_step[column] for column in COLUMNS}}
+    return {"busy": sum(per_step.values()), "idle": idle, **{column: per_step[column] for column in COLUMNS}}
+
+
+def uncovered_time(intervals: list[tuple[float, float]]) -> float:
+    """The time between the first start and the last end that no (start, end) interval covers: the device's gaps.
+    Overlapping intervals (several streams; on a CPU, nested operators and the autograd thread's) count once."""
+    gaps, reached = 0.0, None
+    for start, end in sorted(intervals):
+        if reached is not None and start > reached:
+            gaps += start - reached
+        reached = end if reached is None else max(reached, end)
+    return gaps
 
 
 def counted(event, on_gpu: bool) -> bool:
@@ -70,8 +85,7 @@ def counted(event, on_gpu: bool) -> bool:
 
 
 def profile_row(config: str, label: str, step_ms: float, times: dict[str, float]) -> list[str]:
-    idle = max(0.0, step_ms - times["busy"])
-    return [config, label, f"{step_ms:.2f}", f"{times['busy']:.2f}", f"{idle:.2f}",
+    return [config, label, f"{step_ms:.2f}", f"{times['busy']:.2f}", f"{times['idle']:.2f}",
             *(f"{times[column]:.2f}" for column in COLUMNS)]
 
 

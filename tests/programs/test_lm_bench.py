@@ -8,6 +8,7 @@ No wall-clock time is asserted.
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from bench.common import parse_tables
 from bench.train import a2_benchmark, lm_throughput
 from bench.train.nanogpt_peer import PeerLM, state_dict_from_ours
-from bench.train.step_profile import COLUMNS, OTHER, PROFILE_HEADER, category
+from bench.train.step_profile import COLUMNS, OTHER, PROFILE_HEADER, category, uncovered_time
 from impl.nn import TransformerLM
 from impl.train import cross_entropy
 from impl.programs.config import TrainConfig
@@ -87,9 +88,23 @@ def test_profile_adds_where_each_rows_step_goes_and_the_profilers_tables(tmp_pat
         busy = float(cells["device busy (ms)"])
         assert busy > 0 and float(cells["matmul"]) > 0
         assert abs(sum(float(cells[column]) for column in COLUMNS) - busy) < 0.01 * len(COLUMNS)
+        assert float(cells["device idle (ms)"]) > 0  # on a CPU, the Python between the operators
     tables = sorted(path.name for path in (tmp_path / "lm_throughput" / "profiles").iterdir())
     assert tables == ["tiny-compile-off-ours.txt", "tiny-compile-off-peer.txt"]
     assert "aten::mm" in (tmp_path / "lm_throughput" / "profiles" / tables[0]).read_text()
+
+
+def test_uncovered_time_is_the_gaps_between_intervals_counting_overlaps_once():
+    """Against the time units no interval covers, counted one by one, on random integer intervals."""
+    rng = random.Random(0)
+    assert uncovered_time([]) == 0 and uncovered_time([(3, 7)]) == 0
+    assert uncovered_time([(0, 10), (2, 3), (12, 15), (14, 20), (25, 26)]) == 2 + 5
+    for _ in range(200):
+        starts = [rng.randint(0, 40) for _ in range(rng.randint(1, 8))]
+        intervals = [(start, start + rng.randint(0, 6)) for start in starts]
+        first, last = min(s for s, _ in intervals), max(e for _, e in intervals)
+        uncovered = sum(not any(s <= t < e for s, e in intervals) for t in range(first, last))
+        assert uncovered_time(intervals) == uncovered, intervals
 
 
 @pytest.mark.parametrize("kernel, expected", [
