@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from impl.nn import RotaryEmbedding
+
 Q_TILE = 64  # rows of Q per tile (B_q); the handout asks for at least 16
 K_TILE = 64  # rows of K and V per tile (B_k)
 MASKED = -1e6  # added to the scores of keys after the query (A2 §4.2.2 (c))
@@ -104,9 +106,13 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
 
 
 def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool,
-                   out: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                   out: tuple[Tensor, Tensor, Tensor] | None = None,
+                   angles: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """A2 eqs. 13–19, tiled as Algorithm 2: key tiles outside, query tiles inside; dQ accumulates over key tiles.
-    Copied into ``out`` (tensors of Q's, K's and V's shapes) when given, as the Triton backward writes there."""
+    Copied into ``out`` (tensors of Q's, K's and V's shapes) when given, as the Triton backward writes there. With
+    ``angles``, the cos and sin ((N, d/2) or, for (Z, H, N, d) inputs, (Z, N, d/2)) by which RoPE rotated Q and K:
+    dQ and dK rotated back, the gradients with respect to Q and K before the rotation, as the Triton backward gives
+    them."""
     acc = L.dtype
     n_q, n_k, d = Q.shape[-2], K.shape[-2], Q.shape[-1]
     scale = 1 / math.sqrt(d)
@@ -137,6 +143,9 @@ def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Te
             dk += ds.transpose(-1, -2) @ q * scale
         dK[..., k0:k0 + b_k, :] = dk
         dV[..., k0:k0 + b_k, :] = dv
+    if angles is not None:  # a rotation's gradient is its transpose: the rotation by the opposite angles
+        cos, sin = (a[:, None] if a.dim() == 3 else a for a in angles)  # against (Z, H, N, d/2) pairs
+        dQ, dK = (RotaryEmbedding.rotate(gradient, cos, -sin) for gradient in (dQ, dK))
     if out is None:
         return dQ.to(Q.dtype), dK.to(K.dtype), dV.to(V.dtype)
     for gradient, into in zip((dQ, dK, dV), out):

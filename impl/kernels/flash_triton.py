@@ -84,6 +84,22 @@ def head_base(X, off_z, off_h, stride_z, stride_h):
 
 
 @triton.jit
+def rotate_back(x, cos_base, sin_base, stride_cn, offs, N, D, HEAD_DIM: tl.constexpr, EVEN_D: tl.constexpr):
+    """x (rows, HEAD_DIM) float32, the gradient with respect to RoPE-rotated rows at positions offs: rotated back
+    pair by pair, (x₂ₖ, x₂ₖ₊₁) → (x₂ₖ cos + x₂ₖ₊₁ sin, x₂ₖ₊₁ cos − x₂ₖ sin), the transpose of RoPE's rotation (A1
+    §3.5.3), by the angles (N, d/2) at cos_base and sin_base. Padding columns (d < HEAD_DIM) come out 0."""
+    pairs = tl.arange(0, HEAD_DIM // 2)
+    angle = offs[:, None] * stride_cn + pairs[None, :]
+    mask = offs[:, None] < N
+    if not EVEN_D:  # only then: a mask at the runtime D // 2 splits the loads into scalar ones
+        mask = mask & (pairs[None, :] < D // 2)
+    cos = tl.load(cos_base + angle, mask=mask, other=0.0)
+    sin = tl.load(sin_base + angle, mask=mask, other=0.0)
+    even, odd = tl.split(tl.reshape(x, (x.shape[0], HEAD_DIM // 2, 2)))
+    return tl.reshape(tl.join(even * cos + odd * sin, odd * cos - even * sin), (x.shape[0], HEAD_DIM))
+
+
+@triton.jit
 def query_tile_program(H, IS_CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr):
     """(start_m, off_z, off_h) of a program that owns one query tile of one (batch, head)."""
     pid_m = tl.program_id(0)
@@ -230,17 +246,19 @@ def dkdv_tiles(dk, dv, k, v, q_base, do_base, l_base, d_base, stride_qm, stride_
 
 
 @triton.jit
-def flash_bwd_dkdv_kernel(Q, K, V, DO, L, Delta, DK, DV,
+def flash_bwd_dkdv_kernel(Q, K, V, DO, L, Delta, DK, DV, COS, SIN,
                           stride_qz, stride_qh, stride_qm, stride_qd,
                           stride_kz, stride_kh, stride_kn, stride_kd,
                           stride_vz, stride_vh, stride_vn, stride_vd,
                           stride_dz, stride_dh, stride_dm, stride_dd,
                           stride_gkz, stride_gkh, stride_gkn, stride_gkd,
-                          stride_gvz, stride_gvh, stride_gvn, stride_gvd,
+                          stride_gvz, stride_gvh, stride_gvn, stride_gvd, stride_cz, stride_cn,
                           H, N_Q, N_K, D, qk_scale, sm_scale,
                           IS_CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr, EVEN_D: tl.constexpr,
-                          PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program per (key tile, batch·head): dK and dV of BLOCK_N keys, written once (no atomics)."""
+                          ROTATE: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+                          BLOCK_N: tl.constexpr):
+    """One program per (key tile, batch·head): dK and dV of BLOCK_N keys, written once (no atomics); with ROTATE,
+    dK rotated back by the angles COS, SIN of its keys' positions (rotate_back)."""
     pid_n, off_hz = tl.program_id(0), tl.program_id(1)
     off_z, off_h = off_hz // H, off_hz % H
     q_base = head_base(Q, off_z, off_h, stride_qz, stride_qh)
@@ -282,8 +300,12 @@ def flash_bwd_dkdv_kernel(Q, K, V, DO, L, Delta, DK, DV,
     dv_block = tl.make_block_ptr(head_base(DV, off_z, off_h, stride_gvz, stride_gvh), shape=(N_K, D),
                                  strides=(stride_gvn, stride_gvd), offsets=(start_n, 0),
                                  block_shape=(BLOCK_N, HEAD_DIM), order=(1, 0))
-    tl.store(dk_block, (dk * sm_scale).to(DK.dtype.element_ty), boundary_check=(0, 1))
-    tl.store(dv_block, dv.to(DV.dtype.element_ty), boundary_check=(0, 1))
+    tl.store(dv_block, dv.to(DV.dtype.element_ty), boundary_check=(0, 1))  # first: its registers free for dK's turn
+    dk = dk * sm_scale
+    if ROTATE:
+        angles = off_z.to(tl.int64) * stride_cz
+        dk = rotate_back(dk, COS + angles, SIN + angles, stride_cn, offs_n, N_K, D, HEAD_DIM, EVEN_D)
+    tl.store(dk_block, dk.to(DK.dtype.element_ty), boundary_check=(0, 1))
 
 
 @triton.jit
@@ -316,16 +338,18 @@ def dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_kd, strid
 
 
 @triton.jit
-def flash_bwd_dq_kernel(Q, K, V, DO, L, Delta, DQ,
+def flash_bwd_dq_kernel(Q, K, V, DO, L, Delta, DQ, COS, SIN,
                         stride_qz, stride_qh, stride_qm, stride_qd,
                         stride_kz, stride_kh, stride_kn, stride_kd,
                         stride_vz, stride_vh, stride_vn, stride_vd,
                         stride_dz, stride_dh, stride_dm, stride_dd,
-                        stride_gqz, stride_gqh, stride_gqm, stride_gqd,
+                        stride_gqz, stride_gqh, stride_gqm, stride_gqd, stride_cz, stride_cn,
                         H, N_Q, N_K, D, qk_scale, sm_scale,
                         IS_CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr, EVEN_D: tl.constexpr,
-                        PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program per (query tile, batch·head): dQ of BLOCK_M queries, accumulated in float32, written once."""
+                        ROTATE: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+                        BLOCK_N: tl.constexpr):
+    """One program per (query tile, batch·head): dQ of BLOCK_M queries, accumulated in float32, written once; with
+    ROTATE, rotated back by the angles COS, SIN of its queries' positions (rotate_back)."""
     start_m, off_z, off_h = query_tile_program(H, IS_CAUSAL, BLOCK_M)
     k_base = head_base(K, off_z, off_h, stride_kz, stride_kh)
     v_base = head_base(V, off_z, off_h, stride_vz, stride_vh)
@@ -351,7 +375,11 @@ def flash_bwd_dq_kernel(Q, K, V, DO, L, Delta, DQ,
     dq_block = tl.make_block_ptr(head_base(DQ, off_z, off_h, stride_gqz, stride_gqh), shape=(N_Q, D),
                                  strides=(stride_gqm, stride_gqd), offsets=(start_m, 0),
                                  block_shape=(BLOCK_M, HEAD_DIM), order=(1, 0))
-    tl.store(dq_block, (dq * sm_scale).to(DQ.dtype.element_ty), boundary_check=(0, 1))
+    dq = dq * sm_scale
+    if ROTATE:
+        angles = off_z.to(tl.int64) * stride_cz
+        dq = rotate_back(dq, COS + angles, SIN + angles, stride_cn, offs_m, N_Q, D, HEAD_DIM, EVEN_D)
+    tl.store(dq_block, dq.to(DQ.dtype.element_ty), boundary_check=(0, 1))
 
 
 INTERPRETED = not isinstance(flash_fwd_kernel, triton.runtime.JITFunction)  # TRITON_INTERPRET=1 at import
@@ -456,7 +484,7 @@ def fixed_config(kind: str, head_dim: int, element_size: int) -> dict:
 
 def autotuned(kind: str, kernel):
     return triton.autotune(
-        configs=CONFIGS[kind], key=["N_Q", "N_K", "D", "IS_CAUSAL"],
+        configs=CONFIGS[kind], key=["N_Q", "N_K", "D", "IS_CAUSAL", "ROTATE"],  # ROTATE: the backward's only
         prune_configs_by={"early_config_prune": fits(kind)},
         # A short benchmark per configuration: compiling them is what takes the time (about a minute per shape).
         do_bench=lambda fn, quantiles: triton.testing.do_bench(fn, warmup=5, rep=20, quantiles=quantiles),
@@ -562,9 +590,12 @@ def flash_forward(Q: Tensor, K: Tensor, V: Tensor, is_causal: bool) -> tuple[Ten
 
 
 def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Tensor, is_causal: bool,
-                   out: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                   out: tuple[Tensor, Tensor, Tensor] | None = None,
+                   angles: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """dQ, dK, dV: the preprocess kernel (D), then the dK/dV kernel and the dQ kernel; written into ``out`` (tensors
-    of Q's, K's and V's shapes, any strides) when given."""
+    of Q's, K's and V's shapes, any strides) when given. With ``angles``, RoPE's cos and sin ((N, d/2) or (Z, N,
+    d/2), float32) that rotated Q and K (causal self-attention, N_q = N_k): dQ and dK come out rotated back, the
+    gradients with respect to Q and K before the rotation, as the kernels store them (no pass of their own)."""
     if any(stride == 0 and size > 1 for stride, size in zip(dO.stride(), dO.shape)):
         dO = dO.contiguous()  # autograd may hand an expanded (stride-0) gradient, e.g. from o.sum(); views are read
                               # through their strides
@@ -576,17 +607,23 @@ def flash_backward(Q: Tensor, K: Tensor, V: Tensor, O: Tensor, L: Tensor, dO: Te
     l3 = L.view(z, h, n_q)
     delta = torch.empty_like(l3)
     sm_scale = 1 / math.sqrt(d)
-    meta = kernel_meta(Q, is_causal)
+    meta = kernel_meta(Q, is_causal) | {"ROTATE": angles is not None}
     strides = (*q4.stride(), *k4.stride(), *v4.stride(), *do4.stride())
+    # The angles as (Z, N, d/2), shared ones a stride-0 view; without them the kernels get L in their place, never
+    # read (ROTATE is off).
+    cos3, sin3 = (a.contiguous().expand(z, n_q, d // 2) for a in angles) if angles is not None else (l3, l3)
+    angle_strides = (cos3.stride(0), cos3.stride(1))
     scalars = (h, n_q, n_k, d, sm_scale * LOG2E, sm_scale)
     block = 64 if INTERPRETED else 128
-    for zh, (q, k, v, do, lse, dd, o, dk, dv, dq) in z_chunks([q4, k4, v4, do4, l3, delta, o4, dk4, dv4, dq4], h):
+    for zh, (q, k, v, do, lse, dd, o, dk, dv, dq, cos, sin) in z_chunks(
+            [q4, k4, v4, do4, l3, delta, o4, dk4, dv4, dq4, cos3, sin3], h):
         flash_bwd_preprocess_kernel[(triton.cdiv(n_q, block), zh)](
             o, do, dd, *o4.stride(), *do4.stride(), h, n_q, d, HEAD_DIM=meta["HEAD_DIM"], BLOCK_M=block)
         inputs = (q, k, v, do, lse, dd)  # dd: D = rowsum(dO ∘ O) of these rows
-        launch("dkdv", "BLOCK_N", n_k, zh, (*inputs, dk, dv, *strides, *dk4.stride(), *dv4.stride(), *scalars), meta,
-               Q.element_size())
-        launch("dq", "BLOCK_M", n_q, zh, (*inputs, dq, *strides, *dq4.stride(), *scalars), meta, Q.element_size())
+        launch("dkdv", "BLOCK_N", n_k, zh, (*inputs, dk, dv, cos, sin, *strides, *dk4.stride(), *dv4.stride(),
+                                            *angle_strides, *scalars), meta, Q.element_size())
+        launch("dq", "BLOCK_M", n_q, zh, (*inputs, dq, cos, sin, *strides, *dq4.stride(), *angle_strides, *scalars),
+               meta, Q.element_size())
     return dQ, dK, dV
 
 

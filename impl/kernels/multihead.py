@@ -3,7 +3,8 @@
 - ``flash_attention(q, k, v, is_causal)`` on (..., h, N, d) tensors;
 - ``rotary_flash_attention(qkv, cos, sin, num_heads)``: RoPE and causal attention from the packed q|k|v projection
   (Z, N, h + 2 h_kv, d) to the heads (Z, N, h, d), what the LM's attention calls when the kernels are switched on
-  (impl/kernels/fast_lm.py). Its backward writes dQ, dK and dV into one packed gradient and rotates it back there.
+  (impl/kernels/fast_lm.py). Its backward writes dQ, dK and dV into one packed gradient, dQ and dK rotated back as
+  they are stored.
 
 The Triton kernels (impl/kernels/flash_triton.py, impl/kernels/rotary.py) on CUDA, the PyTorch FlashAttention-2
 (impl/kernels/flash_pytorch.py) elsewhere.
@@ -82,8 +83,9 @@ def flash_attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False) ->
 
 
 # RoPE + attention from the packed projection. The forward saves the rotated q|k|v (the projection's output itself is
-# not kept) and the backward writes dQ, dK, dV straight into one (Z, N, h + 2 h_kv, d) gradient, whose q and k heads
-# it then rotates back in place: no concatenation of the three gradients anywhere (the reason for the operator).
+# not kept) and the backward writes dQ, dK, dV straight into one (Z, N, h + 2 h_kv, d) gradient, dQ and dK rotated back
+# as the kernels store them: no concatenation of the three gradients anywhere (the reason for the operator), and no
+# pass of its own for the rotation's gradient.
 def split_heads(packed: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
     """(Z, N, h + 2 h_kv, d) -> q (Z, h, N, d), k and v (Z, h_kv, N, d): views."""
     num_kv_heads = (packed.shape[-2] - num_heads) // 2
@@ -129,16 +131,16 @@ def rotary_attention_backward(rotated: Tensor, o: Tensor, lse: Tensor, do: Tenso
     d_qkv = torch.empty_like(rotated)
     dq, dk, dv = split_heads(d_qkv, num_heads)
     backward = functions_for(rotated.device)[1]
+    rotation = {"angles": (cos, sin)} if cos is not None else {}  # dQ and dK come out rotated back
     if groups == 1:
-        backward(q, k, v, o.transpose(1, 2), lse, do.transpose(1, 2), True, out=(dq, dk, dv))
-    else:  # every query head's dK and dV, summed over the heads that share a key/value head
+        backward(q, k, v, o.transpose(1, 2), lse, do.transpose(1, 2), True, out=(dq, dk, dv), **rotation)
+    else:  # every query head's dK and dV, summed over the heads that share a key/value head (rotating is linear)
         k_all, v_all = repeat_kv_heads(k, groups), repeat_kv_heads(v, groups)
         dk_all, dv_all = torch.empty_like(k_all), torch.empty_like(v_all)
-        backward(q, k_all, v_all, o.transpose(1, 2), lse, do.transpose(1, 2), True, out=(dq, dk_all, dv_all))
+        backward(q, k_all, v_all, o.transpose(1, 2), lse, do.transpose(1, 2), True, out=(dq, dk_all, dv_all),
+                 **rotation)
         dk.copy_(dk_all.unflatten(1, (num_kv_heads, groups)).sum(2))
         dv.copy_(dv_all.unflatten(1, (num_kv_heads, groups)).sum(2))
-    if cos is not None:
-        rotate_heads(d_qkv, cos, sin, num_heads + num_kv_heads, out=d_qkv, inverse=True)
     return d_qkv
 
 

@@ -3,10 +3,10 @@
 The LM's attention with the kernels switched on (impl/kernels/multihead.py, ``rotary_flash_attention``) takes
 the projection's output as one (Z, N, h + 2 h_kv, d) tensor. ``rotate_heads`` rotates the pairs (x₂ₖ, x₂ₖ₊₁) of
 its first ``rotated_heads`` heads (q's and k's) by each token's angles and copies the rest (v's), reading and
-writing every element once; with ``inverse`` it rotates by the opposite angles, which is the rotation's gradient
-(a rotation's transpose is its inverse), and may write in place. Rotating the gradient of all three where the
-attention backward wrote them, in one buffer, is the point: torch.compile's backward of the split projection
-otherwise concatenates dQ, dK and dV in one slow pass (bench/results/h200-lm-step-graphs-head.md).
+writing every element once. The rotation's gradient takes no pass: the FlashAttention-2 backward kernels store dQ and
+dK rotated back (impl/kernels/flash_triton.py, ``rotate_back``), into one packed gradient, where torch.compile's
+backward of the split projection would concatenate dQ, dK and dV in one slow pass
+(bench/results/h200-lm-step-graphs-head.md).
 
 The kernel reads and writes a pair as one machine word (two bfloat16 in an int32, two float32 in an int64): every
 load and store is then a plain contiguous vector. Two earlier layouts, each element loaded with its partner by a
@@ -62,12 +62,12 @@ def pack_pair(even, odd, ELEMENT: tl.constexpr):
 
 @triton.jit
 def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, n_heads, rotated_heads, stride_xt, stride_yt, stride_cz,
-                        stride_cn, INVERSE: tl.constexpr, ELEMENT: tl.constexpr, HALF_D: tl.constexpr,
+                        stride_cn, ELEMENT: tl.constexpr, HALF_D: tl.constexpr,
                         PAIRS: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_HEADS: tl.constexpr):
     """X and Y are words, a pair each: a row is a token's heads, n_heads · HALF_D words one after another (row =
     z · n_tokens + n); a program takes a (BLOCK_ROWS × BLOCK_HEADS × PAIRS) tile of them, PAIRS = HALF_D rounded up
     to a power of two. The angles of a (token, pair) are loaded once for the tile's heads. Heads from rotated_heads
-    on get cos 1, sin 0 (a copy). In float32, stored in the element type; Y may be X."""
+    on get cos 1, sin 0 (a copy). In float32, stored in the element type."""
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     heads = tl.program_id(1) * BLOCK_HEADS + tl.arange(0, BLOCK_HEADS)
     pairs = tl.arange(0, PAIRS)
@@ -79,8 +79,6 @@ def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, n_heads, rotated_heads
     angle = (z.to(tl.int64) * stride_cz + n.to(tl.int64) * stride_cn)[:, None] + pairs[None, :]
     cos = tl.load(COS + angle, mask=angle_mask, other=1.0)[:, None, :]
     sin = tl.load(SIN + angle, mask=angle_mask, other=0.0)[:, None, :]
-    if INVERSE:
-        sin = -sin
     rotate = (heads < rotated_heads)[None, :, None]
     cos = tl.where(rotate, cos, 1.0)
     sin = tl.where(rotate, sin, 0.0)
@@ -89,26 +87,22 @@ def rotate_heads_kernel(X, Y, COS, SIN, n_rows, n_tokens, n_heads, rotated_heads
     tl.store(Y + (rows.to(tl.int64) * stride_yt)[:, None, None] + words, y, mask=mask)
 
 
-def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor, inverse: bool = False
-                 ) -> Tensor:
-    """``out`` (x's shape (Z, N, heads, d)) = x with heads 0 … rotated_heads − 1 rotated by the angles whose cos
-    and sin are (N, d/2) or (Z, N, d/2) float32, the other heads copied; ``out`` may be ``x``. Returns ``out``."""
+def rotate_heads(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor) -> Tensor:
+    """``out`` (x's shape (Z, N, heads, d), not x) = x with heads 0 … rotated_heads − 1 rotated by the angles whose
+    cos and sin are (N, d/2) or (Z, N, d/2) float32, the other heads copied. Returns ``out``."""
     if x.stride(-1) != 1 or out.stride(-1) != 1:
         raise ValueError("rotate_heads needs the head dim contiguous (stride 1) in x and out")
     if x.device.type != "cuda" and not INTERPRETED:
-        angles = (t[..., None, :] for t in (cos, -sin if inverse else sin))  # (…, N, 1, d/2): every head
+        angles = (t[..., None, :] for t in (cos, sin))  # (…, N, 1, d/2): every head
         out[..., :rotated_heads, :] = RotaryEmbedding.rotate(x[..., :rotated_heads, :], *angles)
-        if out is not x:
-            out[..., rotated_heads:, :] = x[..., rotated_heads:, :]
+        out[..., rotated_heads:, :] = x[..., rotated_heads:, :]
         return out
     if x.dtype not in WORDS:
         raise ValueError(f"rotate_heads' kernel takes bfloat16, float16 or float32 tensors, got {x.dtype}")
-    return launch_rotation(x, cos, sin, rotated_heads, out, inverse, INTERPRETED_TILE_WORDS if INTERPRETED else
-                           TILE_WORDS)
+    return launch_rotation(x, cos, sin, rotated_heads, out, INTERPRETED_TILE_WORDS if INTERPRETED else TILE_WORDS)
 
 
-def launch_rotation(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor, inverse: bool, tile: int
-                    ) -> Tensor:
+def launch_rotation(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out: Tensor, tile: int) -> Tensor:
     """rotate_heads' kernel, its programs' tiles of about ``tile`` words."""
     z, n, heads, d = x.shape
     for t in (x, out):
@@ -122,16 +116,14 @@ def launch_rotation(x: Tensor, cos: Tensor, sin: Tensor, rotated_heads: int, out
     stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0
     word, element = WORDS[x.dtype]
     x_words, out_words = x.view(word), out.view(word)  # (Z, N, heads, d/2): a pair a word
-    # In place, the copied heads are already where they belong: the programs take the rotated heads only.
-    launched_heads = rotated_heads if out is x else heads
     half_d, pairs = d // 2, triton.next_power_of_2(d // 2)
     # heads: the largest power of two that divides them (no masked-off heads) and fits the tile
-    block_heads = min(launched_heads & -launched_heads, max(1, tile // pairs))
+    block_heads = min(heads & -heads, max(1, tile // pairs))
     block_rows = max(1, tile // (pairs * block_heads))
     n_rows = z * n
-    grid = (triton.cdiv(n_rows, block_rows), triton.cdiv(launched_heads, block_heads))
+    grid = (triton.cdiv(n_rows, block_rows), triton.cdiv(heads, block_heads))
     rotate_heads_kernel[grid](
-        x_words, out_words, cos3, sin3, n_rows, n, launched_heads, rotated_heads, x_words.stride(1),
-        out_words.stride(1), stride_cz, cos3.stride(1), INVERSE=inverse, ELEMENT=element, HALF_D=half_d, PAIRS=pairs,
+        x_words, out_words, cos3, sin3, n_rows, n, heads, rotated_heads, x_words.stride(1),
+        out_words.stride(1), stride_cz, cos3.stride(1), ELEMENT=element, HALF_D=half_d, PAIRS=pairs,
         BLOCK_ROWS=block_rows, BLOCK_HEADS=block_heads, num_warps=8)
     return out

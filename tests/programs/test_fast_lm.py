@@ -227,8 +227,8 @@ def packed_projection(z=2, n=29, heads=(4, 2), d=16, dtype=torch.float32, seed=3
 
 
 def check_rotate_heads(rotary, dtype: torch.dtype, per_sequence: bool) -> None:
-    """Heads 0 … r−1 rotated as impl.nn.RotaryEmbedding rotates them (its pairs, its angles), the others copied;
-    ``inverse`` in place takes the result back. 5 heads of 16 (40 pairs) and 9 of 32 (144): partial tiles."""
+    """Heads 0 … r−1 rotated as impl.nn.RotaryEmbedding rotates them (its pairs, its angles), the others copied.
+    5 heads of 16 (40 pairs) and 9 of 32 (144): partial tiles."""
     from impl.nn import RotaryEmbedding
 
     for heads, d in (((3, 1), 16), ((3, 3), 32)):
@@ -255,19 +255,48 @@ def check_rotate_heads(rotary, dtype: torch.dtype, per_sequence: bool) -> None:
             c, s = cos.double()[..., None, :], sin.double()[..., None, :]  # (z or 1, n, 1, d/2)
             exact = torch.stack((pairs[..., 0] * c - pairs[..., 1] * s, pairs[..., 0] * s + pairs[..., 1] * c), -1)
             assert_within_rule(out[:, :, :rotated], by_head, exact.flatten(-2), 2, f"rotated heads, {dtype}, d={d}")
-        back = rotary.rotate_heads(out, cos, sin, rotated, out=out, inverse=True)
-        assert back is out
-        torch.testing.assert_close(back, x, **({} if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("per_sequence", [False, True], ids=["shared angles", "angles per sequence"])
 @pytest.mark.parametrize("in_triton", [True, False], ids=["kernel", "pytorch"])
-def test_rotate_heads_rotates_the_first_heads_copies_the_rest_and_inverts(dtype, per_sequence, in_triton, monkeypatch):
+def test_rotate_heads_rotates_the_first_heads_and_copies_the_rest(dtype, per_sequence, in_triton, monkeypatch):
     from impl.kernels import rotary
 
     monkeypatch.setattr(rotary, "INTERPRETED", in_triton)
     check_rotate_heads(rotary, dtype, per_sequence)
+
+
+def check_gradients_rotated_back(flash_triton, dtype: torch.dtype, d: int, per_sequence: bool) -> None:
+    """The Triton backward with RoPE's angles: dQ and dK as without them, then rotated back by the opposite angles
+    (impl.nn.RotaryEmbedding's arithmetic, in float32), dV untouched. 29 tokens: partial tiles; d = 48: padding."""
+    from impl.nn import RotaryEmbedding
+
+    z, h, n = 2, 3, 29
+    g = torch.Generator().manual_seed(6)
+    q, k, v, do = (torch.randn(z, h, n, d, generator=g).to(device=device(), dtype=dtype) for _ in range(4))
+    o, lse = flash_triton.flash_forward(q, k, v, True)
+    rope = RotaryEmbedding(500.0, d, 64, device=device())
+    positions = torch.randint(0, 64, (z, n), generator=torch.Generator().manual_seed(7)).to(device())
+    cos, sin = (rope.cos[positions], rope.sin[positions]) if per_sequence else (rope.cos[:n], rope.sin[:n])
+    plain = flash_triton.flash_backward(q, k, v, o, lse, do, True)
+    rotated = flash_triton.flash_backward(q, k, v, o, lse, do, True, angles=(cos, sin))
+    by_head = (cos[:, None], sin[:, None]) if per_sequence else (cos, sin)  # (Z, 1, N, d/2) or (N, d/2)
+    # bfloat16: the kernel rounds the rotated float32 gradient once, the expected value rounds it twice
+    tolerance = {} if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    for name, got, unrotated in zip(("dQ", "dK"), rotated, plain):
+        expected = RotaryEmbedding.rotate(unrotated.float(), by_head[0], -by_head[1])
+        torch.testing.assert_close(got.float(), expected, **tolerance, msg=lambda m: f"{name}: {m}")
+    assert torch.equal(rotated[2], plain[2]), "dV changed"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("d", [16, 48])
+@pytest.mark.parametrize("per_sequence", [False, True], ids=["shared angles", "angles per sequence"])
+def test_the_triton_backward_stores_dq_and_dk_rotated_back(dtype, d, per_sequence):
+    from impl.kernels import flash_triton
+
+    check_gradients_rotated_back(flash_triton, dtype, d, per_sequence)
 
 
 def use_triton_attention(monkeypatch) -> None:
@@ -332,7 +361,6 @@ ROTARY_MUTANTS = {  # impl/kernels/rotary.py, one line each
         "y = pack_pair(even * sin + odd * cos, even * cos - odd * sin, ELEMENT)"),
     "rotated by the opposite angle": ("sin = tl.load(SIN + angle, mask=angle_mask, other=0.0)[:, None, :]",
                                       "sin = -tl.load(SIN + angle, mask=angle_mask, other=0.0)[:, None, :]"),
-    "the inverse rotates forward again": ("        sin = -sin\n", "        sin = sin\n"),
     "the first value head rotated too": ("rotate = (heads < rotated_heads)[None, :, None]",
                                          "rotate = (heads < rotated_heads + 1)[None, :, None]"),
     "the first sequence's angles for all": ("stride_cz = cos3.stride(0) if cos3.shape[0] > 1 else 0", "stride_cz = 0"),
@@ -341,21 +369,48 @@ ROTARY_MUTANTS = {  # impl/kernels/rotary.py, one line each
         "low = even.to(dtype).to(tl.int16, bitcast=True).to(tl.int32)"),
     "a float32 pair's odd element read from the even one's bits": ("odd = (word >> 32).to(tl.int32)",
                                                                     "odd = (word >> 0).to(tl.int32)"),
-    "the in-place inverse skips the last rotated head": ("launched_heads = rotated_heads if out is x else heads",
-                                                         "launched_heads = rotated_heads - 1 if out is x else heads"),
 }
 
 
-@pytest.mark.parametrize("mutant", ROTARY_MUTANTS)
-def test_each_rotary_kernel_mutant_is_rejected(mutant, monkeypatch):
-    from impl.kernels import multihead, rotary
+ROTATE_BACK_MUTANTS = {  # impl/kernels/flash_triton.py, one line each
+    "rotated forward, not back": (
+        "tl.join(even * cos + odd * sin, odd * cos - even * sin)",
+        "tl.join(even * cos - odd * sin, odd * cos + even * sin)"),
+    "a pair's elements swapped": (
+        "tl.join(even * cos + odd * sin, odd * cos - even * sin)",
+        "tl.join(odd * cos - even * sin, even * cos + odd * sin)"),
+    "dK not rotated": ("dk = rotate_back(dk,", "dk = dk + 0 * rotate_back(dk,"),
+    "the first sequence's angles for all": ("angle_strides = (cos3.stride(0), cos3.stride(1))",
+                                            "angle_strides = (0, cos3.stride(1))"),
+    "the first sequence's angles for dQ": ("dq = rotate_back(dq, COS + angles, SIN + angles,",
+                                           "dq = rotate_back(dq, COS, SIN,"),
+    "each key's angles one position late": ("dk = rotate_back(dk, COS + angles, SIN + angles, stride_cn, offs_n,",
+                                            "dk = rotate_back(dk, COS + angles, SIN + angles, stride_cn, offs_n + 1,"),
+}
 
-    mutated = source_mutant(rotary, *ROTARY_MUTANTS[mutant])
-    monkeypatch.setattr(multihead, "rotate_heads", mutated.rotate_heads)
-    use_triton_attention(monkeypatch)
+
+ROPE_MUTANTS = {"rotary": ROTARY_MUTANTS, "flash_triton": ROTATE_BACK_MUTANTS}
+
+
+@pytest.mark.parametrize("module, mutant", [(module, mutant) for module, mutants in ROPE_MUTANTS.items()
+                                            for mutant in mutants])
+def test_each_rope_kernel_mutant_is_rejected(module, mutant, monkeypatch):
+    """RoPE's kernels: the rotation of q and k (impl/kernels/rotary.py) and of their gradients back, as the attention
+    backward stores them (impl/kernels/flash_triton.py)."""
+    from impl.kernels import flash_triton, multihead, rotary
+
+    mutated = source_mutant({"rotary": rotary, "flash_triton": flash_triton}[module], *ROPE_MUTANTS[module][mutant])
+    if module == "rotary":
+        monkeypatch.setattr(multihead, "rotate_heads", mutated.rotate_heads)
+        use_triton_attention(monkeypatch)
+    else:
+        monkeypatch.setattr(multihead, "functions_for", lambda _: (mutated.flash_forward, mutated.flash_backward))
     with pytest.raises(AssertionError):
-        for dtype in (torch.float32, torch.bfloat16):
-            for per_sequence in (False, True):
-                check_rotate_heads(mutated, dtype, per_sequence)
+        for per_sequence in (False, True):
+            if module == "rotary":
+                for dtype in (torch.float32, torch.bfloat16):
+                    check_rotate_heads(mutated, dtype, per_sequence)
+            else:
+                check_gradients_rotated_back(mutated, torch.float32, 48, per_sequence)
         check_same_training_signal(attention=True, rmsnorm=False)
         check_attention_at_token_positions()

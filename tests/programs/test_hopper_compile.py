@@ -64,9 +64,11 @@ def compile_kernels() -> list[dict]:
         for shape, (d, heads) in ATTENTION_SHAPES.items():
             # the LM's layout: q, k, v as (B, H, N, d) views of token-major (B, N, 3, H, d) memory
             q, k, v = torch.zeros(1, 256, 3, heads, d, dtype=dtype).transpose(1, 3).unbind(2)
-            with compile_only() as launches:
+            with compile_only() as launches:  # the backward without and with RoPE's rotation back of dQ and dK
                 o, lse = flash_triton.flash_forward(q, k, v, True)
                 flash_triton.flash_backward(q, k, v, o, lse, torch.zeros_like(o), True)
+                angles = torch.zeros(256, d // 2)
+                flash_triton.flash_backward(q, k, v, o, lse, torch.zeros_like(o), True, angles=(angles, angles))
             results += described(launches, f"attention {shape} {dtype_name}")
         for width in RMSNORM_WIDTHS:
             x = torch.zeros(64, width, dtype=dtype, requires_grad=True)
@@ -81,13 +83,12 @@ def compile_kernels() -> list[dict]:
                 linear_cross_entropy.softmax_gradient_(logits, torch.zeros(16, dtype=torch.long), words, 1 / 16,
                                                        write_gradient)
         results += described(launches, f"lm head {vocabulary} bfloat16")
-    for shape, (d, heads) in ATTENTION_SHAPES.items():  # RoPE over the packed q|k|v projection, and back in place
+    for shape, (d, heads) in ATTENTION_SHAPES.items():  # RoPE over the packed q|k|v projection
         for dtype in (torch.bfloat16, torch.float32):
             x = torch.zeros(1, 256, 3 * heads, d, dtype=dtype)
             cos = torch.zeros(256, d // 2)
             with compile_only() as launches:
-                rotary.launch_rotation(x, cos, cos, 2 * heads, torch.empty_like(x), False, rotary.TILE_WORDS)
-                rotary.launch_rotation(x, cos, cos, 2 * heads, x, True, rotary.TILE_WORDS)
+                rotary.launch_rotation(x, cos, cos, 2 * heads, torch.empty_like(x), rotary.TILE_WORDS)
             results += described(launches, f"rope {shape} {str(dtype).removeprefix('torch.')}")
     with compile_only() as launches:
         strided_copy_probe[(1,)](torch.zeros(2048, dtype=torch.bfloat16), torch.zeros(1024, dtype=torch.bfloat16),
@@ -119,8 +120,9 @@ def test_every_kernel_compiles_for_hopper(compiled):
                                                              "flash_bwd_dkdv_kernel", "flash_bwd_dq_kernel")} | {
         (kernel, "rmsnorm") for kernel in ("rmsnorm_fwd_kernel", "rmsnorm_bwd_kernel")} | {
         ("softmax_gradient_kernel", "lm"), ("rotate_heads_kernel", "rope")}
-    # two dtypes; the LM head in bfloat16, with its gradient and without; RoPE forward and inverse
-    assert len(kernels(compiled)) == 2 * (4 * len(ATTENTION_SHAPES) + 2 * len(RMSNORM_WIDTHS) + 2 * len(
+    # two dtypes; attention's backward without and with RoPE (preprocess, dK/dV, dQ again); the LM head in
+    # bfloat16, with its gradient and without
+    assert len(kernels(compiled)) == 2 * (7 * len(ATTENTION_SHAPES) + 2 * len(RMSNORM_WIDTHS) + len(
         ATTENTION_SHAPES)) + 2 * len(VOCABULARIES)
 
 
