@@ -48,8 +48,9 @@ def profile_steps(train_step, device: torch.device, steps: int, table_path: Path
         for _ in range(steps):
             train_step()
         sync(device)
-    work = [event.time_range for event in profiler.events() if counted(event, on_gpu)]
-    idle = uncovered_time([(span.start, span.end) for span in work]) / 1000 / steps
+    gaps = device_gaps([(event.time_range.start, event.time_range.end, event.key) for event in profiler.events()
+                        if counted(event, on_gpu)])
+    idle = sum(length for length, _, _ in gaps) / 1000 / steps
     per_step = defaultdict(float)
     for event in profiler.key_averages():
         if counted(event, on_gpu):
@@ -58,19 +59,35 @@ def profile_steps(train_step, device: torch.device, steps: int, table_path: Path
     table_path.parent.mkdir(parents=True, exist_ok=True)
     sort_key = "self_device_time_total" if on_gpu else "self_cpu_time_total"
     atomic_write_text(table_path, profiler.key_averages().table(sort_by=sort_key, row_limit=30,
-                                                                max_name_column_width=80))
+                                                                max_name_column_width=80) + gap_table(gaps, steps))
     return {"busy": sum(per_step.values()), "idle": idle, **{column: per_step[column] for column in COLUMNS}}
 
 
-def uncovered_time(intervals: list[tuple[float, float]]) -> float:
-    """The time between the first start and the last end that no (start, end) interval covers: the device's gaps.
-    Overlapping intervals (several streams; on a CPU, nested operators and the autograd thread's) count once."""
-    gaps, reached = 0.0, None
-    for start, end in sorted(intervals):
+def device_gaps(spans: list[tuple[float, float, str]]) -> list[tuple[float, str, str]]:
+    """The stretches between the first start and the last end that no (start, end, name) span covers, the device's
+    gaps: (length, the name of the span that reached furthest before it, the name of the span after it).
+    Overlapping spans (several streams; on a CPU, nested operators and the autograd thread's) count once."""
+    gaps, reached, last = [], None, ""
+    for start, end, name in sorted(spans):
         if reached is not None and start > reached:
-            gaps += start - reached
-        reached = end if reached is None else max(reached, end)
+            gaps.append((start - reached, last, name))
+        if reached is None or end > reached:
+            reached, last = end, name
     return gaps
+
+
+def gap_table(gaps: list[tuple[float, str, str]], steps: int, rows: int = 15) -> str:
+    """The gaps summed by the pair of kernels around them, largest first: what the device waits between."""
+    by_pair = defaultdict(lambda: [0.0, 0])
+    for length, before, after in gaps:
+        by_pair[before, after][0] += length
+        by_pair[before, after][1] += 1
+    lines = [f"\nDevice idle: {sum(length for length, _, _ in gaps) / 1000 / steps:.3f} ms a step in "
+             f"{len(gaps) / steps:.0f} gaps; the largest by the kernels before and after them "
+             "(µs a step, gaps a step):"]
+    for (before, after), (total, count) in sorted(by_pair.items(), key=lambda item: -item[1][0])[:rows]:
+        lines.append(f"{total / steps:10.1f} µs {count / steps:6.1f}  {before[:70]}  ->  {after[:70]}")
+    return "\n".join(lines) + "\n"
 
 
 def counted(event, on_gpu: bool) -> bool:

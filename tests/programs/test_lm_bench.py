@@ -18,7 +18,7 @@ import torch
 from bench.common import parse_tables
 from bench.train import a2_benchmark, lm_throughput
 from bench.train.nanogpt_peer import PeerLM, state_dict_from_ours
-from bench.train.step_profile import COLUMNS, OTHER, PROFILE_HEADER, category, uncovered_time
+from bench.train.step_profile import COLUMNS, OTHER, PROFILE_HEADER, category, device_gaps, gap_table
 from impl.nn import TransformerLM
 from impl.train import cross_entropy
 from impl.programs.config import TrainConfig
@@ -94,7 +94,11 @@ def test_profile_adds_where_each_rows_step_goes_and_the_profilers_tables(tmp_pat
     assert "aten::mm" in (tmp_path / "lm_throughput" / "profiles" / tables[0]).read_text()
 
 
-def test_uncovered_time_is_the_gaps_between_intervals_counting_overlaps_once():
+def uncovered_time(intervals: list[tuple[float, float]]) -> float:
+    return sum(length for length, _, _ in device_gaps([(start, end, "") for start, end in intervals]))
+
+
+def test_device_gaps_are_the_time_no_interval_covers_counting_overlaps_once():
     """Against the time units no interval covers, counted one by one, on random integer intervals."""
     rng = random.Random(0)
     assert uncovered_time([]) == 0 and uncovered_time([(3, 7)]) == 0
@@ -105,6 +109,16 @@ def test_uncovered_time_is_the_gaps_between_intervals_counting_overlaps_once():
         first, last = min(s for s, _ in intervals), max(e for _, e in intervals)
         uncovered = sum(not any(s <= t < e for s, e in intervals) for t in range(first, last))
         assert uncovered_time(intervals) == uncovered, intervals
+
+
+def test_each_gap_is_named_by_the_kernel_that_reached_furthest_before_it_and_the_next():
+    spans = [(0, 10, "gemm"), (2, 3, "copy"), (12, 15, "adam"), (14, 20, "norm"), (25, 26, "gemm")]
+    assert device_gaps(spans) == [(2, "gemm", "adam"), (5, "norm", "gemm")]
+    table = gap_table(device_gaps(spans + [(30, 31, "adam"), (40, 41, "norm")]), steps=1)
+    assert "0.020 ms a step in 4 gaps" in table
+    # by pair, largest first: adam -> norm 9, gemm -> adam 2 + 4, norm -> gemm 5
+    assert table.index("adam  ->  norm") < table.index("gemm  ->  adam") < table.index("norm  ->  gemm")
+    assert "       6.0 µs    2.0  gemm  ->  adam" in table
 
 
 @pytest.mark.parametrize("kernel, expected", [
