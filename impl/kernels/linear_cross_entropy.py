@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 CHUNK_ELEMENTS = 2**28  # logits per chunk at most: 1 GiB in float32, whatever the vocabulary
 VOCAB_ALIGNMENT = 64  # words: 128 bytes of a logit row in bfloat16
+LOG2E = tl.constexpr(1.4426950408889634)  # the kernel's exponentials are exp2: exp(x) = 2^(x log₂e)
+LANE = tl.constexpr(8)  # consecutive words a lane of the kernel takes: 16 bytes in bfloat16
 
 
 def default_chunk_rows(vocab_size: int) -> int:
@@ -33,40 +35,54 @@ def default_chunk_rows(vocab_size: int) -> int:
 
 @triton.jit
 def softmax_gradient_kernel(LOGITS, TARGETS, LOSSES, n_words, width, row_stride, scale, WRITE_GRADIENT: tl.constexpr,
-                            BLOCK: tl.constexpr, N_BLOCKS: tl.constexpr):
+                            BLOCK: tl.constexpr, N_FULL: tl.constexpr, N_BLOCKS: tl.constexpr):
     """Row r of LOGITS, its first n_words entries (the rest, to width, are padding words outside the softmax):
     LOSSES[r] = logsumexp − logit of the target, in float32; with WRITE_GRADIENT the row overwritten by
-    (softmax − one-hot) · scale, 0 at the padding. N_BLOCKS (width / BLOCK, rounded up) is a compile-time constant:
-    Triton 3.6's interpreter cannot loop to a runtime bound under numpy ≥ 2.4."""
+    (softmax − one-hot) · scale, 0 at the padding. A block of BLOCK words is taken as (BLOCK / LANE, LANE): LANE
+    consecutive words a lane. Blocks 0 … N_FULL − 1 hold only words, so they go unmasked; N_BLOCKS (width / BLOCK,
+    rounded up) counts the rest. Both are compile-time constants: Triton 3.6's interpreter cannot loop to a runtime
+    bound under numpy ≥ 2.4."""
     row = tl.program_id(0)
     logits = LOGITS + row.to(tl.int64) * row_stride
-    cols = tl.arange(0, BLOCK)
-    # Pass 1: per lane, the running max m and the sum s of exp(x − m) over the blocks (online softmax). A lane that
-    # has seen only padding has m = −inf and s = 0; it rescales by a finite stand-in, since −inf − (−inf) is nan.
-    m = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
-    s = tl.zeros([BLOCK], dtype=tl.float32)
+    offsets = tl.arange(0, BLOCK // LANE)[:, None] * LANE + tl.arange(0, LANE)[None, :]
+    # Pass 1: per lane, the running max m and the sum s of exp(x − m) (online softmax); the sum is rescaled once a
+    # block, after the lane's max over its LANE words: one exponential a word. exp(y) as exp2(y log₂e), y first.
+    m = tl.full([BLOCK // LANE], float("-inf"), dtype=tl.float32)
+    s = tl.zeros([BLOCK // LANE], dtype=tl.float32)
     for i in range(N_BLOCKS):
-        offs = i * BLOCK + cols
-        # Masked to the row's width, a multiple of 16 words, and only then to its words: a mask at n_words (GPT-2's
-        # 50,257) makes every load a single 16-bit one (tests/programs/test_hopper_compile.py).
-        x = tl.load(logits + offs, mask=offs < width, other=float("-inf")).to(tl.float32)
-        x = tl.where(offs < n_words, x, float("-inf"))
-        m_new = tl.maximum(m, x)
+        x = load_block(logits, i * BLOCK + offsets, n_words, width, i < N_FULL)
+        m_new = tl.maximum(m, tl.max(x, axis=1))
+        # A lane that has seen only padding has m = −inf and s = 0; it rescales by a finite stand-in, since
+        # −inf − (−inf) is nan.
         m_finite = tl.where(m_new == float("-inf"), 0.0, m_new)
-        s = s * tl.exp(m - m_finite) + tl.exp(x - m_finite)
+        s = s * tl.math.exp2((m - m_finite) * LOG2E) + tl.sum(tl.math.exp2((x - m_finite[:, None]) * LOG2E), axis=1)
         m = m_new
     row_max = tl.max(m, axis=0)  # finite: word 0 is a real word
     # log Σ exp(x − max), kept apart from the max: x − max is exact where x − (max + log Σ) would round at |x| ≫ 1
-    log_normalizer = tl.log(tl.sum(s * tl.exp(m - row_max), axis=0))
+    log_normalizer = tl.log(tl.sum(s * tl.math.exp2((m - row_max) * LOG2E), axis=0))
     target = tl.load(TARGETS + row)
     tl.store(LOSSES + row, log_normalizer - (tl.load(logits + target).to(tl.float32) - row_max))
     if WRITE_GRADIENT:  # pass 2, after the target's logit is read
+        log2_normalizer = log_normalizer * LOG2E
         for i in range(N_BLOCKS):
-            offs = i * BLOCK + cols
-            x = tl.load(logits + offs, mask=offs < width, other=0.0).to(tl.float32)
-            softmax = tl.where(offs < n_words, tl.exp((x - row_max) - log_normalizer), 0.0)
-            grad = (softmax - tl.where(offs == target, 1.0, 0.0)) * scale
+            offs = i * BLOCK + offsets
+            x = load_block(logits, offs, n_words, width, i < N_FULL)
+            softmax = tl.math.exp2(tl.fma(x - row_max, LOG2E, -log2_normalizer))  # 0 at the padding
+            grad = tl.fma(softmax, scale, -tl.where(offs == target, scale, 0.0))  # (softmax − one-hot) · scale
             tl.store(logits + offs, grad.to(LOGITS.dtype.element_ty), mask=offs < width)
+
+
+@triton.jit
+def load_block(logits, offs, n_words, width, ONLY_WORDS):
+    """The logits at offs in float32, −inf at the padding words. A block of ONLY_WORDS loads
+    unmasked; otherwise masked to the row's width, a multiple of 16 words, and only then to its words: a mask at
+    n_words (GPT-2's 50,257) makes every load a single 16-bit one (tests/programs/test_hopper_compile.py)."""
+    if ONLY_WORDS:
+        x = tl.load(logits + offs).to(tl.float32)
+    else:
+        x = tl.load(logits + offs, mask=offs < width, other=float("-inf")).to(tl.float32)
+        x = tl.where(offs < n_words, x, float("-inf"))
+    return x
 
 
 INTERPRETED = not isinstance(softmax_gradient_kernel, triton.runtime.JITFunction)  # TRITON_INTERPRET=1 at import
@@ -82,8 +98,8 @@ def softmax_gradient_(logits: Tensor, targets: Tensor, n_words: int, scale: floa
     losses = torch.empty(rows, dtype=torch.float32, device=logits.device)
     block = INTERPRETED_BLOCK_WORDS if INTERPRETED else BLOCK_WORDS
     softmax_gradient_kernel[(rows,)](logits, targets, losses, n_words, width, logits.stride(0), scale,
-                                     WRITE_GRADIENT=write_gradient, BLOCK=block, N_BLOCKS=triton.cdiv(width, block),
-                                     num_warps=8)
+                                     WRITE_GRADIENT=write_gradient, BLOCK=block, N_FULL=n_words // block,
+                                     N_BLOCKS=triton.cdiv(width, block), num_warps=8)
     return losses
 
 
