@@ -16,7 +16,8 @@ is; a component it lacks (or a model that gives no gradients, as course adapters
 Warm-up steps (compilation included) are excluded; the timed steps are bracketed by
 torch.cuda.synchronize(). Precision is bf16 autocast on a GPU, fp32 on a CPU. ``--profile N`` then runs N more
 steps of each row under torch.profiler (bench/train/step_profile.py): a second table of milliseconds per step by
-kernel category, and each row's profiler table beside the report.
+kernel category, and each row's profiler table beside the report, ending with the device's gaps summed by the
+kernels before and after them.
 """
 
 from __future__ import annotations
