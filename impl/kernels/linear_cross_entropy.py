@@ -86,8 +86,17 @@ def load_block(logits, offs, n_words, width, ONLY_WORDS):
 
 
 INTERPRETED = not isinstance(softmax_gradient_kernel, triton.runtime.JITFunction)  # TRITON_INTERPRET=1 at import
-BLOCK_WORDS = 2048  # a program's block of a row; 128 in the interpreter, so the CPU tests see 1-3 blocks
-INTERPRETED_BLOCK_WORDS = 128
+INTERPRETED_BLOCK_WORDS = 128  # so that the CPU tests see 1-3 blocks a row
+
+
+def block_and_warps(width: int) -> tuple[int, int]:
+    """A program's block of a row, in words, and its warps. At GPT-2's (4096, 50304) bfloat16 chunk on an H200, 8192
+    words on 16 warps (16 words a thread) took 273 µs, 4.5 TB/s for two reads and one write; 2048 on 8 warps took 339
+    and 4096 on 16 took 290 (bench/results/h200-lm-step-mfu45.md). Rows of fewer than 4 such blocks (TinyStories'
+    10,000 words) keep the 2048 on 8 warps that were timed there: a last block mostly padding was not."""
+    if INTERPRETED:
+        return INTERPRETED_BLOCK_WORDS, 1  # warps mean nothing to the interpreter
+    return (8192, 16) if width >= 4 * 8192 else (2048, 8)
 
 
 @torch.library.custom_op("cs336::softmax_cross_entropy_gradient_", mutates_args=("logits",))
@@ -96,10 +105,10 @@ def softmax_gradient_(logits: Tensor, targets: Tensor, n_words: int, scale: floa
     the gradient of scale × the summed loss with respect to them. One Triton program a row (softmax_gradient_kernel)."""
     rows, width = logits.shape
     losses = torch.empty(rows, dtype=torch.float32, device=logits.device)
-    block = INTERPRETED_BLOCK_WORDS if INTERPRETED else BLOCK_WORDS
+    block, warps = block_and_warps(width)
     softmax_gradient_kernel[(rows,)](logits, targets, losses, n_words, width, logits.stride(0), scale,
                                      WRITE_GRADIENT=write_gradient, BLOCK=block, N_FULL=n_words // block,
-                                     N_BLOCKS=triton.cdiv(width, block), num_warps=8)
+                                     N_BLOCKS=triton.cdiv(width, block), num_warps=warps)
     return losses
 
 
