@@ -27,7 +27,7 @@ from tests.harness.helpers import REPO
 # (head dim, heads): TinyStories 17M, GPT-2 small, the A2 leaderboard's 8B model
 ATTENTION_SHAPES = {"d32": (32, 16), "d64": (64, 12), "d128": (128, 32)}
 RMSNORM_WIDTHS = (512, 768, 1280, 2560, 4096)
-VOCABULARIES = {"GPT-2": 50257, "Qwen (the leaderboard's)": 151936}
+VOCABULARIES = {"TinyStories": 10000, "GPT-2": 50257, "Qwen (the leaderboard's)": 151936}  # both block sizes
 
 
 @triton.jit
